@@ -1,0 +1,1 @@
+"""Spine: an event-sourced, multi-tenant durability service for AI-agent platforms."""

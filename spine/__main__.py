@@ -1,0 +1,3 @@
+from spine.app.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""`/v1/events` and `/v1/streams`: append, read by cursor, follow over SSE, read one stream."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from spine.app.follow import follow
+from spine.app.services import Services
+from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
+from spine.domain.context import RequestContext
+from spine.domain.cursor import check_cursor, parse_cursor
+from spine.domain.errors import StreamNotFound
+from spine.domain.events import ANY, AppendResult, Event, ExpectedVersion, NewEvent, Page, StreamName
+
+MAX_PAGE = 1000
+
+
+class AppendBody(msgspec.Struct, frozen=True, kw_only=True):
+    stream: StreamName
+    events: Annotated[list[NewEvent], msgspec.Meta(min_length=1, max_length=MAX_EVENTS_PER_APPEND)]
+    expected_version: ExpectedVersion = ANY
+
+
+class StreamPage(msgspec.Struct, frozen=True, kw_only=True):
+    events: list[Event]
+    version: int
+
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")]
+StreamFilter = Annotated[str | None, Parameter(query="stream", description="only this stream")]
+TypeFilter = Annotated[list[str] | None, Parameter(query="type", description="only these types (repeatable)")]
+
+
+class EventsController(Controller):
+    path = "/v1/events"
+    tags = ["events"]
+
+    @post("/", status_code=201, summary="Append events to a stream, atomically")
+    async def append(
+        self, data: AppendBody, ctx: RequestContext, services: Services
+    ) -> Response[AppendResult]:
+        request = AppendRequest(
+            stream=data.stream,
+            events=data.events,
+            expected_version=data.expected_version,
+            meta=ctx.event_meta(),
+        )
+        result = await services.spine.append(ctx.partition, request)
+        return Response(result, status_code=201, headers={"X-Spine-Position": str(result.last_position)})
+
+    @get("/", summary="Read a partition by cursor")
+    async def read(
+        self,
+        ctx: RequestContext,
+        services: Services,
+        after: Annotated[str | None, Parameter(description="position cursor; events after it")] = None,
+        limit: Limit = 100,
+        stream: StreamFilter = None,
+        types: TypeFilter = None,
+    ) -> Page:
+        return await services.spine.read(
+            ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
+        )
+
+    @get("/stream", summary="Follow a partition over Server-Sent Events", media_type="text/event-stream")
+    async def follow(
+        self,
+        ctx: RequestContext,
+        services: Services,
+        last_event_id_header: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
+        after: Annotated[str | None, Parameter(description="cursor when no Last-Event-ID is sent")] = None,
+        last_event_id: Annotated[str | None, Parameter(description="alias of after")] = None,
+        stream: StreamFilter = None,
+        types: TypeFilter = None,
+    ) -> Stream:
+        if last_event_id_header is not None:
+            cursor = parse_cursor(last_event_id_header, name="Last-Event-ID")
+        else:
+            cursor = parse_cursor(after if after is not None else last_event_id)
+        # Validate before the 200 goes out: afterwards an error can only end the stream.
+        check_cursor(cursor, await services.spine.head(ctx.partition))
+        settings = services.settings
+        events = follow(
+            services.spine,
+            services.notifier,
+            services.metrics,
+            ctx.partition,
+            after=cursor,
+            stream=stream,
+            types=types or (),
+            retry_ms=settings.retry_ms,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            poll_seconds=settings.poll_seconds,
+        )
+        return Stream(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+class StreamsController(Controller):
+    path = "/v1/streams"
+    tags = ["events"]
+
+    @get("/{stream:str}", summary="Read one stream by version")
+    async def read_stream(
+        self,
+        stream: str,
+        ctx: RequestContext,
+        services: Services,
+        after_version: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Limit = 100,
+    ) -> StreamPage:
+        events, version = await services.spine.read_stream(
+            ctx.partition, stream, after_version=after_version, limit=limit
+        )
+        if version == 0:
+            raise StreamNotFound(stream)
+        return StreamPage(events=events, version=version)

@@ -1,0 +1,29 @@
+"""Unauthenticated operational endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import anyio
+from litestar import Response, get
+
+from spine.app.services import Services
+from spine.domain.errors import BackendUnavailable
+from spine.domain.partition import Partition
+
+
+@get("/health", summary="Liveness", tags=["ops"])
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", summary="Readiness: the event spine answers a read", tags=["ops"])
+async def ready(services: Services) -> dict[str, str]:
+    with anyio.move_on_after(services.settings.ready_timeout_seconds) as scope:
+        await services.spine.head(Partition.system(services.settings.default_env))
+    if scope.cancelled_caught:
+        raise BackendUnavailable("event_spine", "the event spine did not answer in time")
+    return {"status": "ready"}
+
+
+@get("/metrics", summary="Prometheus metrics", tags=["ops"], media_type="text/plain; version=0.0.4")
+async def metrics(services: Services) -> Response[bytes]:
+    return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,106 @@
+"""The one place where errors become HTTP answers: RFC 9457 problem details with `error_code`."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from spine.domain.errors import (
+    BackendUnavailable,
+    IdempotencyConflict,
+    InvalidContext,
+    InvalidCursor,
+    InvalidRequest,
+    MissingContext,
+    SpineError,
+    StreamNotFound,
+    VersionConflict,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: dict[type[SpineError], int] = {
+    InvalidRequest: 422,
+    MissingContext: 400,
+    InvalidContext: 400,
+    InvalidCursor: 400,
+    StreamNotFound: 404,
+    VersionConflict: 409,
+    IdempotencyConflict: 409,
+    BackendUnavailable: 503,
+}
+
+_HTTP_CODES = {
+    404: "http.not_found",
+    405: "http.method_not_allowed",
+    413: "request.too_large",
+}
+
+
+def problem(
+    status: int,
+    error_code: str,
+    message: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": f"urn:spine:error:{error_code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": message,
+        "error_code": error_code,
+        "message": message,
+        **(extra or {}),
+    }
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def spine_error_handler(_: Request[Any, Any, Any], exc: SpineError) -> Response[dict[str, Any]]:
+    status = next((_STATUS[cls] for cls in type(exc).__mro__ if cls in _STATUS), 500)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return problem(status, exc.error_code, exc.message, extra=exc.details(), headers=headers)
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    # Litestar answers 400 for bodies and parameters it cannot decode or validate: for a client
+    # that is an invalid request, the same as a rule the body breaks.
+    if isinstance(exc, ValidationException) or exc.status_code == 400:
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        return problem(422, "request.invalid", _validation_message(exc, errors), extra={"errors": errors})
+    code = _HTTP_CODES.get(exc.status_code, f"http.{exc.status_code}")
+    message = exc.detail
+    if exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        message = f"request body is larger than {limit} bytes"
+    return problem(exc.status_code, code, message, headers=exc.headers)
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    request_id = request.scope.get("state", {}).get("request_id")
+    log.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.url.path})
+    return problem(500, "internal.error", f"internal error; quote request id {request_id} when reporting it")
+
+
+def _validation_message(exc: HTTPException, errors: list[Any]) -> str:
+    parts = [
+        str(e.get("message")) + (f" at {e['key']}" if e.get("key") else "")
+        for e in errors
+        if isinstance(e, dict)
+    ]
+    return "; ".join(parts) or exc.detail
+
+
+exception_handlers: ExceptionHandlersMap = {
+    SpineError: spine_error_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}

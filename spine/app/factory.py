@@ -1,0 +1,71 @@
+"""`create_app(settings)`: the one composition root of the HTTP service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from spine.adapters.local_notifier import LocalNotifier
+from spine.adapters.memory_spine import MemorySpine
+from spine.adapters.redis_notifier import RedisNotifier
+from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.app.context import provide_context
+from spine.app.controllers.events import EventsController, StreamsController
+from spine.app.controllers.ops import health, metrics, ready
+from spine.app.errors import exception_handlers
+from spine.app.metered_spine import MeteredSpine
+from spine.app.metrics import Metrics
+from spine.app.middleware import echo_request_id, metrics_middleware
+from spine.app.services import Services, provide_services, provide_settings
+from spine.app.settings import Settings
+from spine.domain.ports import EventSpine, Notifier
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    app_metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            notifier: Notifier
+            if settings.redis_url:
+                notifier = await stack.enter_async_context(RedisNotifier(settings.redis_url))
+            else:
+                notifier = LocalNotifier()
+            spine: EventSpine
+            if settings.store == "memory":
+                spine = MemorySpine(notifier)
+            else:
+                spine = await stack.enter_async_context(
+                    SQLiteSpine(
+                        settings.spine_path,
+                        notifier=notifier,
+                        synchronous=settings.sqlite_synchronous,
+                        on_commit=app_metrics.on_commit,
+                    )
+                )
+            app.state.services = Services(MeteredSpine(spine, app_metrics), notifier, app_metrics, settings)
+            yield
+
+    return Litestar(
+        route_handlers=[EventsController, StreamsController, health, ready, metrics],
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "ctx": Provide(provide_context, sync_to_thread=False),
+        },
+        state=State({"settings": settings}),
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        middleware=[metrics_middleware(app_metrics)],
+        before_send=[echo_request_id],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Spine", version="0.1.0", path="/schema"),
+        debug=False,
+    )

@@ -1,0 +1,50 @@
+"""An EventSpine decorator that counts appends and measures their latency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from spine.app.metrics import Metrics
+from spine.domain.append import AppendRequest
+from spine.domain.errors import SpineError
+from spine.domain.events import AppendResult, Event, Page
+from spine.domain.partition import Partition
+from spine.domain.ports import EventSpine
+
+
+class MeteredSpine:
+    def __init__(self, inner: EventSpine, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
+        started = time.perf_counter()
+        try:
+            result = await self._inner.append(partition, request)
+        except SpineError as exc:
+            self._metrics.appends.labels(exc.error_code).inc()
+            raise
+        self._metrics.append_seconds.observe(time.perf_counter() - started)
+        self._metrics.appends.labels("ok").inc()
+        self._metrics.appended_events.inc(result.last_position - result.first_position + 1)
+        return result
+
+    async def read(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Sequence[str] = (),
+    ) -> Page:
+        return await self._inner.read(partition, after=after, limit=limit, stream=stream, types=types)
+
+    async def read_stream(
+        self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000
+    ) -> tuple[list[Event], int]:
+        return await self._inner.read_stream(partition, stream, after_version=after_version, limit=limit)
+
+    async def head(self, partition: Partition) -> int:
+        return await self._inner.head(partition)

@@ -1,0 +1,29 @@
+"""What the controllers are handed: the running adapters of this process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.datastructures import State
+
+from spine.app.metrics import Metrics
+from spine.app.settings import Settings
+from spine.domain.ports import EventSpine, Notifier
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    spine: EventSpine
+    notifier: Notifier
+    metrics: Metrics
+    settings: Settings
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings

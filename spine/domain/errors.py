@@ -1,0 +1,128 @@
+"""The one error tree of Spine.
+
+Every error has a stable ``code`` (the ``error_code`` clients see) and typed fields. How an error
+becomes an HTTP answer is decided in one place, ``spine.app.errors``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SpineError(Exception):
+    """Root of every error Spine raises on purpose."""
+
+    code: ClassVar[str] = "spine.error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def error_code(self) -> str:
+        """The code clients see; a class constant except where it names a resource kind."""
+        return self.code
+
+    def details(self) -> dict[str, object]:
+        """Typed fields that clients may rely on, added to the problem details."""
+        return {}
+
+
+class InvalidRequest(SpineError):
+    """A request that is well-formed JSON but breaks a rule of the contract."""
+
+    code = "request.invalid"
+
+
+class MissingContext(SpineError):
+    """A required piece of identity (tenant, project, …) was not sent."""
+
+    code = "context.missing_field"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"missing required context field {field!r}")
+        self.field = field
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
+class InvalidContext(SpineError):
+    """An identity field that is present but not a valid identifier."""
+
+    code = "context.invalid_field"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"context field {field!r} must match [A-Za-z0-9_][A-Za-z0-9_.:-]{{0,127}}")
+        self.field = field
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
+class InvalidCursor(SpineError):
+    """A position cursor that is not a non-negative integer at or below the partition head."""
+
+    code = "cursor.invalid"
+
+
+class StreamNotFound(SpineError):
+    """A stream that has no events in this partition."""
+
+    code = "stream.not_found"
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"stream {stream!r} has no events")
+        self.stream = stream
+
+    def details(self) -> dict[str, object]:
+        return {"stream": self.stream}
+
+
+class VersionConflict(SpineError):
+    """The stream is not at the version the writer expected (optimistic concurrency)."""
+
+    code = "spine.version_conflict"
+
+    def __init__(self, stream: str, expected: int | str, actual: int) -> None:
+        super().__init__(f"stream {stream!r} is at version {actual}, expected {expected}")
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+    def details(self) -> dict[str, object]:
+        return {"stream": self.stream, "expected_version": self.expected, "current_version": self.actual}
+
+
+class IdempotencyConflict(SpineError):
+    """Some, but not all, event ids of an append are already stored, or stored in another stream.
+
+    A retry must resend exactly the batch it sent before; anything else is a client bug that
+    appending would turn into duplicated or half-written data.
+    """
+
+    code = "spine.idempotency_conflict"
+
+    def __init__(self, stream: str, event_ids: list[str]) -> None:
+        super().__init__(
+            f"event ids {event_ids!r} are already stored, but not as this exact batch of stream {stream!r}"
+        )
+        self.stream = stream
+        self.event_ids = event_ids
+
+    def details(self) -> dict[str, object]:
+        return {"stream": self.stream, "event_ids": self.event_ids}
+
+
+class BackendUnavailable(SpineError):
+    """A backend could not be reached or did not commit; the caller may retry later."""
+
+    code = "backend_unavailable"
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def error_code(self) -> str:
+        return f"{self.kind}.backend_unavailable"

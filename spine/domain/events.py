@@ -1,0 +1,90 @@
+"""Events as they are appended, stored and read.
+
+One Struct is both the wire schema and the domain value (msgspec). New fields get defaults;
+a change of meaning is a new event type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from spine.domain.partition import Identifier
+
+STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,255}$"
+TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
+
+StreamName = Annotated[str, msgspec.Meta(pattern=STREAM_PATTERN, description="aggregate id, e.g. session:42")]
+EventType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, description="e.g. memory.set")]
+EventId = Annotated[
+    str, msgspec.Meta(pattern=EVENT_ID_PATTERN, description="idempotency key; a UUIDv7 when omitted")
+]
+Position = Annotated[int, msgspec.Meta(ge=0)]
+
+NO_STREAM: Final = "no_stream"
+ANY: Final = "any"
+ExpectedVersion = Annotated[int, msgspec.Meta(ge=0)] | Literal["no_stream", "any"]
+"""The stream version a writer expects: an exact version (0 = empty), ``no_stream`` or ``any``."""
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event a client asks to append. `id` makes the append idempotent."""
+
+    type: EventType
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: EventId | None = None
+
+
+class EventMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who caused an event: the request's identity, plus causation and correlation ids."""
+
+    tenant_id: Identifier
+    env: Identifier
+    project_id: Identifier
+    mode: str | None = None
+    user_id: str | None = None
+    surface_id: str | None = None
+    app_id: str | None = None
+    request_id: str | None = None
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """A stored event. `position` orders the partition; `version` orders its stream."""
+
+    id: str
+    type: str
+    stream: str
+    version: int
+    position: int
+    data: dict[str, Any]
+    meta: EventMeta
+    recorded_at: datetime
+
+
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an append landed. A retried append answers with the original positions."""
+
+    first_position: int
+    last_position: int
+    stream_version: int
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a partition read.
+
+    `next` is the cursor to read after; it passes events a filter skipped, so a filtered reader
+    never rescans them. `head` is the partition's last position when the page was read.
+    """
+
+    events: list[Event]
+    next: int
+    head: int
+
+
+event_encoder: Final = msgspec.json.Encoder()
+event_decoder: Final = msgspec.json.Decoder(Event)

@@ -1,0 +1,71 @@
+"""Ports: what the core needs from the outside world, as small async Protocols.
+
+Each adapter in `spine.adapters` implements one of these and passes the contract suite in
+`tests/contract/` against a real peer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from spine.domain.append import AppendRequest
+from spine.domain.events import AppendResult, Event, Page
+from spine.domain.partition import Partition
+
+
+class EventSpine(Protocol):
+    """A set of partitioned, totally ordered, append-only logs.
+
+    Error contract: `append` raises `VersionConflict` when `expected_version` does not hold,
+    `IdempotencyConflict` when only part of a batch's ids are stored, `InvalidRequest` for an
+    empty, oversized or self-duplicating batch; every method raises `BackendUnavailable` when the
+    backend cannot be reached or did not commit (nothing was acknowledged, so retry is safe).
+    """
+
+    async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
+        """Append atomically; acknowledged only once durable. Retried ids return the original result."""
+        ...
+
+    async def read(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Sequence[str] = (),
+    ) -> Page:
+        """Events with position > `after`, in position order, optionally filtered."""
+        ...
+
+    async def read_stream(
+        self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000
+    ) -> tuple[list[Event], int]:
+        """Events of one stream with version > `after_version`, and the stream's current version."""
+        ...
+
+    async def head(self, partition: Partition) -> int:
+        """The partition's last position (0 when empty)."""
+        ...
+
+
+class Subscription(Protocol):
+    """A live interest in one partition's head, opened *before* reading so no wake-up is lost."""
+
+    async def wait(self, after: int, timeout: float) -> bool:
+        """Return True once a position > `after` was announced, False when `timeout` passes first."""
+        ...
+
+
+class Notifier(Protocol):
+    """Says "partition P advanced to position N". Best effort: the log stays the truth.
+
+    A lost notification costs a reader latency (it polls after `timeout`), never an event.
+    `publish` never raises for a transport failure; it logs and drops.
+    """
+
+    async def publish(self, partition: Partition, position: int) -> None: ...
+
+    def subscribe(self, partition: Partition) -> AbstractAsyncContextManager[Subscription]: ...
