@@ -4,7 +4,7 @@ Layout: one row per event, clustered by (partition, position), with unique (part
 version) and (partition, id) indexes. WAL with `synchronous=FULL`, so an acknowledged append
 survives power loss.
 
-Group commit: appends queue up while a transaction is in flight; one committer task drains the
+Group commit: appends queue up while a transaction is in flight; one writer thread drains the
 queue into the next `BEGIN IMMEDIATE` transaction and acknowledges every caller only after COMMIT
 returned. Each request keeps its own outcome: one conflicting request does not fail its batch.
 `BEGIN IMMEDIATE` holds SQLite's write lock, so heads read inside it are exact even when several
@@ -13,9 +13,11 @@ processes share the file.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +27,6 @@ from types import TracebackType
 from typing import Literal
 
 import anyio
-import anyio.abc
 import msgspec
 
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
@@ -60,18 +61,23 @@ _MAX_EVENTS_PER_COMMIT = 20_000
 _events_decoder = msgspec.json.Decoder(list[Event])
 
 
-class _Pending:
-    __slots__ = ("done", "outcome", "partition", "request")
+_STOP = object()
 
-    def __init__(self, partition: Partition, request: AppendRequest) -> None:
+
+class _Pending:
+    __slots__ = ("future", "partition", "publish_at", "request")
+
+    def __init__(
+        self, partition: Partition, request: AppendRequest, future: asyncio.Future[AppendResult]
+    ) -> None:
         self.partition = partition
         self.request = request
-        self.done = anyio.Event()
-        self.outcome: AppendResult | SpineError | None = None
+        self.future = future
+        self.publish_at = 0  # set on the last append of its partition in a batch: it announces the head
 
 
 class SQLiteSpine:
-    """`async with SQLiteSpine(path) as spine:` starts the committer; leaving it drains and closes."""
+    """`async with SQLiteSpine(path) as spine:` starts the writer thread; leaving it drains and closes."""
 
     def __init__(
         self,
@@ -87,12 +93,12 @@ class SQLiteSpine:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._on_commit = on_commit
-        self._queue: list[_Pending] = []
-        self._wakeup = anyio.Event()
+        self._inbox: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_connections: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._writer_thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle
 
@@ -100,23 +106,21 @@ class SQLiteSpine:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _translate_errors():
             self._writer = await anyio.to_thread.run_sync(self._open_writer)
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
-        self._task_group.start_soon(self._commit_loop)
+        self._loop = asyncio.get_running_loop()
+        self._writer_thread = threading.Thread(target=self._write_loop, name=f"spine-writer:{self.path.name}")
+        self._writer_thread.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._task_group is not None
-        self._task_group.cancel_scope.cancel()
-        await self._task_group.__aexit__(exc_type, exc, tb)
-        for pending in self._queue:
-            pending.outcome = BackendUnavailable("event_spine", "the spine is shutting down")
-            pending.done.set()
-        self._queue.clear()
+        if self._writer_thread is not None:
+            self._inbox.put(_STOP)
+            await anyio.to_thread.run_sync(self._writer_thread.join)
+            self._writer_thread = None
         for connection in self._all_connections:
             connection.close()
+        self._all_connections.clear()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -149,56 +153,76 @@ class SQLiteSpine:
 
     async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
         validate(request)
-        if self._task_group is None:
-            raise BackendUnavailable("event_spine", "the spine is not started")
-        pending = _Pending(partition, request)
-        self._queue.append(pending)
-        self._wakeup.set()
-        await pending.done.wait()
-        outcome = pending.outcome
-        if isinstance(outcome, SpineError):
-            raise outcome
-        assert outcome is not None
-        return outcome
+        if self._loop is None or self._writer_thread is None:
+            raise BackendUnavailable("event_spine", "the event spine is not started")
+        pending = _Pending(partition, request, self._loop.create_future())
+        self._inbox.put(pending)
+        # If the caller is cancelled the append may still commit; a retry with the same ids is safe.
+        result = await pending.future
+        if pending.publish_at and self._notifier is not None:
+            await self._notifier.publish(partition, pending.publish_at)
+        return result
 
-    async def _commit_loop(self) -> None:
+    def _write_loop(self) -> None:
+        """The writer thread: everything queued during one commit goes into the next."""
+        assert self._loop is not None
         while True:
-            await self._wakeup.wait()
-            self._wakeup = anyio.Event()
-            while self._queue:
-                batch = self._take_batch()
-                started = time.perf_counter()
-                try:
-                    with _translate_errors():
-                        outcomes = await anyio.to_thread.run_sync(self._commit, batch)
-                except BackendUnavailable as exc:
-                    outcomes = [exc] * len(batch)
-                heads: dict[Partition, int] = {}
-                events = 0
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    pending.outcome = outcome
-                    pending.done.set()
-                    if isinstance(outcome, AppendResult):
-                        events += outcome.last_position - outcome.first_position + 1
-                        heads[pending.partition] = max(heads.get(pending.partition, 0), outcome.last_position)
-                if self._on_commit is not None:
-                    self._on_commit(len(batch), events, time.perf_counter() - started)
-                if self._notifier is not None:
-                    for partition, position in heads.items():
-                        await self._notifier.publish(partition, position)
+            first = self._inbox.get()
+            if first is _STOP:
+                return
+            assert isinstance(first, _Pending)
+            batch, stop = self._drain(first)
+            started = time.perf_counter()
+            outcomes: list[AppendResult | SpineError]
+            try:
+                with _translate_errors():
+                    outcomes = self._commit(batch)
+            except BackendUnavailable as exc:
+                outcomes = [exc] * len(batch)
+            elapsed = time.perf_counter() - started
+            self._loop.call_soon_threadsafe(self._resolve, batch, outcomes, elapsed)
+            if stop:
+                return
 
-    def _take_batch(self) -> list[_Pending]:
-        taken, total = 0, 0
-        for pending in self._queue:
-            total += len(pending.request.events)
-            if taken and total > _MAX_EVENTS_PER_COMMIT:
+    def _drain(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch, events = [first], len(first.request.events)
+        while events < _MAX_EVENTS_PER_COMMIT:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
                 break
-            taken += 1
-        batch, self._queue = self._queue[:taken], self._queue[taken:]
-        return batch
+            if item is _STOP:
+                return batch, True
+            assert isinstance(item, _Pending)
+            batch.append(item)
+            events += len(item.request.events)
+        return batch, False
+
+    def _resolve(
+        self, batch: list[_Pending], outcomes: list[AppendResult | SpineError], elapsed: float
+    ) -> None:
+        """On the event loop: hand each caller its outcome; the last writer of a partition announces."""
+        last_of: dict[Partition, _Pending] = {}
+        events = 0
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, AppendResult):
+                events += outcome.last_position - outcome.first_position + 1
+                pending.publish_at = outcome.last_position
+                last_of[pending.partition] = pending
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if last_of.get(pending.partition) is not pending:
+                pending.publish_at = 0
+            if pending.future.done():  # the caller went away
+                continue
+            if isinstance(outcome, AppendResult):
+                pending.future.set_result(outcome)
+            else:
+                pending.future.set_exception(outcome)
+        if self._on_commit is not None:
+            self._on_commit(len(batch), events, elapsed)
 
     def _commit(self, batch: list[_Pending]) -> list[AppendResult | SpineError]:
-        """One transaction for the whole batch; runs in a worker thread."""
+        """One transaction for the whole batch, on the writer thread."""
         connection = self._writer
         assert connection is not None
         recorded_at = datetime.now(UTC)

@@ -11,16 +11,19 @@ import re
 from typing import Any
 
 from litestar import Request
+from litestar.di import NamedDependency
 
-from spine.app.settings import Settings
+from spine.app.services import SettingsDep
 from spine.domain.context import RequestContext
 from spine.domain.errors import InvalidContext, MissingContext
 from spine.domain.partition import IDENTIFIER_PATTERN, normalize_env
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
+Context = NamedDependency[RequestContext]
 
-def provide_context(request: Request[Any, Any, Any], settings: Settings) -> RequestContext:
+
+def provide_context(request: Request[Any, Any, Any], settings: SettingsDep) -> RequestContext:
     headers = request.headers
     return RequestContext(
         tenant_id=_identifier(headers.get("x-tenant-id"), "X-Tenant-Id"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from spine.app.metrics import Metrics
 from spine.app.settings import Settings
@@ -17,6 +18,10 @@ class Services:
     notifier: Notifier
     metrics: Metrics
     settings: Settings
+
+
+ServicesDep = NamedDependency[Services]
+SettingsDep = NamedDependency[Settings]
 
 
 def provide_services(state: State) -> Services:

@@ -63,9 +63,9 @@ def decide_append(
 ) -> tuple[list[Event], AppendResult]:
     """Decide what a validated append writes, given the state read in the same transaction.
 
-    Returns the events to insert (empty for a retry of an append already stored) and the result
-    to acknowledge. Raises `IdempotencyConflict` when only part of the batch is stored, or stored
-    in another stream, and `VersionConflict` when `expected_version` does not hold.
+    Returns the events to insert (empty when every id is already stored in this stream: a retry,
+    answered with the stored positions) and the result to acknowledge. Raises
+    `IdempotencyConflict` when only part of the batch is stored, or stored in another stream, and `VersionConflict` when `expected_version` does not hold.
     """
     if stored:
         return [], _replayed(request, stored)

@@ -6,13 +6,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter, QueryParameter
 from litestar.response import Stream
 
+from spine.app.context import Context
 from spine.app.follow import follow
-from spine.app.services import Services
+from spine.app.services import ServicesDep
 from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
-from spine.domain.context import RequestContext
 from spine.domain.cursor import check_cursor, parse_cursor
 from spine.domain.errors import StreamNotFound
 from spine.domain.events import ANY, AppendResult, Event, ExpectedVersion, NewEvent, Page, StreamName
@@ -32,8 +32,10 @@ class StreamPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")]
-StreamFilter = Annotated[str | None, Parameter(query="stream", description="only this stream")]
-TypeFilter = Annotated[list[str] | None, Parameter(query="type", description="only these types (repeatable)")]
+StreamFilter = Annotated[str | None, QueryParameter(name="stream", description="only this stream")]
+TypeFilter = Annotated[
+    list[str] | None, QueryParameter(name="type", description="only these types (repeatable)")
+]
 
 
 class EventsController(Controller):
@@ -41,9 +43,7 @@ class EventsController(Controller):
     tags = ["events"]
 
     @post("/", status_code=201, summary="Append events to a stream, atomically")
-    async def append(
-        self, data: AppendBody, ctx: RequestContext, services: Services
-    ) -> Response[AppendResult]:
+    async def append(self, data: JSONBody[AppendBody], ctx: Context, services: ServicesDep) -> Response[AppendResult]:
         request = AppendRequest(
             stream=data.stream,
             events=data.events,
@@ -56,8 +56,8 @@ class EventsController(Controller):
     @get("/", summary="Read a partition by cursor")
     async def read(
         self,
-        ctx: RequestContext,
-        services: Services,
+        ctx: Context,
+        services: ServicesDep,
         after: Annotated[str | None, Parameter(description="position cursor; events after it")] = None,
         limit: Limit = 100,
         stream: StreamFilter = None,
@@ -70,9 +70,9 @@ class EventsController(Controller):
     @get("/stream", summary="Follow a partition over Server-Sent Events", media_type="text/event-stream")
     async def follow(
         self,
-        ctx: RequestContext,
-        services: Services,
-        last_event_id_header: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
+        ctx: Context,
+        services: ServicesDep,
+        last_event_id_header: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
         after: Annotated[str | None, Parameter(description="cursor when no Last-Event-ID is sent")] = None,
         last_event_id: Annotated[str | None, Parameter(description="alias of after")] = None,
         stream: StreamFilter = None,
@@ -111,9 +111,9 @@ class StreamsController(Controller):
     @get("/{stream:str}", summary="Read one stream by version")
     async def read_stream(
         self,
-        stream: str,
-        ctx: RequestContext,
-        services: Services,
+        stream: Annotated[str, PathParameter(description="the stream name")],
+        ctx: Context,
+        services: ServicesDep,
         after_version: Annotated[int, Parameter(ge=0)] = 0,
         limit: Limit = 100,
     ) -> StreamPage:

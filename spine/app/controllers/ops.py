@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 from litestar import Response, get
 
-from spine.app.services import Services
+from spine.app.services import ServicesDep
 from spine.domain.errors import BackendUnavailable
 from spine.domain.partition import Partition
 
@@ -16,7 +16,7 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", summary="Readiness: the event spine answers a read", tags=["ops"])
-async def ready(services: Services) -> dict[str, str]:
+async def ready(services: ServicesDep) -> dict[str, str]:
     with anyio.move_on_after(services.settings.ready_timeout_seconds) as scope:
         await services.spine.head(Partition.system(services.settings.default_env))
     if scope.cancelled_caught:
@@ -25,5 +25,5 @@ async def ready(services: Services) -> dict[str, str]:
 
 
 @get("/metrics", summary="Prometheus metrics", tags=["ops"], media_type="text/plain; version=0.0.4")
-async def metrics(services: Services) -> Response[bytes]:
+async def metrics(services: ServicesDep) -> Response[bytes]:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

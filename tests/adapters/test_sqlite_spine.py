@@ -1,0 +1,122 @@
+"""SQLite-specific behaviour: durability on reopen, group commit, several writers on one file."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+
+from spine.adapters.redis_notifier import RedisNotifier
+from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.domain.errors import BackendUnavailable
+from tests.contract.test_event_spine import P, all_events, req
+
+
+async def test_events_survive_closing_and_reopening_the_file(sqlite_path: Path) -> None:
+    async with SQLiteSpine(sqlite_path) as spine:
+        await spine.append(P, req("a", "x", "y", ids=["k-1", "k-2"]))
+    async with SQLiteSpine(sqlite_path) as spine:
+        assert [e.id for e in await all_events(spine)] == ["k-1", "k-2"]
+        retried = await spine.append(P, req("a", "x", "y", ids=["k-1", "k-2"]))
+        assert retried.last_position == 2
+        assert (await spine.append(P, req("a", "z"))).first_position == 3
+
+
+async def test_the_file_is_in_wal_mode(sqlite_path: Path) -> None:
+    async with SQLiteSpine(sqlite_path):
+        mode = sqlite3.connect(sqlite_path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+async def test_concurrent_appends_are_coalesced_into_group_commits(sqlite_path: Path) -> None:
+    commits: list[tuple[int, int]] = []
+    async with (
+        SQLiteSpine(sqlite_path, on_commit=lambda n, events, _: commits.append((n, events))) as spine,
+        anyio.create_task_group() as tg,
+    ):
+        for i in range(64):
+            tg.start_soon(spine.append, P, req(f"s-{i}", "x"))
+    assert sum(events for _, events in commits) == 64
+    assert len(commits) < 64
+    assert max(n for n, _ in commits) > 1
+
+
+async def test_a_conflict_fails_only_its_own_request_in_a_group(sqlite_path: Path) -> None:
+    outcomes: dict[str, str] = {}
+
+    async def attempt(name: str, expected: int | str) -> None:
+        try:
+            await spine.append(P, req(name, "x", expected=expected))  # type: ignore[arg-type]
+            outcomes[name] = "ok"
+        except Exception as exc:
+            outcomes[name] = type(exc).__name__
+
+    async with SQLiteSpine(sqlite_path) as spine:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(attempt, "good-1", "no_stream")
+            tg.start_soon(attempt, "bad", 5)
+            tg.start_soon(attempt, "good-2", "any")
+        assert outcomes == {"good-1": "ok", "bad": "VersionConflict", "good-2": "ok"}
+        assert [e.stream for e in await all_events(spine)] == ["good-1", "good-2"]
+
+
+async def test_two_spines_on_one_file_keep_positions_gapless(sqlite_path: Path) -> None:
+    async with SQLiteSpine(sqlite_path) as first, SQLiteSpine(sqlite_path) as second:
+
+        async def write(spine: SQLiteSpine, tag: str) -> None:
+            for i in range(200):
+                await spine.append(P, req(f"{tag}-{i % 3}", "x"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write, first, "a")
+            tg.start_soon(write, second, "b")
+        events = await all_events(first)
+    assert [e.position for e in events] == list(range(1, 401))
+    for stream in {e.stream for e in events}:
+        versions = [e.version for e in events if e.stream == stream]
+        assert versions == list(range(1, len(versions) + 1))
+
+
+@pytest.mark.redis
+async def test_a_follower_on_another_process_is_woken_through_redis(
+    sqlite_path: Path, redis_url: str
+) -> None:
+    prefix = f"spine-test:{uuid.uuid4().hex}:"
+    async with (
+        RedisNotifier(redis_url, channel_prefix=prefix) as writer_notifier,
+        RedisNotifier(redis_url, channel_prefix=prefix) as reader_notifier,
+        SQLiteSpine(sqlite_path, notifier=writer_notifier) as writer,
+        SQLiteSpine(sqlite_path, notifier=reader_notifier) as reader,
+        reader_notifier.subscribe(P) as subscription,
+    ):
+        with anyio.fail_after(10):
+            await reader_notifier.listening.wait()
+        result = await writer.append(P, req("a", "x"))
+        # only a notification can make wait() answer True; a poll would not
+        assert await subscription.wait(0, timeout=10)
+        page = await reader.read(P)
+        assert [e.position for e in page.events] == [result.last_position]
+
+
+async def test_an_unusable_file_is_a_backend_unavailable_error(tmp_path: Path) -> None:
+    (tmp_path / "spine.db").mkdir()
+    with pytest.raises(BackendUnavailable) as caught:
+        async with SQLiteSpine(tmp_path / "spine.db"):
+            pass
+    assert caught.value.error_code == "event_spine.backend_unavailable"
+
+
+async def test_a_write_lock_held_elsewhere_fails_appends_with_backend_unavailable(sqlite_path: Path) -> None:
+    async with SQLiteSpine(sqlite_path, busy_timeout_ms=50) as spine:
+        blocker = sqlite3.connect(sqlite_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(BackendUnavailable):
+                await spine.append(P, req("a", "x"))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert (await spine.append(P, req("a", "x"))).first_position == 1

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from litestar.testing import TestClient
+
+from spine.app.factory import create_app
+from spine.app.settings import Settings
+
+HEADERS = {"X-Tenant-Id": "t1", "X-Project-Id": "p1"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, max_body_bytes=64 * 1024, heartbeat_seconds=15.0, poll_seconds=2.0)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread = field(repr=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_live_server(settings: Settings) -> LiveServer:
+    """uvicorn in a thread of its own, so SSE streams for real (the test client buffers bodies)."""
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:  # readiness probe with a deadline, not a sleep standing in for sync
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("live server did not start")
+        time.sleep(0.01)
+    return LiveServer(f"http://127.0.0.1:{port}", server, thread)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    live = start_live_server(settings)
+    yield live
+    live.server.should_exit = True
+    live.thread.join(timeout=10)
+
+
+@pytest.fixture
+async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=HEADERS, timeout=10) as http_client:
+        yield http_client
+
+
+async def sse_frames(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
+    """Parse an SSE body into frames: {"id", "event", "data"} or {"retry"} or {"comment"}."""
+    frame: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if frame:
+                yield frame
+            frame = {}
+        elif line.startswith(":"):
+            yield {"comment": line[1:].strip()}
+        else:
+            name, _, value = line.partition(":")
+            frame[name] = frame.get(name, "") + value.removeprefix(" ")
