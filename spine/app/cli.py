@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def serve(host: str, port: int, data_dir: Path | None, redis_url: str | None, lo
 
     configure_logging(log_level)
     settings = Settings.from_env(data_dir=data_dir, redis_url=redis_url)
-    click.echo(f"spine: serving on http://{host}:{port} (data in {settings.data_dir.resolve()})", err=True)
+    logging.getLogger("spine").info(
+        "serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir.resolve())}
+    )
     uvicorn.run(
         create_app(settings),
         host=host,

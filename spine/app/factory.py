@@ -67,5 +67,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[echo_request_id],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Spine", version="0.1.0", path="/schema"),
+        logging_config=None,  # `spine serve` installs JSON logging; the app must not replace it
         debug=False,
     )

@@ -43,7 +43,9 @@ class EventsController(Controller):
     tags = ["events"]
 
     @post("/", status_code=201, summary="Append events to a stream, atomically")
-    async def append(self, data: JSONBody[AppendBody], ctx: Context, services: ServicesDep) -> Response[AppendResult]:
+    async def append(
+        self, data: JSONBody[AppendBody], ctx: Context, services: ServicesDep
+    ) -> Response[AppendResult]:
         request = AppendRequest(
             stream=data.stream,
             events=data.events,
