@@ -65,7 +65,7 @@ _STOP = object()
 
 
 class _Pending:
-    __slots__ = ("future", "partition", "publish_at", "request")
+    __slots__ = ("future", "partition", "request")
 
     def __init__(
         self, partition: Partition, request: AppendRequest, future: asyncio.Future[AppendResult]
@@ -73,7 +73,6 @@ class _Pending:
         self.partition = partition
         self.request = request
         self.future = future
-        self.publish_at = 0  # set on the last append of its partition in a batch: it announces the head
 
 
 class SQLiteSpine:
@@ -99,6 +98,7 @@ class SQLiteSpine:
         self._writer: sqlite3.Connection | None = None
         self._writer_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._announcing: set[asyncio.Task[None]] = set()
 
     # lifecycle
 
@@ -118,6 +118,8 @@ class SQLiteSpine:
             self._inbox.put(_STOP)
             await anyio.to_thread.run_sync(self._writer_thread.join)
             self._writer_thread = None
+        if self._announcing:
+            await asyncio.gather(*self._announcing)
         for connection in self._all_connections:
             connection.close()
         self._all_connections.clear()
@@ -158,10 +160,7 @@ class SQLiteSpine:
         pending = _Pending(partition, request, self._loop.create_future())
         self._inbox.put(pending)
         # If the caller is cancelled the append may still commit; a retry with the same ids is safe.
-        result = await pending.future
-        if pending.publish_at and self._notifier is not None:
-            await self._notifier.publish(partition, pending.publish_at)
-        return result
+        return await pending.future
 
     def _write_loop(self) -> None:
         """The writer thread: everything queued during one commit goes into the next."""
@@ -201,18 +200,14 @@ class SQLiteSpine:
     def _resolve(
         self, batch: list[_Pending], outcomes: list[AppendResult | SpineError], elapsed: float
     ) -> None:
-        """On the event loop: hand each caller its outcome; the last writer of a partition announces."""
-        last_of: dict[Partition, _Pending] = {}
+        """On the event loop: hand each caller its outcome, then announce each partition's new head."""
+        heads: dict[Partition, int] = {}
         events = 0
         for pending, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, AppendResult):
                 events += outcome.last_position - outcome.first_position + 1
-                pending.publish_at = outcome.last_position
-                last_of[pending.partition] = pending
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if last_of.get(pending.partition) is not pending:
-                pending.publish_at = 0
-            if pending.future.done():  # the caller went away
+                heads[pending.partition] = max(heads.get(pending.partition, 0), outcome.last_position)
+            if pending.future.done():  # the caller went away; the outcome stands all the same
                 continue
             if isinstance(outcome, AppendResult):
                 pending.future.set_result(outcome)
@@ -220,6 +215,16 @@ class SQLiteSpine:
                 pending.future.set_exception(outcome)
         if self._on_commit is not None:
             self._on_commit(len(batch), events, elapsed)
+        if self._notifier is not None and heads:
+            # Announced here rather than by the callers, so a cancelled caller cannot swallow it.
+            task = asyncio.create_task(self._announce(self._notifier, heads))
+            self._announcing.add(task)
+            task.add_done_callback(self._announcing.discard)
+
+    @staticmethod
+    async def _announce(notifier: Notifier, heads: dict[Partition, int]) -> None:
+        for partition, position in heads.items():
+            await notifier.publish(partition, position)
 
     def _commit(self, batch: list[_Pending]) -> list[AppendResult | SpineError]:
         """One transaction for the whole batch, on the writer thread."""

@@ -21,6 +21,8 @@ from rich.progress import (
 
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.app.settings import Settings
+from spine.domain.cursor import check_cursor
+from spine.domain.errors import SpineError
 from spine.domain.events import event_encoder
 from spine.domain.partition import Partition, normalize_env
 
@@ -49,25 +51,16 @@ def main() -> None:
 )
 def serve(host: str, port: int, data_dir: Path | None, redis_url: str | None, log_level: str) -> None:
     """Run the HTTP service (embedded SQLite store by default)."""
-    import uvicorn
-
     from spine.app.factory import create_app
     from spine.app.logs import configure_logging
+    from spine.app.server import serve_app
 
     configure_logging(log_level)
     settings = Settings.from_env(data_dir=data_dir, redis_url=redis_url)
     logging.getLogger("spine").info(
         "serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir.resolve())}
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        # SSE followers never finish on their own; do not let them hold a shutdown hostage.
-        timeout_graceful_shutdown=3,
-    )
+    serve_app(create_app(settings), host=host, port=port)
 
 
 @main.command()
@@ -104,7 +97,10 @@ def replay(
     except msgspec.ValidationError as exc:
         raise click.BadParameter(str(exc)) from exc
     show = sys.stderr.isatty() if progress is None else progress
-    anyio.run(_replay, settings, partition, after, limit, stream, types, show)
+    try:
+        anyio.run(_replay, settings, partition, after, limit, stream, types, show)
+    except SpineError as exc:
+        raise click.ClickException(f"{exc.error_code}: {exc.message}") from exc
 
 
 async def _replay(
@@ -127,6 +123,7 @@ async def _replay(
     )
     async with SQLiteSpine(settings.spine_path) as spine:
         head = await spine.head(partition)
+        check_cursor(after, head)
         remaining = limit if limit is not None else max(head - after, 0)
         with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as bar:
             task = bar.add_task("replay", total=max(head - after, 0), rate="-")

@@ -50,8 +50,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         on_commit=app_metrics.on_commit,
                     )
                 )
-            app.state.services = Services(MeteredSpine(spine, app_metrics), notifier, app_metrics, settings)
-            yield
+            services = Services(MeteredSpine(spine, app_metrics), notifier, app_metrics, settings)
+            app.state.services = services
+            try:
+                yield
+            finally:
+                services.draining.set()
 
     return Litestar(
         route_handlers=[EventsController, StreamsController, health, ready, metrics],
@@ -70,3 +74,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,  # `spine serve` installs JSON logging; the app must not replace it
         debug=False,
     )
+
+
+def begin_drain(app: Litestar) -> None:
+    """Ask long-lived responses (SSE followers) to finish: the server is about to stop."""
+    services: Services | None = app.state.get("services")
+    if services is not None:
+        services.draining.set()

@@ -1,7 +1,8 @@
 """Following a partition over Server-Sent Events.
 
 Catch-up and live are one loop: open the subscription first, then read the log by cursor until
-caught up, then wait for a notification (or the poll timeout) and read again. Every event a client
+caught up, then wait for a notification (or the poll timeout) and read again. When the server
+starts shutting down, the stream ends cleanly and the client resumes elsewhere. Every event a client
 gets comes from a read after its cursor, so the switch from catch-up to live can neither skip nor
 repeat an event, and a lost notification only delays the next read.
 """
@@ -12,11 +13,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
+import anyio
+
 from spine.app.metrics import Metrics
 from spine.domain.errors import SpineError
 from spine.domain.events import Event, event_encoder
 from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, Notifier
+from spine.domain.ports import EventSpine, Notifier, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ async def follow(
     retry_ms: int,
     heartbeat_seconds: float,
     poll_seconds: float,
+    draining: anyio.Event,
 ) -> AsyncIterator[bytes]:
     metrics.sse_clients.inc()
     try:
@@ -51,7 +55,7 @@ async def follow(
         async with notifier.subscribe(partition) as subscription:
             cursor = after
             last_write = time.monotonic()
-            while True:
+            while not draining.is_set():
                 page = await spine.read(partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types)
                 if page.events:
                     yield b"".join(sse_frame(event) for event in page.events)
@@ -65,10 +69,28 @@ async def follow(
                     yield HEARTBEAT
                     last_write = time.monotonic()
                     continue
-                await subscription.wait(page.head, min(poll_seconds, until_heartbeat))
+                await _news_or_drain(subscription, page.head, min(poll_seconds, until_heartbeat), draining)
     except SpineError as exc:
         # Headers are sent: the only honest answer left is to end the stream; the client resumes
         # with its Last-Event-ID.
         log.warning("sse follower ended", extra={"error_code": exc.error_code, "partition": partition.key})
     finally:
         metrics.sse_clients.dec()
+
+
+async def _news_or_drain(
+    subscription: Subscription, head: int, timeout: float, draining: anyio.Event
+) -> None:
+    """Wait for an event past `head`, the timeout, or the server starting to shut down."""
+    async with anyio.create_task_group() as tg:
+
+        async def news() -> None:
+            await subscription.wait(head, timeout)
+            tg.cancel_scope.cancel()
+
+        async def drain() -> None:
+            await draining.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(news)
+        tg.start_soon(drain)

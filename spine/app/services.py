@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import anyio
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
@@ -18,6 +19,8 @@ class Services:
     notifier: Notifier
     metrics: Metrics
     settings: Settings
+    # Set when the server begins to shut down: followers end their streams instead of being cut.
+    draining: anyio.Event = field(default_factory=anyio.Event)
 
 
 ServicesDep = NamedDependency[Services]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from spine.adapters.local_notifier import LocalNotifier
@@ -264,6 +265,19 @@ async def test_concurrent_retries_of_one_append_store_it_once(spine: EventSpine)
             tg.start_soon(attempt)
     assert len({(r.first_position, r.last_position) for r in results}) == 1
     assert await spine.head(P) == 2
+
+
+async def test_an_appender_that_goes_away_does_not_swallow_the_wakeup(
+    spine: EventSpine, notifier: LocalNotifier
+) -> None:
+    async with notifier.subscribe(P) as subscription:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(spine.append, P, req("a", "x"))
+            await anyio.lowlevel.checkpoint()  # let the append be queued, then walk away from it
+            tg.cancel_scope.cancel()
+        with anyio.fail_after(10):
+            assert await subscription.wait(0, timeout=10)
+    assert await spine.head(P) == 1
 
 
 async def test_eight_writers_and_a_follower_see_every_event_once_in_order(

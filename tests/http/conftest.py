@@ -13,6 +13,7 @@ import uvicorn
 from litestar.testing import TestClient
 
 from spine.app.factory import create_app
+from spine.app.server import DrainingServer
 from spine.app.settings import Settings
 
 HEADERS = {"X-Tenant-Id": "t1", "X-Project-Id": "p1"}
@@ -45,10 +46,9 @@ def _free_port() -> int:
 def start_live_server(settings: Settings) -> LiveServer:
     """uvicorn in a thread of its own, so SSE streams for real (the test client buffers bodies)."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1)
+    server = DrainingServer(config, app)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

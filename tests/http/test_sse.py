@@ -130,3 +130,16 @@ async def test_a_client_that_goes_away_is_released(http: httpx.AsyncClient, live
         # The gauge lives in the server: poll it over HTTP until the disconnect has landed.
         while "spine_sse_clients 0.0" not in (await http.get("/metrics")).text:  # noqa: ASYNC110
             await anyio.sleep(0.05)
+
+
+async def test_shutdown_ends_followers_cleanly(http: httpx.AsyncClient, live_server: LiveServer) -> None:
+    """Without the drain, uvicorn would cut the stream after its graceful timeout: a read error."""
+    await append(http, "s", "a")
+    with anyio.fail_after(10):
+        async with http.stream("GET", "/v1/events/stream") as response:
+            frames = sse_frames(response)
+            assert "retry" in await anext(frames)
+            assert "data" in await anext(frames)
+            live_server.server.should_exit = True
+            rest = [frame async for frame in frames]
+    assert all("data" not in frame for frame in rest)

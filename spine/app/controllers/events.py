@@ -98,6 +98,7 @@ class EventsController(Controller):
             retry_ms=settings.retry_ms,
             heartbeat_seconds=settings.heartbeat_seconds,
             poll_seconds=settings.poll_seconds,
+            draining=services.draining,
         )
         return Stream(
             events,

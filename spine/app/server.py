@@ -1,0 +1,29 @@
+"""Running the app under uvicorn, with a shutdown that lets SSE followers finish cleanly."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from litestar import Litestar
+
+from spine.app.factory import begin_drain
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for open responses before the app's lifespan hears of the shutdown;
+        # followers never finish on their own, so tell them first.
+        begin_drain(self._app)
+        await super().shutdown(sockets)
+
+
+def serve_app(app: Litestar, *, host: str, port: int) -> None:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5
+    )
+    DrainingServer(config, app).run()
