@@ -1,6 +1,6 @@
 """A small async client for the Spine HTTP API.
 
-    async with SpineClient("http://127.0.0.1:8080", tenant_id="t1", project_id="p1") as client:
+    async with SpineClient("http://127.0.0.1:8080", token=TOKEN, project_id="p1", surface_id="web") as client:
         await client.append("session:42", [{"id": "e1", "type": "memory.set", "data": {"k": "v"}}])
         page = await client.read(after=0)
         async with contextlib.aclosing(client.follow(after=page.next)) as events:
@@ -13,7 +13,7 @@ Problem answers raise `SpineClientError`; a request whose answer never arrived r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -52,15 +52,18 @@ class SpineConnectionError(Exception):
 
 
 class SpineClient:
-    """Async client of one partition: (tenant, project, env) travel as headers on every request."""
+    """Async client of one partition. The tenant comes from the token; project, surface (and
+    app, env when given) travel as headers on every request."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        tenant_id: str,
+        token: str,
         project_id: str,
-        env: str = "dev",
+        surface_id: str,
+        app_id: str | None = None,
+        env: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -71,9 +74,11 @@ class SpineClient:
             headers={
                 "User-Agent": "spine-client/0.1",
                 **(headers or {}),
-                "X-Tenant-Id": tenant_id,
+                "Authorization": f"Bearer {token}",
                 "X-Project-Id": project_id,
-                "X-Env": env,
+                "X-Surface-Id": surface_id,
+                **({"X-App-Id": app_id} if app_id else {}),
+                **({"X-Env": env} if env else {}),
             },
             timeout=timeout,
             transport=transport,
@@ -110,7 +115,7 @@ class SpineClient:
         return _append_result_decoder.decode(response.content)
 
     async def read(
-        self, after: int = 0, limit: int = 100, stream: str | None = None, types: Sequence[str] = ()
+        self, after: int = 0, limit: int = 100, stream: str | None = None, types: Collection[str] = ()
     ) -> Page:
         """One page of the partition after the cursor `after`; continue from `page.next`."""
         params = _filters(stream, types).merge({"after": after, "limit": limit})
@@ -122,7 +127,7 @@ class SpineClient:
         after: int = 0,
         *,
         stream: str | None = None,
-        types: Sequence[str] = (),
+        types: Collection[str] = (),
         reconnect: bool = True,
         idle_timeout: float | None = 60.0,
         max_retry_seconds: float = 30.0,
@@ -221,7 +226,7 @@ class _SSEParser:
         return None
 
 
-def _filters(stream: str | None, types: Sequence[str]) -> httpx.QueryParams:
+def _filters(stream: str | None, types: Collection[str]) -> httpx.QueryParams:
     params: dict[str, str | list[str]] = {"type": list(types)}
     if stream is not None:
         params["stream"] = stream

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
@@ -51,7 +51,7 @@ class MemorySpine:
         after: int = 0,
         limit: int = 100,
         stream: str | None = None,
-        types: Sequence[str] = (),
+        types: Collection[str] = (),
     ) -> Page:
         log = self._logs.get(partition.key, [])
         head = len(log)

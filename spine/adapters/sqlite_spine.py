@@ -19,7 +19,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,7 +296,7 @@ class SQLiteSpine:
         after: int = 0,
         limit: int = 100,
         stream: str | None = None,
-        types: Sequence[str] = (),
+        types: Collection[str] = (),
     ) -> Page:
         with _translate_errors():
             return await anyio.to_thread.run_sync(

@@ -64,6 +64,45 @@ def serve(host: str, port: int, data_dir: Path | None, redis_url: str | None, lo
 
 
 @main.command()
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The running Spine service.")
+@click.option(
+    "--key", default=None, help="The bootstrap key [env SPINE_BOOTSTRAP_KEY; lab: read from the data dir]."
+)
+@click.option(
+    "--user-id", default="admin", show_default=True, help="The first system admin (on first bootstrap only)."
+)
+@_data_dir
+def bootstrap(url: str, key: str | None, user_id: str, data_dir: Path | None) -> None:
+    """Create t_system and its first admin (idempotent); print an admin token on stdout."""
+    import httpx
+
+    key = key or Settings.from_env().bootstrap_key
+    if key is None:
+        key_file = (data_dir or Settings.from_env().data_dir) / "secrets" / "bootstrap.key"
+        if not key_file.exists():
+            raise click.ClickException(
+                "no bootstrap key: pass --key, set SPINE_BOOTSTRAP_KEY, or point --data-dir at a lab store"
+            )
+        key = key_file.read_text().strip()
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}/v1/auth/bootstrap",
+            headers={"X-Bootstrap-Key": key},
+            json={"user_id": user_id},
+        )
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from exc
+    if response.status_code != 200:
+        problem = response.json() if response.headers.get("content-type", "").endswith("json") else {}
+        raise click.ClickException(
+            f"{response.status_code} {problem.get('error_code', '')}: {problem.get('message', response.text)}"
+        )
+    answer = response.json()
+    click.echo(f"token for {answer['user_id']} of {answer['tenant_id']} (keep it secret):", err=True)
+    click.echo(answer["token"])
+
+
+@main.command()
 @click.option("--tenant", required=True, help="Tenant id of the partition.")
 @click.option("--project", required=True, help="Project id of the partition.")
 @click.option("--env", default="dev", show_default=True, help="Environment of the partition.")

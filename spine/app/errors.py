@@ -11,14 +11,23 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from spine.domain.errors import (
+    AlreadyExists,
     BackendUnavailable,
+    BootstrapRefused,
+    Forbidden,
     IdempotencyConflict,
+    IdentityOverride,
     InvalidContext,
     InvalidCursor,
     InvalidRequest,
+    InvalidToken,
     MissingContext,
+    MissingToken,
+    NotFound,
+    NotMember,
     SpineError,
     StreamNotFound,
+    UnknownContext,
     VersionConflict,
 )
 
@@ -35,6 +44,15 @@ _STATUS: dict[type[SpineError], int] = {
     VersionConflict: 409,
     IdempotencyConflict: 409,
     BackendUnavailable: 503,
+    MissingToken: 401,
+    InvalidToken: 401,
+    IdentityOverride: 403,
+    NotMember: 403,
+    Forbidden: 403,
+    BootstrapRefused: 403,
+    UnknownContext: 400,
+    NotFound: 404,
+    AlreadyExists: 409,
 }
 
 _HTTP_CODES = {
@@ -67,6 +85,8 @@ def problem(
 def spine_error_handler(_: Request[Any, Any, Any], exc: SpineError) -> Response[dict[str, Any]]:
     status = next((_STATUS[cls] for cls in type(exc).__mro__ if cls in _STATUS), 500)
     headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="spine"'}
     return problem(status, exc.error_code, exc.message, extra=exc.details(), headers=headers)
 
 

@@ -5,25 +5,33 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import anyio
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from spine.adapters.jwt_tokens import ExternalIssuer, TokenService
 from spine.adapters.local_notifier import LocalNotifier
 from spine.adapters.memory_spine import MemorySpine
 from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.app.context import provide_context
+from spine.app.control import ControlPlaneService
+from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
 from spine.app.controllers.events import EventsController, StreamsController
 from spine.app.controllers.ops import health, metrics, ready
 from spine.app.errors import exception_handlers
+from spine.app.identity import IdentityService, identity_guard
+from spine.app.lab_secrets import lab_secret
 from spine.app.metered_spine import MeteredSpine
 from spine.app.metrics import Metrics
 from spine.app.middleware import echo_request_id, metrics_middleware
 from spine.app.services import Services, provide_services, provide_settings
 from spine.app.settings import Settings
+from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier
+from spine.projections.control_plane import ControlPlaneProjector
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -50,15 +58,42 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         on_commit=app_metrics.on_commit,
                     )
                 )
-            services = Services(MeteredSpine(spine, app_metrics), notifier, app_metrics, settings)
+            metered = MeteredSpine(spine, app_metrics)
+            projector = ControlPlaneProjector(metered, notifier, Partition.system(settings.default_env))
+            await projector.catch_up()
+            tokens = TokenService(
+                _lab_or(settings, settings.token_key, "token.key"), _external_issuer(settings)
+            )
+            services = Services(
+                spine=metered,
+                notifier=notifier,
+                metrics=app_metrics,
+                settings=settings,
+                control=ControlPlaneService(metered, projector),
+                identity=IdentityService(tokens, projector, metered, settings),
+                bootstrap_key=_lab_or(settings, settings.bootstrap_key, "bootstrap.key"),
+            )
             app.state.services = services
+            background = await stack.enter_async_context(anyio.create_task_group())
+            background.start_soon(projector.follow, settings.poll_seconds)
             try:
                 yield
             finally:
                 services.draining.set()
+                background.cancel_scope.cancel()
 
     return Litestar(
-        route_handlers=[EventsController, StreamsController, health, ready, metrics],
+        route_handlers=[
+            EventsController,
+            StreamsController,
+            bootstrap,
+            ModesController,
+            TenantsController,
+            health,
+            ready,
+            metrics,
+        ],
+        guards=[identity_guard],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
@@ -81,3 +116,18 @@ def begin_drain(app: Litestar) -> None:
     services: Services | None = app.state.get("services")
     if services is not None:
         services.draining.set()
+
+
+def _lab_or(settings: Settings, configured: str | None, name: str) -> str | None:
+    """A configured secret, else (in lab only) one the deployment makes for itself."""
+    if configured is not None or settings.deployment != "lab":
+        return configured
+    return lab_secret(settings.data_dir, name)
+
+
+def _external_issuer(settings: Settings) -> ExternalIssuer | None:
+    if settings.jwt_issuer is None:
+        return None
+    return ExternalIssuer(
+        settings.jwt_issuer, settings.jwt_audience, jwks_url=settings.jwks_url, jwks_file=settings.jwks_file
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection
 
 import anyio
 
@@ -43,7 +43,7 @@ async def follow(
     *,
     after: int,
     stream: str | None,
-    types: Sequence[str],
+    types: Collection[str],
     retry_ms: int,
     heartbeat_seconds: float,
     poll_seconds: float,

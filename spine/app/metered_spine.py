@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from spine.app.metrics import Metrics
 from spine.domain.append import AppendRequest
@@ -37,7 +37,7 @@ class MeteredSpine:
         after: int = 0,
         limit: int = 100,
         stream: str | None = None,
-        types: Sequence[str] = (),
+        types: Collection[str] = (),
     ) -> Page:
         return await self._inner.read(partition, after=after, limit=limit, stream=stream, types=types)
 

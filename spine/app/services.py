@@ -8,6 +8,8 @@ import anyio
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from spine.app.control import ControlPlaneService
+from spine.app.identity import IdentityService
 from spine.app.metrics import Metrics
 from spine.app.settings import Settings
 from spine.domain.ports import EventSpine, Notifier
@@ -19,6 +21,9 @@ class Services:
     notifier: Notifier
     metrics: Metrics
     settings: Settings
+    control: ControlPlaneService
+    identity: IdentityService
+    bootstrap_key: str | None
     # Set when the server begins to shut down: followers end their streams instead of being cut.
     draining: anyio.Event = field(default_factory=anyio.Event)
 

@@ -15,7 +15,11 @@ from spine.adapters.sqlite_spine import Synchronous
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Never log a Settings: `bootstrap_key` and `token_key` are secrets."""
+
     data_dir: Path = Path("spine-data")
+    # `lab` makes its own key material under data_dir; `production` must be given it.
+    deployment: Literal["lab", "production"] = "lab"
     # `memory` keeps nothing across restarts: tests and explicit lab use only.
     store: Literal["sqlite", "memory"] = "sqlite"
     sqlite_synchronous: Synchronous = "FULL"
@@ -26,6 +30,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_ms: int = 2000
     max_body_bytes: int = 4 * 1024 * 1024
     ready_timeout_seconds: float = 2.0
+    # identity
+    bootstrap_key: str | None = None
+    token_key: str | None = None  # signs Spine-minted tokens (HS256)
+    token_ttl_seconds: int = 3600
+    max_token_ttl_seconds: int = 30 * 24 * 3600
+    jwt_issuer: str | None = None  # an external issuer whose tokens are accepted (production)
+    jwt_audience: str = "spine"
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
 
     @property
     def spine_path(self) -> Path:

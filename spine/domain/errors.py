@@ -126,3 +126,100 @@ class BackendUnavailable(SpineError):
     @property
     def error_code(self) -> str:
         return f"{self.kind}.backend_unavailable"
+
+
+class MissingToken(SpineError):
+    """No bearer token on a route that needs one."""
+
+    code = "auth.missing_token"
+
+
+class InvalidToken(SpineError):
+    """A token that is malformed, expired, badly signed, or from another issuer or audience."""
+
+    code = "auth.invalid_token"
+
+
+class IdentityOverride(SpineError):
+    """A header or payload field that disagrees with the token or the tenant record."""
+
+    code = "auth.identity_override"
+
+    _HEADERS: ClassVar[dict[str, str]] = {
+        "tenant_id": "X-Tenant-Id",
+        "user_id": "X-User-Id",
+        "mode": "X-Mode",
+        "env": "X-Env",
+    }
+
+    def __init__(self, field: str, source: str, sent: str, actual: str | None) -> None:
+        where = f"header {self._HEADERS.get(field, field)}" if source == "header" else f"body field {field!r}"
+        truth = "the tenant record" if field == "mode" else "the token and the request's context"
+        super().__init__(f"{where} disagrees with {truth}; identity comes from the token")
+        self.field = field
+        self.source = source
+        self.sent = sent
+        self.actual = actual
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field, "source": self.source}
+
+
+class NotMember(SpineError):
+    """The token's user is not a member of the tenant it names."""
+
+    code = "auth.not_member"
+
+
+class Forbidden(SpineError):
+    """A member without the role the action needs."""
+
+    code = "auth.forbidden"
+
+
+class BootstrapRefused(SpineError):
+    """Bootstrap without the right key, or with no key configured (the endpoint is then disabled)."""
+
+    code = "auth.bootstrap_refused"
+
+
+class UnknownContext(SpineError):
+    """A project, surface or app id the tenant does not have."""
+
+    def __init__(self, kind: str, value: str) -> None:
+        super().__init__(f"unknown {kind} {value!r}")
+        self.kind = kind
+        self.value = value
+
+    @property
+    def error_code(self) -> str:
+        return f"context.unknown_{self.kind}"
+
+    def details(self) -> dict[str, object]:
+        return {"field": f"{self.kind}_id"}
+
+
+class NotFound(SpineError):
+    """A control-plane record (tenant, mode, …) that does not exist."""
+
+    def __init__(self, kind: str, value: str) -> None:
+        super().__init__(f"{kind} {value!r} does not exist")
+        self.kind = kind
+
+    @property
+    def error_code(self) -> str:
+        return f"{self.kind}.not_found"
+
+
+class AlreadyExists(SpineError):
+    """A control-plane record created twice."""
+
+    code = "control_plane.already_exists"
+
+    def __init__(self, kind: str, value: str) -> None:
+        super().__init__(f"{kind} {value!r} already exists")
+        self.kind = kind
+        self.value = value
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.value}

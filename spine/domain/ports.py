@@ -6,7 +6,7 @@ Each adapter in `spine.adapters` implements one of these and passes the contract
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -35,7 +35,7 @@ class EventSpine(Protocol):
         after: int = 0,
         limit: int = 100,
         stream: str | None = None,
-        types: Sequence[str] = (),
+        types: Collection[str] = (),
     ) -> Page:
         """Events with position > `after`, in position order, optionally filtered."""
         ...

@@ -24,6 +24,7 @@ import pytest
 
 from spine.client import SpineClient, SpineClientError, SpineConnectionError
 from spine.domain.events import Event, event_decoder
+from tests.provision import provision
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,7 @@ class SpineServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: anyio.abc.Process | None = None
         self.starts = 0
+        self.headers: dict[str, str] = {}
 
     @property
     def log_path(self) -> Path:
@@ -118,8 +120,20 @@ class SpineServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
-    def client(self) -> SpineClient:
-        return SpineClient(self.url, tenant_id=TENANT, project_id=PROJECT)
+    async def provision(self) -> None:
+        """A lab tenant, project, surface and member token, made through the API as a user would."""
+        key = (self.data_dir / "secrets" / "bootstrap.key").read_text().strip()
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:
+            self.headers = await provision(http, tenant=TENANT, project=PROJECT, bootstrap_key=key)
+
+    def client(
+        self, *, project_id: str = PROJECT, transport: httpx.AsyncBaseTransport | None = None
+    ) -> SpineClient:
+        token = self.headers["Authorization"].removeprefix("Bearer ")
+        surface = self.headers["X-Surface-Id"]
+        return SpineClient(
+            self.url, token=token, project_id=project_id, surface_id=surface, transport=transport
+        )
 
 
 @pytest.fixture
@@ -127,6 +141,7 @@ async def server(tmp_path: Path) -> AsyncIterator[SpineServer]:
     spine = SpineServer(tmp_path / "data", tmp_path)
     try:
         await spine.start()
+        await spine.provision()
         yield spine
     finally:
         with anyio.CancelScope(shield=True):
@@ -228,7 +243,7 @@ async def test_sigkill_mid_write_loses_no_acknowledged_event(server: SpineServer
             await assert_sse_resumes_exactly(client, after=last_seen // 2)
 
             # The Last-Event-ID header wins over ?after=.
-            first_id = await first_sse_id(server.url, last_event_id=str(last_seen), after="0")
+            first_id = await first_sse_id(server, last_event_id=str(last_seen), after="0")
             assert first_id == str(last_seen + 1)
 
 
@@ -251,9 +266,10 @@ async def assert_sse_resumes_exactly(client: SpineClient, *, after: int) -> None
     assert summary(resumed) == [*summary(rest), (sentinel, head + 1)]
 
 
-async def first_sse_id(url: str, *, last_event_id: str, after: str) -> str:
+async def first_sse_id(server: SpineServer, *, last_event_id: str, after: str) -> str:
     """The `id:` of the first event frame of a raw SSE connection, checking the wire format."""
-    headers = {"X-Tenant-Id": TENANT, "X-Project-Id": PROJECT, "Last-Event-ID": last_event_id}
+    url = server.url
+    headers = {**server.headers, "Last-Event-ID": last_event_id}
     async with (
         httpx.AsyncClient(base_url=url) as http,
         http.stream("GET", "/v1/events/stream", headers=headers, params={"after": after}) as response,
@@ -296,9 +312,7 @@ async def test_follow_reconnects_across_sigkill_and_restart(server: SpineServer)
 
     async def follower() -> None:
         async with (
-            SpineClient(
-                server.url, tenant_id=TENANT, project_id=PROJECT, transport=follower_transport
-            ) as client,
+            server.client(transport=follower_transport) as client,
             aclosing(client.follow(reconnect=True, max_retry_seconds=2.0)) as events,
         ):
             async for event in events:
@@ -352,7 +366,7 @@ async def test_client_raises_problem_answers_instead_of_retrying(server: SpineSe
                 note = await anext(events)
             assert (note.stream, note.position) == ("other", 2)
 
-        async with SpineClient(server.url, tenant_id="t1", project_id="not valid") as bad:
+        async with server.client(project_id="not valid") as bad:
             with pytest.raises(SpineClientError) as missing:
                 await bad.read()
             assert (missing.value.status, missing.value.error_code) == (400, "context.invalid_field")

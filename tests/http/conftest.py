@@ -15,19 +15,30 @@ from litestar.testing import TestClient
 from spine.app.factory import create_app
 from spine.app.server import DrainingServer
 from spine.app.settings import Settings
-
-HEADERS = {"X-Tenant-Id": "t1", "X-Project-Id": "p1"}
+from tests.provision import BOOTSTRAP_KEY, provision, provision_sync
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, max_body_bytes=64 * 1024, heartbeat_seconds=15.0, poll_seconds=2.0)
+    return Settings(
+        data_dir=tmp_path,
+        max_body_bytes=64 * 1024,
+        heartbeat_seconds=15.0,
+        poll_seconds=2.0,
+        bootstrap_key=BOOTSTRAP_KEY,
+    )
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def headers(client: TestClient) -> dict[str, str]:
+    """A member of tenant t1 (lab), project p1, surface web."""
+    return provision_sync(client)
 
 
 @dataclass
@@ -69,7 +80,8 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 @pytest.fixture
 async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live_server.url, headers=HEADERS, timeout=10) as http_client:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=10) as http_client:
+        http_client.headers.update(await provision(http_client))
         yield http_client
 
 

@@ -10,12 +10,12 @@ from spine.domain.errors import BackendUnavailable
 from spine.domain.partition import Partition
 
 
-@get("/health", summary="Liveness", tags=["ops"])
+@get("/health", summary="Liveness", tags=["ops"], opt={"public": True})
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/ready", summary="Readiness: the event spine answers a read", tags=["ops"])
+@get("/ready", summary="Readiness: the event spine answers a read", tags=["ops"], opt={"public": True})
 async def ready(services: ServicesDep) -> dict[str, str]:
     with anyio.move_on_after(services.settings.ready_timeout_seconds) as scope:
         await services.spine.head(Partition.system(services.settings.default_env))
@@ -24,6 +24,12 @@ async def ready(services: ServicesDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-@get("/metrics", summary="Prometheus metrics", tags=["ops"], media_type="text/plain; version=0.0.4")
+@get(
+    "/metrics",
+    summary="Prometheus metrics",
+    tags=["ops"],
+    media_type="text/plain; version=0.0.4",
+    opt={"public": True},
+)
 async def metrics(services: ServicesDep) -> Response[bytes]:
     return Response(services.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
