@@ -36,7 +36,7 @@ from spine.domain.control_plane import (
 )
 from spine.domain.errors import BootstrapRefused, NotFound
 from spine.domain.events import EventMeta
-from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Identifier
+from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Identifier, normalize_env
 
 R = TypeVar("R", ProjectCreated, SurfaceCreated, AppCreated, MemberSet)
 TenantId = Annotated[
@@ -84,6 +84,7 @@ class NewMember(msgspec.Struct, frozen=True, kw_only=True):
 class NewToken(msgspec.Struct, frozen=True, kw_only=True):
     user_id: Identifier
     ttl_seconds: Annotated[int, msgspec.Meta(ge=60)] | None = None
+    env: Identifier | None = None  # pins the token to one environment
 
 
 class TokenAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -224,7 +225,8 @@ class TenantsController(Controller):
             raise NotFound("member", data.user_id)
         settings = services.settings
         ttl = min(data.ttl_seconds or settings.token_ttl_seconds, settings.max_token_ttl_seconds)
-        token = services.identity.tokens.mint(tenant_id=tenant_id, user_id=data.user_id, ttl_seconds=ttl)
+        env = normalize_env(data.env) if data.env else None
+        token = services.identity.tokens.mint(tenant_id=tenant_id, user_id=data.user_id, ttl_seconds=ttl, env=env)
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
         answer = TokenAnswer(token=token, tenant_id=tenant_id, user_id=data.user_id, expires_at=expires_at)
         return Response(answer, status_code=201)
