@@ -21,6 +21,7 @@ SPINE_ISSUER = "spine"
 SPINE_AUDIENCE = "spine"
 _LEEWAY_SECONDS = 30
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+_CACHED_TOKENS = 10_000
 
 
 class ExternalIssuer:
@@ -53,6 +54,8 @@ class TokenService:
     def __init__(self, spine_key: str | None, external: ExternalIssuer | None = None) -> None:
         self._spine_key = spine_key
         self._external = external
+        # A client sends the same token on every request: verify it once, until it expires.
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @property
     def can_mint(self) -> bool:
@@ -76,6 +79,16 @@ class TokenService:
         return jwt.encode(claims, self._spine_key, algorithm="HS256")
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        principal, expires = await self._verify(token)
+        if len(self._verified) >= _CACHED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
             if issuer == SPINE_ISSUER and self._spine_key is not None:
@@ -107,9 +120,10 @@ class TokenService:
         tenant_id, env = claims.get("tenant_id"), claims.get("env")
         if not isinstance(tenant_id, str) or not isinstance(claims["sub"], str):
             raise InvalidToken("the token names no tenant_id or subject")
-        return Principal(
+        principal = Principal(
             user_id=claims["sub"],
             tenant_id=tenant_id,
             issuer=issuer,
             env=env if isinstance(env, str) else None,
         )
+        return principal, float(claims["exp"])

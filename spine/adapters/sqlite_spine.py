@@ -19,6 +19,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -62,6 +63,39 @@ _events_decoder = msgspec.json.Decoder(list[Event])
 
 
 _STOP = object()
+_MAX_CACHED_STREAMS = 100_000
+
+
+class _WriterCache:
+    """Partition heads and stream versions as of our last commit, on the writer thread only.
+
+    `PRAGMA data_version` changes when another connection commits to the file; then nothing
+    cached can be trusted and it is dropped.
+    """
+
+    def __init__(self) -> None:
+        self.heads: dict[str, int] = {}
+        self.versions: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._data_version: int | None = None
+
+    def check(self, connection: sqlite3.Connection) -> None:
+        data_version = connection.execute("PRAGMA data_version").fetchone()[0]
+        if data_version != self._data_version:
+            self.clear()
+            self._data_version = data_version
+
+    def update(self, heads: dict[str, int], versions: dict[tuple[str, str], int]) -> None:
+        self.heads.update(heads)
+        self.versions.update(versions)
+        for key in versions:
+            self.versions.move_to_end(key)
+        while len(self.versions) > _MAX_CACHED_STREAMS:
+            self.versions.popitem(last=False)
+
+    def clear(self) -> None:
+        self.heads.clear()
+        self.versions.clear()
+        self._data_version = None
 
 
 class _Pending:
@@ -99,6 +133,7 @@ class SQLiteSpine:
         self._writer_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._announcing: set[asyncio.Task[None]] = set()
+        self._cache = _WriterCache()
 
     # lifecycle
 
@@ -231,24 +266,14 @@ class SQLiteSpine:
         connection = self._writer
         assert connection is not None
         recorded_at = datetime.now(UTC)
-        heads: dict[str, int] = {}
-        versions: dict[tuple[str, str], int] = {}
         written_ids: dict[tuple[str, str], StoredId] = {}
         rows: list[tuple[str, int, str, str, int, str, bytes]] = []
         outcomes: list[AppendResult | SpineError] = []
         connection.execute("BEGIN IMMEDIATE")
         try:
+            heads, versions = self._state_for(connection, batch)
             for pending in batch:
                 key, request = pending.partition.key, pending.request
-                if key not in heads:
-                    heads[key] = _scalar(connection, "SELECT MAX(position) FROM events WHERE pkey = ?", key)
-                if (key, request.stream) not in versions:
-                    versions[(key, request.stream)] = _scalar(
-                        connection,
-                        "SELECT MAX(version) FROM events WHERE pkey = ? AND stream = ?",
-                        key,
-                        request.stream,
-                    )
                 try:
                     events, result = decide_append(
                         request,
@@ -261,16 +286,9 @@ class SQLiteSpine:
                     outcomes.append(exc)
                     continue
                 for event in events:
+                    body = event_encoder.encode(event)
                     rows.append(
-                        (
-                            key,
-                            event.position,
-                            event.id,
-                            event.stream,
-                            event.version,
-                            event.type,
-                            event_encoder.encode(event),
-                        )
+                        (key, event.position, event.id, event.stream, event.version, event.type, body)
                     )
                     written_ids[(key, event.id)] = StoredId(
                         event.id, event.stream, event.version, event.position
@@ -282,10 +300,48 @@ class SQLiteSpine:
             connection.executemany(_INSERT, rows)
             connection.execute("COMMIT")
         except BaseException:
+            self._cache.clear()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+        self._cache.update(heads, versions)
         return outcomes
+
+    def _state_for(
+        self, connection: sqlite3.Connection, batch: list[_Pending]
+    ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        """Heads and stream versions the batch needs, from the cache where it is still true."""
+        self._cache.check(connection)
+        heads: dict[str, int] = {}
+        versions: dict[tuple[str, str], int] = {}
+        missing: dict[str, set[str]] = {}
+        for pending in batch:
+            key, stream = pending.partition.key, pending.request.stream
+            if key not in heads:
+                cached = self._cache.heads.get(key)
+                heads[key] = (
+                    cached
+                    if cached is not None
+                    else _scalar(connection, "SELECT MAX(position) FROM events WHERE pkey = ?", key)
+                )
+            if (key, stream) not in versions:
+                cached = self._cache.versions.get((key, stream))
+                if cached is None:
+                    missing.setdefault(key, set()).add(stream)
+                else:
+                    versions[(key, stream)] = cached
+        for key, streams in missing.items():
+            found = dict.fromkeys(streams, 0)
+            placeholders = ", ".join("?" * len(streams))
+            found.update(
+                connection.execute(
+                    f"SELECT stream, MAX(version) FROM events WHERE pkey = ? AND stream IN ({placeholders})"  # noqa: S608
+                    " GROUP BY stream",
+                    (key, *streams),
+                ).fetchall()
+            )
+            versions.update({(key, stream): version for stream, version in found.items()})
+        return heads, versions
 
     # reads
 

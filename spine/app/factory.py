@@ -16,7 +16,6 @@ from spine.adapters.local_notifier import LocalNotifier
 from spine.adapters.memory_spine import MemorySpine
 from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.app.context import provide_context
 from spine.app.control import ControlPlaneService
 from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
 from spine.app.controllers.events import EventsController, StreamsController
@@ -27,7 +26,7 @@ from spine.app.lab_secrets import lab_secret
 from spine.app.metered_spine import MeteredSpine
 from spine.app.metrics import Metrics
 from spine.app.middleware import echo_request_id, metrics_middleware
-from spine.app.services import Services, provide_services, provide_settings
+from spine.app.services import Services, provide_call, provide_services
 from spine.app.settings import Settings
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier
@@ -96,8 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[identity_guard],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
-            "settings": Provide(provide_settings, sync_to_thread=False),
-            "ctx": Provide(provide_context, sync_to_thread=False),
+            "call": Provide(provide_call, sync_to_thread=False),
         },
         state=State({"settings": settings}),
         lifespan=[lifespan],

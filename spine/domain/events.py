@@ -11,8 +11,6 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from spine.domain.partition import Identifier
-
 STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,255}$"
 TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
@@ -38,12 +36,16 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     id: EventId | None = None
 
 
-class EventMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+# Stored events are decoded on every read: their fields carry no patterns to re-check, because
+# they were built from a validated RequestContext. `gc=False`: they hold no reference cycles.
+
+
+class EventMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Who caused an event: the request's identity, plus causation and correlation ids."""
 
-    tenant_id: Identifier
-    env: Identifier
-    project_id: Identifier
+    tenant_id: str
+    env: str
+    project_id: str
     mode: str | None = None
     user_id: str | None = None
     surface_id: str | None = None
@@ -53,7 +55,7 @@ class EventMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     correlation_id: str | None = None
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True):
+class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A stored event. `position` orders the partition; `version` orders its stream."""
 
     id: str

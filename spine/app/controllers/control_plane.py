@@ -11,8 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter
 
-from spine.app.context import Context
-from spine.app.services import Services, ServicesDep
+from spine.app.services import CallDep, Services, ServicesDep
 from spine.domain.context import RequestContext
 from spine.domain.control_plane import (
     AppCreated,
@@ -149,7 +148,8 @@ class ModesController(Controller):
     opt = {"context": "principal"}
 
     @get("/", summary="The modes a tenant can have (system admins)")
-    async def modes(self, ctx: Context, services: ServicesDep) -> list[ModeDefined]:
+    async def modes(self, call: CallDep) -> list[ModeDefined]:
+        ctx, services = call.ctx, call.services
         state = services.control.state
         require_system_admin(state, ctx.tenant_id, _user(ctx))
         return sorted(state.modes.values(), key=lambda mode: mode.name)
@@ -161,9 +161,8 @@ class TenantsController(Controller):
     opt = {"context": "principal"}
 
     @post("/", summary="Create a tenant (system admins)")
-    async def create_tenant(
-        self, data: JSONBody[NewTenant], ctx: Context, services: ServicesDep
-    ) -> Response[dict[str, Any]]:
+    async def create_tenant(self, data: JSONBody[NewTenant], call: CallDep) -> Response[dict[str, Any]]:
+        ctx, services = call.ctx, call.services
         require_system_admin(services.control.state, ctx.tenant_id, _user(ctx))
         record = TenantCreated(tenant_id=data.tenant_id, name=data.name, mode=data.mode)
         position = await services.control.execute(
@@ -172,7 +171,8 @@ class TenantsController(Controller):
         return _created(record, position)
 
     @get("/{tenant_id:str}", summary="A tenant with its projects, surfaces, apps and members")
-    async def read_tenant(self, tenant_id: TenantId, ctx: Context, services: ServicesDep) -> TenantView:
+    async def read_tenant(self, tenant_id: TenantId, call: CallDep) -> TenantView:
+        ctx, services = call.ctx, call.services
         state = services.control.state
         require_admin(state, ctx.tenant_id, _user(ctx), tenant_id)
         tenant = state.tenant(tenant_id)
@@ -188,36 +188,41 @@ class TenantsController(Controller):
 
     @post("/{tenant_id:str}/projects", summary="Create a project (tenant admins)")
     async def create_project(
-        self, tenant_id: TenantId, data: JSONBody[NewProject], ctx: Context, services: ServicesDep
+        self, tenant_id: TenantId, data: JSONBody[NewProject], call: CallDep
     ) -> Response[dict[str, Any]]:
+        ctx, services = call.ctx, call.services
         record = ProjectCreated(tenant_id=tenant_id, project_id=data.project_id, name=data.name)
         return await _admin_write(services, ctx, tenant_id, record, plan_project)
 
     @post("/{tenant_id:str}/surfaces", summary="Create a surface (tenant admins)")
     async def create_surface(
-        self, tenant_id: TenantId, data: JSONBody[NewSurface], ctx: Context, services: ServicesDep
+        self, tenant_id: TenantId, data: JSONBody[NewSurface], call: CallDep
     ) -> Response[dict[str, Any]]:
+        ctx, services = call.ctx, call.services
         record = SurfaceCreated(tenant_id=tenant_id, surface_id=data.surface_id, name=data.name)
         return await _admin_write(services, ctx, tenant_id, record, plan_surface)
 
     @post("/{tenant_id:str}/apps", summary="Create an app (tenant admins)")
     async def create_app(
-        self, tenant_id: TenantId, data: JSONBody[NewApp], ctx: Context, services: ServicesDep
+        self, tenant_id: TenantId, data: JSONBody[NewApp], call: CallDep
     ) -> Response[dict[str, Any]]:
+        ctx, services = call.ctx, call.services
         record = AppCreated(tenant_id=tenant_id, app_id=data.app_id, name=data.name)
         return await _admin_write(services, ctx, tenant_id, record, plan_app)
 
     @post("/{tenant_id:str}/members", summary="Add a member, or change a member's role (tenant admins)")
     async def set_member(
-        self, tenant_id: TenantId, data: JSONBody[NewMember], ctx: Context, services: ServicesDep
+        self, tenant_id: TenantId, data: JSONBody[NewMember], call: CallDep
     ) -> Response[dict[str, Any]]:
+        ctx, services = call.ctx, call.services
         record = MemberSet(tenant_id=tenant_id, user_id=data.user_id, role=data.role)
         return await _admin_write(services, ctx, tenant_id, record, plan_member)
 
     @post("/{tenant_id:str}/tokens", summary="Mint a token for a member (tenant admins)")
     async def mint_token(
-        self, tenant_id: TenantId, data: JSONBody[NewToken], ctx: Context, services: ServicesDep
+        self, tenant_id: TenantId, data: JSONBody[NewToken], call: CallDep
     ) -> Response[TokenAnswer]:
+        ctx, services = call.ctx, call.services
         state = services.control.state
         require_admin(state, ctx.tenant_id, _user(ctx), tenant_id)
         state.tenant(tenant_id)
@@ -226,7 +231,9 @@ class TenantsController(Controller):
         settings = services.settings
         ttl = min(data.ttl_seconds or settings.token_ttl_seconds, settings.max_token_ttl_seconds)
         env = normalize_env(data.env) if data.env else None
-        token = services.identity.tokens.mint(tenant_id=tenant_id, user_id=data.user_id, ttl_seconds=ttl, env=env)
+        token = services.identity.tokens.mint(
+            tenant_id=tenant_id, user_id=data.user_id, ttl_seconds=ttl, env=env
+        )
         expires_at = datetime.now(UTC) + timedelta(seconds=ttl)
         answer = TokenAnswer(token=token, tenant_id=tenant_id, user_id=data.user_id, expires_at=expires_at)
         return Response(answer, status_code=201)

@@ -9,9 +9,8 @@ from litestar import Controller, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter, QueryParameter
 from litestar.response import Stream
 
-from spine.app.context import Context
 from spine.app.follow import follow
-from spine.app.services import ServicesDep
+from spine.app.services import CallDep
 from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
 from spine.domain.cursor import check_cursor, parse_cursor
 from spine.domain.errors import StreamNotFound
@@ -43,37 +42,34 @@ class EventsController(Controller):
     tags = ["events"]
 
     @post("/", status_code=201, summary="Append events to a stream, atomically")
-    async def append(
-        self, data: JSONBody[AppendBody], ctx: Context, services: ServicesDep
-    ) -> Response[AppendResult]:
+    async def append(self, data: JSONBody[AppendBody], call: CallDep) -> Response[AppendResult]:
+        ctx = call.ctx
         request = AppendRequest(
             stream=data.stream,
             events=data.events,
             expected_version=data.expected_version,
             meta=ctx.event_meta(),
         )
-        result = await services.spine.append(ctx.partition, request)
+        result = await call.services.spine.append(ctx.partition, request)
         return Response(result, status_code=201, headers={"X-Spine-Position": str(result.last_position)})
 
     @get("/", summary="Read a partition by cursor")
     async def read(
         self,
-        ctx: Context,
-        services: ServicesDep,
+        call: CallDep,
         after: Annotated[str | None, Parameter(description="position cursor; events after it")] = None,
         limit: Limit = 100,
         stream: StreamFilter = None,
         types: TypeFilter = None,
     ) -> Page:
-        return await services.spine.read(
-            ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
+        return await call.services.spine.read(
+            call.ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
         )
 
     @get("/stream", summary="Follow a partition over Server-Sent Events", media_type="text/event-stream")
     async def follow(
         self,
-        ctx: Context,
-        services: ServicesDep,
+        call: CallDep,
         last_event_id_header: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
         after: Annotated[str | None, Parameter(description="cursor when no Last-Event-ID is sent")] = None,
         last_event_id: Annotated[str | None, Parameter(description="alias of after")] = None,
@@ -85,13 +81,14 @@ class EventsController(Controller):
         else:
             cursor = parse_cursor(after if after is not None else last_event_id)
         # Validate before the 200 goes out: afterwards an error can only end the stream.
-        check_cursor(cursor, await services.spine.head(ctx.partition))
+        services, partition = call.services, call.ctx.partition
+        check_cursor(cursor, await services.spine.head(partition))
         settings = services.settings
         events = follow(
             services.spine,
             services.notifier,
             services.metrics,
-            ctx.partition,
+            partition,
             after=cursor,
             stream=stream,
             types=types or (),
@@ -115,13 +112,12 @@ class StreamsController(Controller):
     async def read_stream(
         self,
         stream: Annotated[str, PathParameter(description="the stream name")],
-        ctx: Context,
-        services: ServicesDep,
+        call: CallDep,
         after_version: Annotated[int, Parameter(ge=0)] = 0,
         limit: Limit = 100,
     ) -> StreamPage:
-        events, version = await services.spine.read_stream(
-            ctx.partition, stream, after_version=after_version, limit=limit
+        events, version = await call.services.spine.read_stream(
+            call.ctx.partition, stream, after_version=after_version, limit=limit
         )
         if version == 0:
             raise StreamNotFound(stream)
