@@ -29,14 +29,14 @@ from spine.domain.errors import (
     UnknownContext,
 )
 from spine.domain.events import EventMeta, NewEvent
-from spine.domain.identity import Principal, SentIdentity, check_claims
-from spine.domain.partition import Identifier, Partition, normalize_env
+from spine.domain.identity import Principal, SentIdentity, check_claims, effective_env
+from spine.domain.partition import Identifier, Partition
 from spine.domain.ports import EventSpine
 from spine.projections.control_plane import ControlPlaneProjector
 
 log = logging.getLogger(__name__)
 
-AUDIT_PROJECT = "_"  # a tenant's own audit trail lives beside its projects, not in one of them
+AUDIT_PROJECT = "_audit"  # a tenant's own audit trail: beside its projects (ids starting "_" are reserved)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -91,18 +91,18 @@ class IdentityService:
             surface_id=headers.get("x-surface-id"),
             app_id=headers.get("x-app-id"),
         )
-        env = normalize_env(principal.env or sent.env or self._settings.default_env)
+        env = _valid(effective_env(principal, sent, self._settings.default_env), "X-Env")
         data_route = opt.get("context", "data") == "data"
         # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
         payload = await _payload_identity(connection) if data_route else SentIdentity()
         try:
-            check_claims(principal, tenant.mode, sent, payload)
+            check_claims(principal, tenant.mode, env, sent, payload)
         except IdentityOverride as exc:
             await self._audit_violation(principal, env, exc, connection)
             raise
         context = RequestContext(
             tenant_id=principal.tenant_id,
-            env=_valid(env, "X-Env"),
+            env=env,
             project_id=AUDIT_PROJECT,
             mode=tenant.mode,
             user_id=principal.user_id,
@@ -175,7 +175,11 @@ class IdentityService:
 
 async def identity_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Installed on the app: every route that is not public gets a verified `RequestContext`."""
-    if handler.opt.get("public") or connection.scope["path"].startswith("/schema"):
+    path = connection.scope["path"]
+    # OPTIONS: Litestar's automatic handlers answer `Allow` only, and CORS preflights carry no token.
+    if handler.opt.get("public") or path == "/schema" or path.startswith("/schema/"):
+        return
+    if connection.scope.get("method") == "OPTIONS":
         return
     identity: IdentityService = connection.app.state.services.identity
     connection.state.ctx = await identity.context(connection, handler.opt)

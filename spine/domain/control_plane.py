@@ -25,6 +25,7 @@ SEEDED_MODES: Final = {
     "lab": "embedded stores allowed; a missing route warns instead of failing",
 }
 DEFAULT_MODE: Final = "saas"
+RESERVED_PREFIX: Final = "_"
 
 
 class ModeDefined(msgspec.Struct, frozen=True, kw_only=True):
@@ -190,6 +191,10 @@ def plan_tenant(state: ControlPlane, command: TenantCreated) -> Planned:
 
 def plan_project(state: ControlPlane, command: ProjectCreated) -> Planned:
     state.tenant(command.tenant_id)
+    if command.project_id.startswith(RESERVED_PREFIX):
+        # `_` is the partition of a tenant's audit trail, and in `t_system` of the control plane
+        # itself: a project there would let members write the records that grant roles.
+        raise InvalidRequest(f"project ids starting with {RESERVED_PREFIX!r} are reserved for Spine")
     if (command.tenant_id, command.project_id) in state.projects:
         raise AlreadyExists("project", command.project_id)
     return _planned(f"project:{command.tenant_id}:{command.project_id}", command)

@@ -33,11 +33,19 @@ class SentIdentity(msgspec.Struct, frozen=True, kw_only=True):
     app_id: str | None = None
 
 
-def check_claims(principal: Principal, mode: str, headers: SentIdentity, payload: SentIdentity) -> None:
+def effective_env(principal: Principal, headers: SentIdentity, default: str) -> str:
+    """The env a request acts in: the token's pin, else `X-Env`, else the deployment's default."""
+    return normalize_env(principal.env or headers.env or default)
+
+
+def check_claims(
+    principal: Principal, mode: str, env: str, headers: SentIdentity, payload: SentIdentity
+) -> None:
     """Raise `IdentityOverride` for the first stated field that disagrees with the truth.
 
     Headers may repeat the token's tenant, user and pinned env, and the tenant's mode. A payload
-    may repeat those and the project, surface and app the headers chose.
+    may repeat those, the request's effective `env` and the project, surface and app the headers
+    chose.
     """
     truth: dict[str, str | None] = {
         "tenant_id": principal.tenant_id,
@@ -49,7 +57,6 @@ def check_claims(principal: Principal, mode: str, headers: SentIdentity, payload
         sent = getattr(headers, field)
         if sent is not None and actual is not None and _norm(field, sent) != _norm(field, actual):
             raise IdentityOverride(field, "header", sent, actual)
-    env = principal.env or headers.env
     chosen = {
         **truth,
         "env": env,
