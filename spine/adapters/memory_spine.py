@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.cursor import check_cursor
-from spine.domain.events import AppendResult, Event, Page
+from spine.domain.events import AppendResult, EncodedPage, Event, Page, event_encoder
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -65,6 +65,19 @@ class MemorySpine:
                 if len(events) == limit:
                     return Page(events=events, next=event.position, head=head)
         return Page(events=events, next=head, head=head)
+
+    async def read_encoded(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Collection[str] = (),
+    ) -> EncodedPage:
+        page = await self.read(partition, after=after, limit=limit, stream=stream, types=types)
+        events = [(e.position, e.type, event_encoder.encode(e)) for e in page.events]
+        return EncodedPage(events=events, next=page.next, head=page.head)
 
     async def read_stream(
         self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000

@@ -23,7 +23,6 @@ from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.app.settings import Settings
 from spine.domain.cursor import check_cursor
 from spine.domain.errors import SpineError
-from spine.domain.events import event_encoder
 from spine.domain.partition import Partition, normalize_env
 
 _data_dir = click.option(
@@ -168,11 +167,10 @@ async def _replay(
             task = bar.add_task("replay", total=max(head - after, 0), rate="-")
             cursor = after
             while remaining > 0:
-                page = await spine.read(
+                page = await spine.read_encoded(
                     partition, after=cursor, limit=min(1000, remaining), stream=stream, types=types
                 )
-                for event in page.events:
-                    out.write(event_encoder.encode(event) + b"\n")
+                out.write(b"".join(body + b"\n" for _, _, body in page.events))
                 remaining -= len(page.events)
                 bar.update(task, completed=page.next - after, rate=f"{bar.tasks[0].speed or 0:,.0f}")
                 if page.next >= page.head:

@@ -17,7 +17,7 @@ import anyio
 
 from spine.app.metrics import Metrics
 from spine.domain.errors import SpineError
-from spine.domain.events import Event, event_encoder
+from spine.domain.events import EncodedEvent
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier, Subscription
 
@@ -27,12 +27,9 @@ PAGE_SIZE = 500
 HEARTBEAT = b": heartbeat\n\n"
 
 
-def sse_frame(event: Event) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
-        event.position,
-        event.type.encode(),
-        event_encoder.encode(event),
-    )
+def sse_frame(event: EncodedEvent) -> bytes:
+    position, type_, body = event
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (position, type_.encode(), body)
 
 
 async def follow(
@@ -56,7 +53,9 @@ async def follow(
             cursor = after
             last_write = time.monotonic()
             while not draining.is_set():
-                page = await spine.read(partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types)
+                page = await spine.read_encoded(
+                    partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types
+                )
                 if page.events:
                     yield b"".join(sse_frame(event) for event in page.events)
                     metrics.sse_events.inc(len(page.events))

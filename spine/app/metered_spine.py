@@ -8,7 +8,7 @@ from collections.abc import Collection
 from spine.app.metrics import Metrics
 from spine.domain.append import AppendRequest
 from spine.domain.errors import SpineError
-from spine.domain.events import AppendResult, Event, Page
+from spine.domain.events import AppendResult, EncodedPage, Event, Page
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine
 
@@ -40,6 +40,17 @@ class MeteredSpine:
         types: Collection[str] = (),
     ) -> Page:
         return await self._inner.read(partition, after=after, limit=limit, stream=stream, types=types)
+
+    async def read_encoded(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Collection[str] = (),
+    ) -> EncodedPage:
+        return await self._inner.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
 
     async def read_stream(
         self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000

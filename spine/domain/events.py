@@ -88,5 +88,17 @@ class Page(msgspec.Struct, frozen=True, kw_only=True):
     head: int
 
 
+EncodedEvent = tuple[int, str, bytes]
+"""A stored event as (position, type, its JSON): for paths that only pass events on."""
+
+
+class EncodedPage(msgspec.Struct, frozen=True, kw_only=True):
+    """A `Page` whose events stay encoded: SSE, replay and copies need no decode and re-encode."""
+
+    events: list[EncodedEvent]
+    next: int
+    head: int
+
+
 event_encoder: Final = msgspec.json.Encoder()
 event_decoder: Final = msgspec.json.Decoder(Event)

@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from spine.domain.append import AppendRequest
-from spine.domain.events import AppendResult, Event, Page
+from spine.domain.events import AppendResult, EncodedPage, Event, Page
 from spine.domain.partition import Partition
 
 
@@ -38,6 +38,18 @@ class EventSpine(Protocol):
         types: Collection[str] = (),
     ) -> Page:
         """Events with position > `after`, in position order, optionally filtered."""
+        ...
+
+    async def read_encoded(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Collection[str] = (),
+    ) -> EncodedPage:
+        """`read`, with each event as (position, type, JSON) exactly as `event_encoder` writes it."""
         ...
 
     async def read_stream(

@@ -17,7 +17,7 @@ from spine.adapters.memory_spine import MemorySpine
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.domain.append import AppendRequest
 from spine.domain.errors import IdempotencyConflict, InvalidCursor, InvalidRequest, VersionConflict
-from spine.domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent
+from spine.domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent, event_decoder
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine
 
@@ -311,3 +311,15 @@ async def test_eight_writers_and_a_follower_see_every_event_once_in_order(
     assert len({e.id for e in seen}) == total
     for w in range(writers):
         assert [e.version for e in seen if e.stream == f"w-{w}"] == list(range(1, per_writer + 1))
+
+
+async def test_encoded_reads_are_the_stored_json_of_the_same_page(spine: EventSpine) -> None:
+    await spine.append(P, req("a", "keep", "drop", "keep"))
+    await spine.append(P, req("b", "keep"))
+    for kwargs in ({}, {"after": 1, "limit": 2}, {"types": ["keep"]}, {"stream": "a", "limit": 1}):
+        page = await spine.read(P, **kwargs)  # type: ignore[arg-type]
+        encoded = await spine.read_encoded(P, **kwargs)  # type: ignore[arg-type]
+        assert (encoded.next, encoded.head) == (page.next, page.head)
+        assert [(pos, type_, event_decoder.decode(body)) for pos, type_, body in encoded.events] == [
+            (e.position, e.type, e) for e in page.events
+        ]
