@@ -1,0 +1,364 @@
+"""HTTP single-event append rate against a no-op POST on the same app and server.
+
+    .venv/bin/python bench/bench_http.py [--duration 10] [--rounds 3] [--connections 64] [--threads 1]
+
+Starts `bench/_http_app.py` (Spine's app with an extra `POST /bench/noop`, served by uvicorn on
+127.0.0.1 with a fresh SQLite spine, synchronous=FULL) and drives both endpoints with wrk when it
+is installed, else with a small asyncio HTTP/1.1 client. A preflight POST to each endpoint must
+succeed first. Rounds alternate noop/append after a short warm-up of each; the summary uses the
+median round. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from _env import header, load
+
+HERE = Path(__file__).resolve().parent
+HEADERS = {"Content-Type": "application/json"}  # `provision` adds the token and the context headers
+BOOTSTRAP_KEY = "bench-bootstrap-key"  # must match _http_app.py
+ENDPOINTS = {"noop": "/bench/noop", "append": "/v1/events"}
+STREAMS = 64  # requests rotate over this many streams, as the in-process bench's appenders do
+DATA = {
+    "key": "user.preferences.language",
+    "value": "The user prefers answers in British English, with short paragraphs.",
+    "source": "chat",
+    "confidence": 0.92,
+    "turn": 17,
+}
+TARGET_RATIO = 0.70
+WARMUP_SECONDS = 2
+
+
+def body_for(stream: int) -> bytes:
+    events = [{"type": "memory.set", "data": DATA}]
+    return json.dumps({"stream": f"agent:{stream}", "events": events}, separators=(",", ":")).encode()
+
+
+@dataclass
+class Run:
+    endpoint: str
+    label: str
+    requests: int
+    seconds: float
+    rate: float
+    failed: int  # non-2xx answers
+    errors: str  # wrk's socket errors, "" when none
+    p50_ms: float
+    p99_ms: float
+
+
+# the server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> bytes:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as answer:
+        return bytes(answer.read())
+
+
+def post(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={**HEADERS, **headers}, method="POST")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def provision(base: str) -> None:
+    """A lab tenant, project, surface and member token, through the API, as the tests do."""
+    admin = post(f"{base}/v1/auth/bootstrap", {}, {"X-Bootstrap-Key": BOOTSTRAP_KEY})
+    auth = {"Authorization": f"Bearer {admin['token']}"}
+    post(f"{base}/v1/tenants", {"tenant_id": "t1", "name": "bench", "mode": "lab"}, auth)
+    post(f"{base}/v1/tenants/t1/projects", {"project_id": "p1", "name": "p1"}, auth)
+    post(f"{base}/v1/tenants/t1/surfaces", {"surface_id": "web", "name": "web"}, auth)
+    post(f"{base}/v1/tenants/t1/members", {"user_id": "agent-1", "role": "agent"}, auth)
+    token = post(f"{base}/v1/tenants/t1/tokens", {"user_id": "agent-1"}, auth)["token"]
+    HEADERS.update({"Authorization": f"Bearer {token}", "X-Project-Id": "p1", "X-Surface-Id": "web"})
+
+
+def preflight(base: str) -> None:
+    """One POST to each endpoint before measuring: a rate of error answers means nothing."""
+    for path in ENDPOINTS.values():
+        request = urllib.request.Request(f"{base}{path}", data=body_for(0), headers=HEADERS, method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except urllib.error.HTTPError as error:
+            detail = error.read()[:300].decode(errors="replace")
+            sys.exit(
+                f"preflight: POST {path} answered {error.code}, so nothing was measured: {detail}\n"
+                f"The bench sends only the headers {sorted(HEADERS)}; update HEADERS if the app needs more."
+            )
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            get(f"{base}/ready")
+        except OSError:
+            time.sleep(0.1)
+        else:
+            return
+    server.kill()
+    sys.exit(f"the server did not answer /ready within 20 s:\n{log.read_text()}")
+
+
+# load generators
+
+
+def wrk_script(directory: Path, path: str) -> Path:
+    """POST `path` with the JSON body and headers, rotating the stream over `STREAMS`."""
+    headers = "\n".join(f'wrk.headers["{name}"] = "{value}"' for name, value in HEADERS.items())
+    template = body_for(0).decode().replace("agent:0", "agent:%d")
+    script = directory / "post.lua"
+    script.write_text(
+        f"""wrk.method = "POST"
+{headers}
+local template = '{template}'
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "{path}", nil, string.format(template, counter % {STREAMS}))
+end
+"""
+    )
+    return script
+
+
+def wrk_duration(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def run_wrk(base: str, endpoint: str, label: str, seconds: int, connections: int, threads: int) -> Run:
+    with tempfile.TemporaryDirectory() as directory:
+        script = wrk_script(Path(directory), ENDPOINTS[endpoint])
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+        out = subprocess.run([*command, base], capture_output=True, text=True, check=True).stdout
+
+    def find(pattern: str, default: str = "0") -> str:
+        match = re.search(pattern, out)
+        return match.group(1) if match else default
+
+    requests, elapsed = re.search(r"(\d+) requests in ([\d.]+\w+),", out).groups()  # type: ignore[union-attr]
+    errors = find(r"Socket errors: (.*)", "")
+    return Run(
+        endpoint,
+        label,
+        int(requests),
+        wrk_duration(elapsed) / 1000,
+        float(find(r"Requests/sec:\s+([\d.]+)")),
+        int(find(r"Non-2xx or 3xx responses: (\d+)")),
+        errors,
+        wrk_duration(find(r"\s50%\s+(\S+)", "0ms")),
+        wrk_duration(find(r"\s99%\s+(\S+)", "0ms")),
+    )
+
+
+def run_asyncio(base: str, endpoint: str, label: str, seconds: int, connections: int, threads: int) -> Run:
+    """The fallback generator: keep-alive HTTP/1.1 over plain asyncio streams, one task per connection."""
+    url = urlsplit(base)
+    path = ENDPOINTS[endpoint]
+    latencies: list[float] = []
+    failed = 0
+
+    async def connection(index: int, deadline: float) -> None:
+        nonlocal failed
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        count = index
+        try:
+            while time.perf_counter() < deadline:
+                count += connections
+                body = body_for(count % STREAMS)
+                head = f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(body)}\r\n"
+                head += "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items())
+                sent = time.perf_counter()
+                writer.write(head.encode() + b"\r\n" + body)
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - sent)
+                failed += not 200 <= status < 300
+        finally:
+            writer.close()
+
+    async def drive() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(connection(index, started + seconds) for index in range(connections)))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(drive())
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return Run(
+        endpoint,
+        label,
+        len(latencies),
+        elapsed,
+        len(latencies) / elapsed,
+        failed,
+        "",
+        cuts[49] * 1000,
+        cuts[98] * 1000,
+    )
+
+
+# report
+
+
+def print_runs(runs: list[Run]) -> None:
+    print(
+        f"\n  {'endpoint':<22} {'run':<8} {'requests':>9} {'req/s':>9}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  errors"
+    )
+    print("  " + "-" * 84)
+    for run in runs:
+        print(
+            f"  {'POST ' + ENDPOINTS[run.endpoint]:<22} {run.label:<8} {run.requests:>9,} {run.rate:>9,.0f}"
+            f" {run.p50_ms:>8.1f} {run.p99_ms:>8.1f} {run.failed:>8}  {run.errors or '-'}"
+        )
+
+
+def spine_state(base: str) -> tuple[int, dict[str, float]]:
+    """The partition head and the spine's own counters, from the server itself."""
+    page = json.loads(
+        get(f"{base}/v1/events?limit=1", {k: v for k, v in HEADERS.items() if k != "Content-Type"})
+    )
+    wanted = (
+        "spine_appends_total",
+        "spine_commit_batch_requests_sum",
+        "spine_commit_batch_requests_count",
+        "spine_commit_seconds_sum",
+    )
+    metrics: dict[str, float] = {}
+    for line in get(f"{base}/metrics").decode().splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(wanted):
+            metrics[name] = float(value)
+    return int(page["head"]), metrics
+
+
+def main(duration: int, rounds: int, connections: int, threads: int) -> None:
+    if shutil.which("wrk"):
+        generator, drive = (
+            f"wrk -t{threads} -c{connections} -d{duration}s (Lua: POST, JSON body, headers)",
+            run_wrk,
+        )
+    else:
+        generator, drive = (
+            f"asyncio HTTP/1.1 keep-alive client, {connections} connections (wrk not found)",
+            run_asyncio,
+        )
+    print(header("bench_http: POST /v1/events vs POST /bench/noop, same app and server"))
+    print(
+        f"  server: uvicorn on 127.0.0.1, fresh SQLite spine (synchronous=FULL); load generator: {generator}"
+    )
+    print(
+        f"  {rounds} round(s) of {duration}s per endpoint, alternating,"
+        f" after a {WARMUP_SECONDS}s warm-up of each"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="spine-bench-http-") as directory:
+        port, log = free_port(), Path(directory) / "server.log"
+        base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, str(HERE / "_http_app.py"), "--port", str(port), "--data-dir", directory]
+        with log.open("wb") as log_file:
+            server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            wait_until_up(base, server, log)
+            provision(base)
+            preflight(base)
+            runs = [
+                drive(base, endpoint, "warm-up", WARMUP_SECONDS, connections, threads)
+                for endpoint in ENDPOINTS
+            ]
+            for number in range(1, rounds + 1):
+                runs += [
+                    drive(base, endpoint, f"round {number}", duration, connections, threads)
+                    for endpoint in ENDPOINTS
+                ]
+            head, metrics = spine_state(base)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        server_log = log.read_text().strip()
+
+    print_runs(runs)
+    measured = {
+        endpoint: [run for run in runs if run.endpoint == endpoint and run.label != "warm-up"]
+        for endpoint in ENDPOINTS
+    }
+    noop = statistics.median(run.rate for run in measured["noop"])
+    append = statistics.median(run.rate for run in measured["append"])
+    answered = 1 + sum(run.requests for run in runs if run.endpoint == "append")  # 1: the preflight
+    failed = sum(run.failed for run in runs)
+    status = "meets" if append / noop >= TARGET_RATIO else "BELOW"
+
+    print("\nsummary (median round; printed, not asserted)")
+    print(f"  no-op POST        {noop:>9,.0f} req/s")
+    print(f"  append POST       {append:>9,.0f} req/s  (1 event per request)")
+    print(
+        f"  append / no-op    {append / noop:>9.2f}      target >= {TARGET_RATIO:.2f}"
+        f"  {append / noop / TARGET_RATIO:.2f}x  {status}"
+    )
+    print(f"  non-2xx answers: {failed} (all runs, both endpoints)")
+    print(
+        f"  appends answered to the load generator: {answered:,}; partition head afterwards: {head:,}"
+        " (the head may exceed the count by requests in flight when a run stopped)"
+    )
+    outcomes = ", ".join(
+        f"{name.split('{')[1].rstrip('}')}: {value:,.0f}"
+        for name, value in metrics.items()
+        if name.startswith("spine_appends_total")
+    )
+    commits = metrics.get("spine_commit_batch_requests_count", 0)
+    if commits:
+        mean_batch = metrics.get("spine_commit_batch_requests_sum", 0) / commits
+        mean_ms = metrics.get("spine_commit_seconds_sum", 0) / commits * 1000
+        print(
+            f"  server metrics: appends by outcome {{{outcomes}}}; {commits:,.0f} group commits,"
+            f" mean {mean_batch:.1f} requests and {mean_ms:.2f} ms each"
+        )
+    print(f"  after the run: {load()}")
+    if server_log:
+        print(f"\nserver output:\n{server_log}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured runs per endpoint (default 3)")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="wrk threads (default 1: the server gets the other core)"
+    )
+    args = parser.parse_args()
+    main(args.duration, args.rounds, args.connections, args.threads)
