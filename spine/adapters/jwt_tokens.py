@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import jwt
 
-from spine.domain.errors import InvalidToken
+from spine.domain.errors import InvalidToken, MintingDisabled
 from spine.domain.identity import Principal
 
 SPINE_ISSUER = "spine"
@@ -63,7 +63,7 @@ class TokenService:
 
     def mint(self, *, tenant_id: str, user_id: str, ttl_seconds: int, env: str | None = None) -> str:
         if self._spine_key is None:
-            raise InvalidToken("this deployment mints no tokens: no token key is configured")
+            raise MintingDisabled("this deployment mints no tokens: no token key is configured")
         now = int(time.time())
         claims: dict[str, object] = {
             "iss": SPINE_ISSUER,

@@ -183,6 +183,12 @@ class BootstrapRefused(SpineError):
     code = "auth.bootstrap_refused"
 
 
+class MintingDisabled(SpineError):
+    """A deployment without a token key mints no tokens (its users' tokens come from an issuer)."""
+
+    code = "auth.minting_disabled"
+
+
 class UnknownContext(SpineError):
     """A project, surface or app id the tenant does not have."""
 

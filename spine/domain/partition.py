@@ -38,8 +38,3 @@ class Partition(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def system(cls, env: str) -> Partition:
         return cls(tenant_id=SYSTEM_TENANT, env=env, project_id=SYSTEM_PROJECT)
-
-    @classmethod
-    def parse(cls, key: str) -> Partition:
-        tenant_id, env, project_id = key.split("/")
-        return cls(tenant_id=tenant_id, env=env, project_id=project_id)

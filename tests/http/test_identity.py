@@ -891,3 +891,12 @@ def test_a_body_env_that_repeats_the_default_env_is_accepted(
     body = {"stream": "s", "env": "development", "events": [{"type": "a"}]}
     assert client.post("/v1/events", json=body, headers=headers).status_code == 201
     assert audit_trail(client) == []
+
+
+def test_a_deployment_without_a_token_key_says_it_mints_none(tmp_path: Path) -> None:
+    """Production with an external issuer only: bootstrap refuses before recording anything."""
+    settings = Settings(data_dir=tmp_path, deployment="production", bootstrap_key=BOOTSTRAP_KEY)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/auth/bootstrap", headers={"X-Bootstrap-Key": BOOTSTRAP_KEY})
+        assert_problem(response, 403, "auth.minting_disabled")
+        assert stored(client, "t_system", "_") == []

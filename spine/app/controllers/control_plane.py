@@ -33,7 +33,7 @@ from spine.domain.control_plane import (
     require_admin,
     require_system_admin,
 )
-from spine.domain.errors import BootstrapRefused, NotFound
+from spine.domain.errors import BootstrapRefused, MintingDisabled, NotFound
 from spine.domain.events import EventMeta
 from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Identifier, normalize_env
 
@@ -128,6 +128,8 @@ async def bootstrap(request: Request[Any, Any, Any], services: ServicesDep) -> B
     sent = request.headers.get("x-bootstrap-key", "")
     if not hmac.compare_digest(sent.encode(), key.encode()):
         raise BootstrapRefused("wrong or missing X-Bootstrap-Key")
+    if not services.identity.tokens.can_mint:  # refuse before recording anything
+        raise MintingDisabled("this deployment mints no tokens: configure SPINE_TOKEN_KEY to bootstrap")
     raw = await request.body()
     body = msgspec.json.decode(raw, type=BootstrapBody) if raw.strip() else BootstrapBody()
     env = services.settings.default_env
