@@ -20,6 +20,7 @@ from spine.app.control import ControlPlaneService
 from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
 from spine.app.controllers.events import EventsController, StreamsController
 from spine.app.controllers.ops import health, metrics, ready
+from spine.app.controllers.routes import RoutesController
 from spine.app.errors import exception_handlers
 from spine.app.identity import IdentityService, identity_guard
 from spine.app.lab_secrets import lab_secret
@@ -28,6 +29,7 @@ from spine.app.metrics import Metrics
 from spine.app.middleware import echo_request_id, metrics_middleware
 from spine.app.services import Services, provide_call, provide_services
 from spine.app.settings import Settings
+from spine.app.spines import SpineRouter
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier
 from spine.projections.control_plane import ControlPlaneProjector
@@ -71,6 +73,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 control=ControlPlaneService(metered, projector),
                 identity=IdentityService(tokens, projector, metered, settings),
                 bootstrap_key=_lab_or(settings, settings.bootstrap_key, "bootstrap.key"),
+                spines=SpineRouter(
+                    lab_store=metered,
+                    lab_path=settings.spine_path,
+                    projector=projector,
+                    notifier=notifier,
+                    metrics=app_metrics,
+                    data_dir=settings.data_dir,
+                    synchronous=settings.sqlite_synchronous,
+                    stack=stack,
+                ),
             )
             app.state.services = services
             background = await stack.enter_async_context(anyio.create_task_group())
@@ -88,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             bootstrap,
             ModesController,
             TenantsController,
+            RoutesController,
             health,
             ready,
             metrics,

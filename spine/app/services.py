@@ -14,6 +14,7 @@ from spine.app.control import ControlPlaneService
 from spine.app.identity import IdentityService
 from spine.app.metrics import Metrics
 from spine.app.settings import Settings
+from spine.app.spines import SpineRouter
 from spine.domain.context import RequestContext
 from spine.domain.ports import EventSpine, Notifier
 
@@ -27,6 +28,7 @@ class Services:
     control: ControlPlaneService
     identity: IdentityService
     bootstrap_key: str | None
+    spines: SpineRouter
     # Set when the server begins to shut down: followers end their streams instead of being cut.
     draining: anyio.Event = field(default_factory=anyio.Event)
 

@@ -229,3 +229,79 @@ class AlreadyExists(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"kind": self.kind, "id": self.value}
+
+
+class MissingRoute(SpineError):
+    """No route for a resource kind where the tenant's mode does not allow the lab fallback."""
+
+    # `tabular_store` (saves, strategy locks) answers with the save store's code
+    _CODES: ClassVar[dict[str, str]] = {"tabular_store": "save_store.missing_route"}
+
+    def __init__(self, kind: str, tenant_id: str, env: str, project_id: str) -> None:
+        super().__init__(f"no {kind} route for tenant {tenant_id!r}, env {env!r}, project {project_id!r}")
+        self.kind = kind
+
+    @property
+    def error_code(self) -> str:
+        return self._CODES.get(self.kind, f"{self.kind}.missing_route")
+
+    def details(self) -> dict[str, object]:
+        return {"resource_kind": self.kind}
+
+
+class ForbiddenBackend(SpineError):
+    """An embedded backend (memory, sqlite) written for a tenant whose mode refuses it."""
+
+    code = "routing.forbidden_backend"
+
+    def __init__(self, kind: str, backend: str, mode: str) -> None:
+        super().__init__(
+            f"{backend!r} may not hold {kind} for a {mode!r} tenant: embedded stores are lab only"
+        )
+        self.kind = kind
+        self.backend = backend
+        self.mode = mode
+
+    def details(self) -> dict[str, object]:
+        return {"resource_kind": self.kind, "backend_type": self.backend, "mode": self.mode}
+
+
+class ForbiddenRoute(ForbiddenBackend):
+    """The same refusal at resolution time: the route exists, but this tenant may not use it."""
+
+
+class InvalidSecretRef(SpineError):
+    """A secret reference that is malformed, or of a kind this deployment does not allow.
+
+    The message names the reference (references are not secrets), never a value.
+    """
+
+    code = "secret.invalid_ref"
+
+    def __init__(self, ref: str, reason: str) -> None:
+        # A string without the scheme may be a secret pasted where its reference belongs: not echoed.
+        shown = ref if ref.startswith("secret://") else None
+        what = f"invalid secret reference {shown!r}" if shown is not None else "not a secret reference"
+        super().__init__(f"{what}: {reason}")
+        self.ref = shown
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"ref": self.ref}
+
+
+class SecretUnavailable(SpineError):
+    """A well-formed secret reference whose value could not be read (missing, unreadable, unreachable).
+
+    The message names the reference and why, never the value nor the content read.
+    """
+
+    code = "secret.unavailable"
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(f"secret {ref!r} is unavailable: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"ref": self.ref}

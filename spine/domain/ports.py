@@ -81,3 +81,17 @@ class Notifier(Protocol):
     async def publish(self, partition: Partition, position: int) -> None: ...
 
     def subscribe(self, partition: Partition) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+class SecretResolver(Protocol):
+    """Turns a `secret://…` reference of a route's config into the secret, when a backend is opened.
+
+    Error contract: `resolve` raises `InvalidSecretRef` for a malformed reference or one of a kind
+    this deployment does not allow (`secret://env/…` outside lab and dev), and `SecretUnavailable`
+    when a well-formed reference cannot be read (missing, unreadable, store unreachable). The
+    messages and details of both name the reference, never the secret value.
+    """
+
+    async def resolve(self, ref: str) -> str:
+        """The secret `ref` points to; may be cached for a short while."""
+        ...

@@ -1,4 +1,4 @@
-"""Keeps a process's `ControlPlane` view caught up with the system partition.
+"""Keeps a process's `ControlPlane` and routing `Registry` caught up with the system partition.
 
 Every process holds the whole control plane in memory (it is small) and refreshes it when the
 system partition advances; a lookup that misses catches up once before answering "unknown", so
@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import anyio
 
+from spine.domain import routing
 from spine.domain.control_plane import HANDLES, ControlPlane
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier
+
+_HANDLES = HANDLES | routing.HANDLES
 
 
 class ControlPlaneProjector:
     def __init__(self, spine: EventSpine, notifier: Notifier, partition: Partition) -> None:
         self.state = ControlPlane()
+        self.registry = routing.Registry()
         self.partition = partition
         self._spine = spine
         self._notifier = notifier
@@ -27,10 +31,13 @@ class ControlPlaneProjector:
         async with self._lock:
             while True:
                 page = await self._spine.read(
-                    self.partition, after=self.state.position, limit=1000, types=HANDLES
+                    self.partition, after=self.state.position, limit=1000, types=_HANDLES
                 )
                 for event in page.events:
-                    self.state.apply(event)
+                    if event.type in routing.HANDLES:
+                        self.registry.apply(event)
+                    else:
+                        self.state.apply(event)
                 self.state.position = page.next
                 if page.next >= page.head:
                     return page.next

@@ -561,8 +561,8 @@ def test_a_tenant_is_saas_unless_told_otherwise(client: TestClient, admin: dict[
     ok(client.post("/v1/tenants/t3/projects", json={"project_id": "p1", "name": "p1"}, headers=admin))
     ok(client.post("/v1/tenants/t3/surfaces", json={"surface_id": "web", "name": "web"}, headers=admin))
     member = {**member_token(client, admin, "t3", "u1"), "X-Project-Id": "p1", "X-Surface-Id": "web"}
-    assert append(client, {**member, "X-Mode": "saas"}).status_code == 201
-    assert [e.meta.mode for e in stored(client, "t3", "p1")] == ["saas"]
+    # the guard accepts X-Mode: saas; a saas tenant then needs a route, and gets no lab fallback
+    assert_problem(append(client, {**member, "X-Mode": "saas"}), 503, "event_spine.missing_route")
     assert_problem(append(client, {**member, "X-Mode": "lab"}), 403, "auth.identity_override")
 
 

@@ -50,8 +50,10 @@ class EventsController(Controller):
             expected_version=data.expected_version,
             meta=ctx.event_meta(),
         )
-        result = await call.services.spine.append(ctx.partition, request)
-        return Response(result, status_code=201, headers={"X-Spine-Position": str(result.last_position)})
+        spine, warning = await call.services.spines.for_context(ctx)
+        result = await spine.append(ctx.partition, request)
+        headers = {"X-Spine-Position": str(result.last_position), **_warning(warning)}
+        return Response(result, status_code=201, headers=headers)
 
     @get("/", summary="Read a partition by cursor")
     async def read(
@@ -61,10 +63,12 @@ class EventsController(Controller):
         limit: Limit = 100,
         stream: StreamFilter = None,
         types: TypeFilter = None,
-    ) -> Page:
-        return await call.services.spine.read(
+    ) -> Response[Page]:
+        spine, warning = await call.services.spines.for_context(call.ctx)
+        page = await spine.read(
             call.ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
         )
+        return Response(page, headers=_warning(warning))
 
     @get("/stream", summary="Follow a partition over Server-Sent Events", media_type="text/event-stream")
     async def follow(
@@ -82,10 +86,11 @@ class EventsController(Controller):
             cursor = parse_cursor(after if after is not None else last_event_id)
         # Validate before the 200 goes out: afterwards an error can only end the stream.
         services, partition = call.services, call.ctx.partition
-        check_cursor(cursor, await services.spine.head(partition))
+        spine, warning = await services.spines.for_context(call.ctx)
+        check_cursor(cursor, await spine.head(partition))
         settings = services.settings
         events = follow(
-            services.spine,
+            spine,
             services.notifier,
             services.metrics,
             partition,
@@ -100,7 +105,7 @@ class EventsController(Controller):
         return Stream(
             events,
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_warning(warning)},
         )
 
 
@@ -115,10 +120,16 @@ class StreamsController(Controller):
         call: CallDep,
         after_version: Annotated[int, Parameter(ge=0)] = 0,
         limit: Limit = 100,
-    ) -> StreamPage:
-        events, version = await call.services.spine.read_stream(
+    ) -> Response[StreamPage]:
+        spine, warning = await call.services.spines.for_context(call.ctx)
+        events, version = await spine.read_stream(
             call.ctx.partition, stream, after_version=after_version, limit=limit
         )
         if version == 0:
             raise StreamNotFound(stream)
-        return StreamPage(events=events, version=version)
+        return Response(StreamPage(events=events, version=version), headers=_warning(warning))
+
+
+def _warning(code: str | None) -> dict[str, str]:
+    """Lab answers that fell back to the embedded store say so (DESIGN: loud, never silent)."""
+    return {"X-Spine-Warning": code} if code else {}

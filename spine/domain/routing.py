@@ -1,0 +1,218 @@
+"""The routing registry: where each tenant's data lives is data, not code.
+
+A route maps (resource kind, tenant, env, project) to a backend and its config. Routes are
+events in the system partition; `Registry` is their projection. Resolution goes from the exact
+project to the tenant-wide route (`project_id="*"`) to the platform default (`tenant_id="*"`),
+each an explicit record. The mode rules live here: `saas`, `enterprise` and `system` tenants
+never get an embedded backend (memory, sqlite) and never fall back to one; `lab` warns and uses
+the embedded lab store when a route is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from spine.domain.control_plane import Planned
+from spine.domain.errors import ForbiddenBackend, ForbiddenRoute, InvalidRequest, MissingRoute, NotFound
+from spine.domain.events import ANY, Event, NewEvent
+from spine.domain.partition import IDENTIFIER_PATTERN
+from spine.domain.secrets import is_secret_ref
+
+ResourceKind = Literal[
+    "event_spine",
+    "memory_store",
+    "blackboard_store",
+    "analytics_store",
+    "seo_config_store",
+    "budget_store",
+    "audit",
+    "tabular_store",
+]
+RESOURCE_KINDS: Final[tuple[str, ...]] = ResourceKind.__args__  # type: ignore[attr-defined]
+BackendType = Literal["sqlite", "memory", "dynamodb", "firestore", "cosmos", "redis"]
+EMBEDDED: Final = frozenset({"sqlite", "memory"})
+WILDCARD: Final = "*"
+LAB_MODE: Final = "lab"
+_SECRETISH = ("key", "secret", "password", "token", "credential", "connection_string")
+_REQUIRED_CONFIG: Final[dict[str, tuple[str, ...]]] = {
+    "sqlite": ("path",),
+    "memory": (),
+    "dynamodb": ("table", "region"),
+    "firestore": ("project",),
+    "cosmos": ("endpoint", "database", "key"),
+    "redis": ("url",),
+}
+Scope = Annotated[str, msgspec.Meta(pattern=rf"({IDENTIFIER_PATTERN})|^\*$")]
+
+
+class Route(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    resource_kind: ResourceKind
+    tenant_id: Scope
+    env: Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
+    project_id: Scope = WILDCARD
+    backend_type: BackendType
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    secret_refs: dict[str, str] = msgspec.field(default_factory=dict)
+    tier: str | None = None
+    cost_notes: str | None = None
+    previous_backend_type: str | None = None
+    switch_rationale: str | None = None
+    last_switch_time: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.resource_kind, self.tenant_id, self.env, self.project_id)
+
+    def same_backend(self, other: Route) -> bool:
+        return (self.backend_type, self.config, self.secret_refs) == (
+            other.backend_type,
+            other.config,
+            other.secret_refs,
+        )
+
+
+class RouteDeleted(msgspec.Struct, frozen=True, kw_only=True):
+    resource_kind: ResourceKind
+    tenant_id: str
+    env: str
+    project_id: str
+    rationale: str | None = None
+
+
+class RouteChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a route's history, as `GET /v1/routes/history` shows it."""
+
+    position: int
+    at: datetime
+    action: Literal["set", "deleted"]
+    route: Route | None = None
+    key: tuple[str, str, str, str]
+    actor: str | None = None
+    rationale: str | None = None
+
+
+HANDLES: Final = frozenset({"route.set", "route.deleted"})
+
+
+class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+    """A resolved route, or (lab only) none with the warning code the response carries."""
+
+    route: Route | None
+    warning: str | None = None
+
+
+class Registry:
+    """The projection of `route.set` and `route.deleted`."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str, str, str], Route] = {}
+        self.history: list[RouteChange] = []
+
+    def apply(self, event: Event) -> None:
+        if event.type == "route.set":
+            route = msgspec.convert(event.data, Route)
+            self.routes[route.key] = route
+            self.history.append(
+                RouteChange(
+                    position=event.position,
+                    at=event.recorded_at,
+                    action="set",
+                    route=route,
+                    key=route.key,
+                    actor=event.meta.user_id,
+                    rationale=route.switch_rationale,
+                )
+            )
+        elif event.type == "route.deleted":
+            deleted = msgspec.convert(event.data, RouteDeleted)
+            key = (deleted.resource_kind, deleted.tenant_id, deleted.env, deleted.project_id)
+            self.routes.pop(key, None)
+            self.history.append(
+                RouteChange(
+                    position=event.position,
+                    at=event.recorded_at,
+                    action="deleted",
+                    key=key,
+                    actor=event.meta.user_id,
+                    rationale=deleted.rationale,
+                )
+            )
+
+    def lookup(self, kind: str, tenant_id: str, env: str, project_id: str) -> Route | None:
+        """Exact project, then tenant-wide, then platform default."""
+        for key in (
+            (kind, tenant_id, env, project_id),
+            (kind, tenant_id, env, WILDCARD),
+            (kind, WILDCARD, env, WILDCARD),
+        ):
+            route = self.routes.get(key)
+            if route is not None:
+                return route
+        return None
+
+
+def resolve(
+    registry: Registry, kind: str, tenant_id: str, env: str, project_id: str, mode: str
+) -> Resolution:
+    """The route a request uses, under its tenant's mode rules."""
+    route = registry.lookup(kind, tenant_id, env, project_id)
+    if route is None:
+        if mode == LAB_MODE:
+            return Resolution(route=None, warning=MissingRoute(kind, tenant_id, env, project_id).error_code)
+        raise MissingRoute(kind, tenant_id, env, project_id)
+    if route.backend_type in EMBEDDED and mode != LAB_MODE:
+        raise ForbiddenRoute(kind, route.backend_type, mode)
+    return Resolution(route=route)
+
+
+def plan_route(
+    registry: Registry, route: Route, *, mode: str | None, now: datetime
+) -> tuple[Planned, Route | None]:
+    """The `route.set` event for `route`, and the route it replaces (for the switch audit).
+
+    `mode` is the tenant's (None for a platform default, which every mode may inherit: the
+    resolution-time rule then refuses it to the modes that may not use it).
+    """
+    missing = [name for name in _REQUIRED_CONFIG[route.backend_type] if name not in route.config]
+    if missing:
+        raise InvalidRequest(f"a {route.backend_type} route needs config {missing}")
+    for name, value in route.config.items():
+        if any(word in name.lower() for word in _SECRETISH) and not is_secret_ref(value):
+            raise InvalidRequest(
+                f"config {name!r} looks like a secret: pass a secret:// reference, never a value"
+            )
+    for name, ref in route.secret_refs.items():
+        if not is_secret_ref(ref):
+            raise InvalidRequest(f"secret_refs[{name!r}] must be a secret://env|file|aws-sm/… reference")
+    if mode is not None and mode != LAB_MODE and route.backend_type in EMBEDDED:
+        raise ForbiddenBackend(route.resource_kind, route.backend_type, mode)
+    previous = registry.routes.get(route.key)
+    if previous is not None and not previous.same_backend(route):
+        route = msgspec.structs.replace(
+            route, previous_backend_type=previous.backend_type, last_switch_time=now
+        )
+    elif previous is not None:
+        route = msgspec.structs.replace(
+            route,
+            previous_backend_type=previous.previous_backend_type,
+            last_switch_time=previous.last_switch_time,
+            switch_rationale=route.switch_rationale or previous.switch_rationale,
+        )
+    event = NewEvent(type="route.set", data=msgspec.to_builtins(route))
+    return Planned(stream=route_stream(*route.key), event=event, expected_version=ANY), previous
+
+
+def plan_delete(registry: Registry, deleted: RouteDeleted) -> Planned:
+    key = (deleted.resource_kind, deleted.tenant_id, deleted.env, deleted.project_id)
+    if key not in registry.routes:
+        raise NotFound("route", "/".join(key))
+    event = NewEvent(type="route.deleted", data=msgspec.to_builtins(deleted))
+    return Planned(stream=route_stream(*key), event=event, expected_version=ANY)
+
+
+def route_stream(kind: str, tenant_id: str, env: str, project_id: str) -> str:
+    # `*` is not a stream character; `~` is, and no identifier starts with it.
+    return ":".join(("route", kind, tenant_id, env, project_id)).replace(WILDCARD, "~")
