@@ -18,6 +18,7 @@ from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.app.control import ControlPlaneService
 from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
+from spine.app.controllers.diagnostics import diagnostics
 from spine.app.controllers.events import EventsController, StreamsController
 from spine.app.controllers.ops import health, metrics, ready
 from spine.app.controllers.routes import RoutesController
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             else:
                 notifier = LocalNotifier()
             spine: EventSpine
-            if settings.store == "memory":
+            if settings.system_in_memory:
                 spine = MemorySpine(notifier)
             else:
                 spine = await stack.enter_async_context(
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModesController,
             TenantsController,
             RoutesController,
+            diagnostics,
             health,
             ready,
             metrics,

@@ -20,8 +20,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path("spine-data")
     # `lab` makes its own key material under data_dir; `production` must be given it.
     deployment: Literal["lab", "production"] = "lab"
-    # `memory` keeps nothing across restarts: tests and explicit lab use only.
-    store: Literal["sqlite", "memory"] = "sqlite"
+    # Where the system spine lives (control plane, routes; in lab also the embedded lab store):
+    # `sqlite:///ABSOLUTE/PATH.db`, `sqlite:///./relative.db`, or `memory://` (tests only).
+    # The one backend choice read from the environment; every other one is a route.
+    system_url: str | None = None
     sqlite_synchronous: Synchronous = "FULL"
     redis_url: str | None = None
     default_env: str = "dev"
@@ -42,7 +44,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def spine_path(self) -> Path:
-        return self.data_dir / "spine.db"
+        """The system spine's SQLite file (`memory://` has none)."""
+        url = self.system_url or f"sqlite:///{self.data_dir / 'spine.db'}"
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///"))
+        if url == "memory://":
+            return self.data_dir / "memory"  # never opened
+        raise ValueError(f"SPINE_SYSTEM_URL must be sqlite:///PATH or memory://, not {url.split('?')[0]!r}")
+
+    @property
+    def system_in_memory(self) -> bool:
+        return self.system_url == "memory://"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

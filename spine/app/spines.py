@@ -7,6 +7,7 @@ resolution names the new backend, and it is opened then.
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from spine.domain.errors import BackendUnavailable
 from spine.domain.ports import EventSpine, Notifier
 from spine.domain.routing import Route, resolve
 from spine.projections.control_plane import ControlPlaneProjector
+
+log = logging.getLogger(__name__)
 
 KIND = "event_spine"
 
@@ -49,12 +52,21 @@ class SpineRouter:
         self._stack = stack
         self._opened: dict[bytes, EventSpine] = {}
         self._lock = anyio.Lock()
+        self._warned: set[tuple[str, str, str]] = set()
 
     async def for_context(self, ctx: RequestContext) -> tuple[EventSpine, str | None]:
         """The spine of the request's partition, and the warning to send when lab fell back."""
         assert ctx.mode is not None  # the identity guard sets it from the tenant record
         resolution = resolve(self._projector.registry, KIND, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode)
         if resolution.route is None:
+            where = (ctx.tenant_id, ctx.env, ctx.project_id)
+            if where not in self._warned:  # once per partition and process: a log line, not a flood
+                self._warned.add(where)
+                log.warning(
+                    "no route: lab falls back to the embedded store",
+                    extra={"warning": resolution.warning, "tenant_id": ctx.tenant_id, "env": ctx.env,
+                           "project_id": ctx.project_id},
+                )  # fmt: skip
             return self._lab_store, resolution.warning
         return await self.open(resolution.route), None
 

@@ -305,3 +305,16 @@ class SecretUnavailable(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"ref": self.ref}
+
+
+class NotReady(SpineError):
+    """Outside lab, the service is not ready while a platform-default route is missing."""
+
+    code = "routing.not_ready"
+
+    def __init__(self, env: str, missing: list[str]) -> None:
+        super().__init__(f"no platform-default route in env {env!r} for: {', '.join(missing)}")
+        self.missing = missing
+
+    def details(self) -> dict[str, object]:
+        return {"missing_routes": self.missing}

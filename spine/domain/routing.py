@@ -168,6 +168,11 @@ def resolve(
     return Resolution(route=route)
 
 
+def missing_platform_defaults(registry: Registry, env: str) -> list[str]:
+    """The resource kinds without a platform-default route in `env`: outside lab, not ready."""
+    return [kind for kind in RESOURCE_KINDS if (kind, WILDCARD, env, WILDCARD) not in registry.routes]
+
+
 def plan_route(
     registry: Registry, route: Route, *, mode: str | None, now: datetime
 ) -> tuple[Planned, Route | None]:

@@ -176,3 +176,73 @@ async def test_a_second_running_instance_sees_a_switch_without_restart(
         for live in (first, second):
             live.server.should_exit = True
             live.thread.join(timeout=10)
+
+
+def test_diagnostics_show_route_status_and_round_trip(
+    client: TestClient, headers: dict[str, str], admin: dict[str, str]
+) -> None:
+    client.put("/v1/routes", json=SQLITE_A, headers=admin)
+    provision_sync(client, tenant="t9", mode="saas")
+    (client.app.state.settings.data_dir / "dir.db").mkdir()
+    provision_sync(client, tenant="t8")
+    client.put(
+        "/v1/routes", json={**SQLITE_A, "tenant_id": "t8", "config": {"path": "dir.db"}}, headers=admin
+    )
+    answer = client.get("/v1/diagnostics", headers=admin).json()
+    assert (answer["deployment"], answer["ready"]) == ("lab", True)
+    checks = {(c["tenant_id"], c["resource_kind"]): c for c in answer["checks"]}
+    ok = checks[("t1", "event_spine")]
+    assert (ok["status"], ok["backend_type"]) == ("ok", "sqlite")
+    assert ok["round_trip_ms"] >= 0
+    lab_missing = checks[("t1", "memory_store")]
+    assert (lab_missing["status"], lab_missing["error_code"]) == ("missing", "memory_store.missing_route")
+    assert lab_missing["warnings"]
+    saas = checks[("t9", "tabular_store")]
+    assert (saas["status"], saas["error_code"], saas["warnings"]) == (
+        "missing",
+        "save_store.missing_route",
+        [],
+    )
+    broken = checks[("t8", "event_spine")]
+    assert (broken["status"], broken["error_code"]) == ("unreachable", "event_spine.backend_unavailable")
+    # a platform default naming an embedded store is forbidden to the saas tenant
+    client.put("/v1/routes", json={**SQLITE_A, "tenant_id": "*"}, headers=admin)
+    checks = {
+        (c["tenant_id"], c["resource_kind"]): c
+        for c in client.get("/v1/diagnostics", headers=admin).json()["checks"]
+    }
+    assert checks[("t9", "event_spine")]["status"] == "forbidden"
+
+
+def test_tenant_admins_diagnose_their_own_tenant_only(client: TestClient, headers: dict[str, str]) -> None:
+    boss = provision_sync(client, user="boss", role="admin")
+    provision_sync(client, tenant="t2")
+    mine = client.get("/v1/diagnostics", headers=boss).json()["checks"]
+    assert {check["tenant_id"] for check in mine} == {"t1"}
+    assert_problem(
+        client.get("/v1/diagnostics", params={"tenant_id": "t2"}, headers=boss), 403, "auth.forbidden"
+    )
+    assert_problem(client.get("/v1/diagnostics", headers=headers), 403, "auth.forbidden")
+
+
+def test_outside_lab_readiness_waits_for_every_platform_default(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, deployment="production", bootstrap_key="k", token_key="t" * 32)
+    from spine.app.factory import create_app
+
+    with TestClient(create_app(settings)) as client:
+        token = client.post("/v1/auth/bootstrap", headers={"X-Bootstrap-Key": "k"}).json()["token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        problem = assert_problem(client.get("/ready"), 503, "routing.not_ready")
+        kinds = problem["missing_routes"]
+        assert len(kinds) == 8
+        for kind in kinds:
+            route = {"resource_kind": kind, "tenant_id": "*", "env": "dev", "backend_type": "dynamodb",
+                     "config": {"table": "spine", "region": "eu-west-1"}}  # fmt: skip
+            assert client.put("/v1/routes", json=route, headers=admin).status_code == 200
+            if kind != kinds[-1]:
+                assert (
+                    kind
+                    not in assert_problem(client.get("/ready"), 503, "routing.not_ready")["missing_routes"]
+                )
+        assert client.get("/ready").json() == {"status": "ready"}
+        assert client.get("/v1/diagnostics", headers=admin).json()["ready"] is True

@@ -6,8 +6,9 @@ import anyio
 from litestar import Response, get
 
 from spine.app.services import ServicesDep
-from spine.domain.errors import BackendUnavailable
+from spine.domain.errors import BackendUnavailable, NotReady
 from spine.domain.partition import Partition
+from spine.domain.routing import missing_platform_defaults
 
 
 @get("/health", summary="Liveness", tags=["ops"], opt={"public": True})
@@ -21,6 +22,11 @@ async def ready(services: ServicesDep) -> dict[str, str]:
         await services.spine.head(Partition.system(services.settings.default_env))
     if scope.cancelled_caught:
         raise BackendUnavailable("event_spine", "the event spine did not answer in time")
+    settings = services.settings
+    if settings.deployment != "lab":
+        missing = missing_platform_defaults(services.control.projector.registry, settings.default_env)
+        if missing:
+            raise NotReady(settings.default_env, missing)
     return {"status": "ready"}
 
 
