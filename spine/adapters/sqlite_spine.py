@@ -459,7 +459,8 @@ def _translate_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        log.exception("sqlite spine error", extra={"error": type(exc).__name__, "detail": str(exc)})
+        # No traceback: the cause is the store's (a lock, a disk, a path), named in the message.
+        log.error("sqlite spine error", extra={"error": type(exc).__name__, "detail": str(exc)})  # noqa: TRY400
         raise BackendUnavailable(
             "event_spine", f"the event spine store is unavailable ({type(exc).__name__})"
         ) from exc

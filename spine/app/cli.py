@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.app.cli_routes import doctor, routes
 from spine.app.settings import Settings
 from spine.domain.cursor import check_cursor
 from spine.domain.errors import SpineError
@@ -177,3 +178,7 @@ async def _replay(
                     break
                 cursor = page.next
     out.flush()
+
+
+main.add_command(routes)
+main.add_command(doctor)

@@ -114,6 +114,9 @@ class Registry:
     def apply(self, event: Event) -> None:
         if event.type == "route.set":
             route = msgspec.convert(event.data, Route)
+            previous = self.routes.get(route.key)
+            # A route carries the rationale of its last switch; a change that is no switch has none.
+            switched = previous is None or route.last_switch_time != previous.last_switch_time
             self.routes[route.key] = route
             self.history.append(
                 RouteChange(
@@ -123,7 +126,7 @@ class Registry:
                     route=route,
                     key=route.key,
                     actor=event.meta.user_id,
-                    rationale=route.switch_rationale,
+                    rationale=route.switch_rationale if switched else None,
                 )
             )
         elif event.type == "route.deleted":

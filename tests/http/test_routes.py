@@ -246,3 +246,40 @@ def test_outside_lab_readiness_waits_for_every_platform_default(tmp_path: Path) 
                 )
         assert client.get("/ready").json() == {"status": "ready"}
         assert client.get("/v1/diagnostics", headers=admin).json()["ready"] is True
+
+
+def test_route_envs_are_normalized_like_requests(
+    client: TestClient, headers: dict[str, str], admin: dict[str, str]
+) -> None:
+    stored = client.put("/v1/routes", json={**SQLITE_A, "env": "production"}, headers=admin).json()
+    assert stored["env"] == "prod"
+    answer = append(client, {**headers, "X-Env": "production"})
+    assert answer.status_code == 201
+    assert "x-spine-warning" not in answer.headers  # resolved, no lab fallback
+    assert client.get("/v1/routes", params={"env": "production"}, headers=admin).json()["routes"]
+    gone = client.delete(
+        "/v1/routes",
+        params={"resource_kind": "event_spine", "tenant_id": "t1", "env": "production"},
+        headers=admin,
+    )
+    assert gone.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/etc/spine.db", "../outside.db", "a/../../outside.db"])
+def test_sqlite_routes_stay_inside_the_data_dir(
+    client: TestClient, headers: dict[str, str], admin: dict[str, str], path: str
+) -> None:
+    response = client.put("/v1/routes", json={**SQLITE_A, "config": {"path": path}}, headers=admin)
+    assert_problem(response, 422, "request.invalid")
+
+
+def test_a_change_that_is_no_switch_has_no_rationale_in_history(
+    client: TestClient, headers: dict[str, str], admin: dict[str, str]
+) -> None:
+    client.put("/v1/routes", json=SQLITE_A, headers=admin)
+    client.put(
+        "/v1/routes", json={**SQLITE_A, "config": {"path": "b.db"}, "switch_rationale": "disk"}, headers=admin
+    )
+    client.put("/v1/routes", json={**SQLITE_A, "config": {"path": "b.db"}, "tier": "gold"}, headers=admin)
+    changes = client.get("/v1/routes/history", headers=admin).json()["changes"]
+    assert [change["rationale"] for change in changes] == [None, "disk", None]

@@ -14,8 +14,9 @@ from spine.app.services import CallDep, Services
 from spine.domain.append import AppendRequest
 from spine.domain.context import RequestContext
 from spine.domain.control_plane import ControlPlane, Planned, require_admin, require_system_admin
+from spine.domain.errors import InvalidRequest
 from spine.domain.events import EventMeta, NewEvent
-from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition
+from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition, normalize_env
 from spine.domain.routing import (
     WILDCARD,
     BackendType,
@@ -65,7 +66,9 @@ class RoutesController(Controller):
         ctx, services = call.ctx, call.services
         control = services.control
         require_system_admin(control.state, ctx.tenant_id, _user(ctx))
-        route = msgspec.convert(msgspec.to_builtins(data), Route)
+        route = msgspec.convert({**msgspec.to_builtins(data), "env": normalize_env(data.env)}, Route)
+        if route.backend_type == "sqlite":
+            _inside_data_dir(services, str(route.config["path"]) if "path" in route.config else "")
         mode = None if route.tenant_id == WILDCARD else control.state.tenant(route.tenant_id).mode
         replaced: list[Route | None] = []
 
@@ -99,7 +102,7 @@ class RoutesController(Controller):
             if route.tenant_id in visible
             and (tenant_id is None or route.tenant_id == tenant_id)
             and (resource_kind is None or route.resource_kind == resource_kind)
-            and (env is None or route.env == env)
+            and (env is None or route.env == normalize_env(env))
         ]
         return RoutesAnswer(routes=sorted(routes, key=lambda r: r.key))
 
@@ -118,7 +121,7 @@ class RoutesController(Controller):
         deleted = RouteDeleted(
             resource_kind=resource_kind,
             tenant_id=tenant_id,
-            env=env,
+            env=normalize_env(env),
             project_id=project_id,
             rationale=rationale,
         )
@@ -141,6 +144,14 @@ class RoutesController(Controller):
             and (resource_kind is None or change.key[0] == resource_kind)
         ]
         return HistoryAnswer(changes=changes)
+
+
+def _inside_data_dir(services: Services, path: str) -> None:
+    """SQLite routes name files under the data directory: a route is data, not a way to reach
+    arbitrary files of the host."""
+    data_dir = services.settings.data_dir.resolve()
+    if path and not (data_dir / path).resolve().is_relative_to(data_dir):
+        raise InvalidRequest(f"a sqlite route's path must stay inside the data directory, not {path!r}")
 
 
 def _visible_tenants(services: Services, ctx: RequestContext, wanted: str | None) -> set[str]:
