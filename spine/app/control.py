@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from spine.domain.append import AppendRequest
+from spine.domain.context import RequestContext
 from spine.domain.control_plane import ControlPlane, Planned
 from spine.domain.errors import VersionConflict
 from spine.domain.events import EventMeta
+from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT
 from spine.domain.ports import EventSpine
 from spine.projections.control_plane import ControlPlaneProjector
 
@@ -48,3 +50,20 @@ class ControlPlaneService:
             await self.projector.catch_up()
             return position
         raise AssertionError("unreachable")
+
+
+def system_meta(env: str, ctx: RequestContext | None = None, request_id: str | None = None) -> EventMeta:
+    """Meta of a control-plane event: in the system partition, caused by `ctx`'s user."""
+    return EventMeta(
+        tenant_id=SYSTEM_TENANT,
+        env=env,
+        project_id=SYSTEM_PROJECT,
+        user_id=ctx.user_id if ctx else None,
+        request_id=ctx.request_id if ctx else request_id,
+        causation_id=f"{ctx.tenant_id}:{ctx.user_id}" if ctx else None,
+    )
+
+
+def acting_user(ctx: RequestContext) -> str:
+    assert ctx.user_id is not None  # the identity guard always sets it
+    return ctx.user_id

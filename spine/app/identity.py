@@ -17,8 +17,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from spine.adapters.jwt_tokens import TokenService
+from spine.app.audit import AUDIT_PROJECT, record_audit
 from spine.app.settings import Settings
-from spine.domain.append import AppendRequest
 from spine.domain.context import RequestContext
 from spine.domain.errors import (
     IdentityOverride,
@@ -28,15 +28,13 @@ from spine.domain.errors import (
     NotMember,
     UnknownContext,
 )
-from spine.domain.events import EventMeta, NewEvent
 from spine.domain.identity import Principal, SentIdentity, check_claims, effective_env
-from spine.domain.partition import Identifier, Partition
+from spine.domain.partition import Identifier
 from spine.domain.ports import EventSpine
 from spine.projections.control_plane import ControlPlaneProjector
 
 log = logging.getLogger(__name__)
 
-AUDIT_PROJECT = "_audit"  # a tenant's own audit trail: beside its projects (ids starting "_" are reserved)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -156,18 +154,16 @@ class IdentityService:
             "method": connection.scope.get("method"),
             "path": connection.scope["path"],
         }
-        meta = EventMeta(
+        await record_audit(
+            self._spine,
             tenant_id=principal.tenant_id,
             env=env,
-            project_id=AUDIT_PROJECT,
+            stream="audit:auth",
+            event_type="auth.violation",
+            data=data,
             user_id=principal.user_id,
             request_id=request_id,
         )
-        partition = Partition(tenant_id=principal.tenant_id, env=env, project_id=AUDIT_PROJECT)
-        request = AppendRequest(
-            stream="audit:auth", events=[NewEvent(type="auth.violation", data=data)], meta=meta
-        )
-        await self._spine.append(partition, request)
         log.warning(
             "identity override rejected", extra={k: v for k, v in data.items() if k not in {"sent", "actual"}}
         )

@@ -11,6 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter
 
+from spine.app.control import acting_user, system_meta
 from spine.app.services import CallDep, Services, ServicesDep
 from spine.domain.context import RequestContext
 from spine.domain.control_plane import (
@@ -34,8 +35,7 @@ from spine.domain.control_plane import (
     require_system_admin,
 )
 from spine.domain.errors import BootstrapRefused, MintingDisabled, NotFound
-from spine.domain.events import EventMeta
-from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Identifier, normalize_env
+from spine.domain.partition import SYSTEM_TENANT, Identifier, normalize_env
 
 R = TypeVar("R", ProjectCreated, SurfaceCreated, AppCreated, MemberSet)
 TenantId = Annotated[
@@ -103,17 +103,6 @@ class TenantView(msgspec.Struct, frozen=True, kw_only=True):
     members: dict[str, str]
 
 
-def _meta(ctx: RequestContext | None, env: str, request_id: str | None) -> EventMeta:
-    return EventMeta(
-        tenant_id=SYSTEM_TENANT,
-        env=env,
-        project_id=SYSTEM_PROJECT,
-        user_id=ctx.user_id if ctx else None,
-        request_id=request_id,
-        causation_id=f"{ctx.tenant_id}:{ctx.user_id}" if ctx else None,
-    )
-
-
 def _created(record: msgspec.Struct, position: int) -> Response[dict[str, Any]]:
     body = {**msgspec.to_builtins(record), "position": position}
     return Response(body, status_code=201, headers={"X-Spine-Position": str(position)})
@@ -134,7 +123,7 @@ async def bootstrap(request: Request[Any, Any, Any], services: ServicesDep) -> B
     body = msgspec.json.decode(raw, type=BootstrapBody) if raw.strip() else BootstrapBody()
     env = services.settings.default_env
     await services.control.execute(
-        lambda state: plan_bootstrap(state, body.user_id), _meta(None, env, _rid(request))
+        lambda state: plan_bootstrap(state, body.user_id), system_meta(env, request_id=_rid(request))
     )
     admin = first_admin(services.control.state)
     assert admin is not None
@@ -153,7 +142,7 @@ class ModesController(Controller):
     async def modes(self, call: CallDep) -> list[ModeDefined]:
         ctx, services = call.ctx, call.services
         state = services.control.state
-        require_system_admin(state, ctx.tenant_id, _user(ctx))
+        require_system_admin(state, ctx.tenant_id, acting_user(ctx))
         return sorted(state.modes.values(), key=lambda mode: mode.name)
 
 
@@ -165,10 +154,10 @@ class TenantsController(Controller):
     @post("/", summary="Create a tenant (system admins)")
     async def create_tenant(self, data: JSONBody[NewTenant], call: CallDep) -> Response[dict[str, Any]]:
         ctx, services = call.ctx, call.services
-        require_system_admin(services.control.state, ctx.tenant_id, _user(ctx))
+        require_system_admin(services.control.state, ctx.tenant_id, acting_user(ctx))
         record = TenantCreated(tenant_id=data.tenant_id, name=data.name, mode=data.mode)
         position = await services.control.execute(
-            lambda s: [plan_tenant(s, record)], _meta(ctx, ctx.env, ctx.request_id)
+            lambda s: [plan_tenant(s, record)], system_meta(ctx.env, ctx)
         )
         return _created(record, position)
 
@@ -176,7 +165,7 @@ class TenantsController(Controller):
     async def read_tenant(self, tenant_id: TenantId, call: CallDep) -> TenantView:
         ctx, services = call.ctx, call.services
         state = services.control.state
-        require_admin(state, ctx.tenant_id, _user(ctx), tenant_id)
+        require_admin(state, ctx.tenant_id, acting_user(ctx), tenant_id)
         tenant = state.tenant(tenant_id)
         return TenantView(
             tenant_id=tenant.tenant_id,
@@ -226,7 +215,7 @@ class TenantsController(Controller):
     ) -> Response[TokenAnswer]:
         ctx, services = call.ctx, call.services
         state = services.control.state
-        require_admin(state, ctx.tenant_id, _user(ctx), tenant_id)
+        require_admin(state, ctx.tenant_id, acting_user(ctx), tenant_id)
         state.tenant(tenant_id)
         if state.role_of(tenant_id, data.user_id) is None:
             raise NotFound("member", data.user_id)
@@ -248,18 +237,13 @@ async def _admin_write(
     record: R,
     plan: Callable[[ControlPlane, R], Planned],
 ) -> Response[dict[str, Any]]:
-    require_admin(services.control.state, ctx.tenant_id, _user(ctx), tenant_id)
+    require_admin(services.control.state, ctx.tenant_id, acting_user(ctx), tenant_id)
 
     def planned(state: ControlPlane) -> list[Planned]:
         return [plan(state, record)]
 
-    position = await services.control.execute(planned, _meta(ctx, ctx.env, ctx.request_id))
+    position = await services.control.execute(planned, system_meta(ctx.env, ctx))
     return _created(record, position)
-
-
-def _user(ctx: RequestContext) -> str:
-    assert ctx.user_id is not None  # the guard always sets it
-    return ctx.user_id
 
 
 def _rid(request: Request[Any, Any, Any]) -> str | None:

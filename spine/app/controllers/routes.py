@@ -9,14 +9,13 @@ import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, QueryParameter
 
-from spine.app.identity import AUDIT_PROJECT
+from spine.app.audit import record_audit
+from spine.app.control import acting_user, system_meta
 from spine.app.services import CallDep, Services
-from spine.domain.append import AppendRequest
 from spine.domain.context import RequestContext
 from spine.domain.control_plane import ControlPlane, Planned, require_admin, require_system_admin
 from spine.domain.errors import InvalidRequest
-from spine.domain.events import EventMeta, NewEvent
-from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition, normalize_env
+from spine.domain.partition import SYSTEM_TENANT, normalize_env
 from spine.domain.routing import (
     WILDCARD,
     BackendType,
@@ -65,7 +64,7 @@ class RoutesController(Controller):
     async def set_route(self, data: JSONBody[RouteIn], call: CallDep) -> Response[dict[str, Any]]:
         ctx, services = call.ctx, call.services
         control = services.control
-        require_system_admin(control.state, ctx.tenant_id, _user(ctx))
+        require_system_admin(control.state, ctx.tenant_id, acting_user(ctx))
         route = msgspec.convert({**msgspec.to_builtins(data), "env": normalize_env(data.env)}, Route)
         if route.backend_type == "sqlite":
             _inside_data_dir(services, str(route.config["path"]) if "path" in route.config else "")
@@ -77,7 +76,7 @@ class RoutesController(Controller):
             replaced[:] = [previous]
             return [plan]
 
-        position = await control.execute(planned, _meta(ctx))
+        position = await control.execute(planned, system_meta(ctx.env, ctx))
         stored = control.projector.registry.routes[route.key]
         previous = replaced[0] if replaced else None
         switched = False
@@ -117,7 +116,7 @@ class RoutesController(Controller):
         rationale: Annotated[str | None, QueryParameter()] = None,
     ) -> Response[dict[str, Any]]:
         ctx, control = call.ctx, call.services.control
-        require_system_admin(control.state, ctx.tenant_id, _user(ctx))
+        require_system_admin(control.state, ctx.tenant_id, acting_user(ctx))
         deleted = RouteDeleted(
             resource_kind=resource_kind,
             tenant_id=tenant_id,
@@ -126,7 +125,7 @@ class RoutesController(Controller):
             rationale=rationale,
         )
         position = await control.execute(
-            lambda _: [plan_delete(control.projector.registry, deleted)], _meta(ctx)
+            lambda _: [plan_delete(control.projector.registry, deleted)], system_meta(ctx.env, ctx)
         )
         body = {"status": "deleted", "position": position, **msgspec.to_builtins(deleted)}
         return Response(body, headers={"X-Spine-Position": str(position)})
@@ -157,20 +156,19 @@ def _inside_data_dir(services: Services, path: str) -> None:
 def _visible_tenants(services: Services, ctx: RequestContext, wanted: str | None) -> set[str]:
     """System admins see every route; a tenant admin sees their tenant's and the platform's."""
     state = services.control.state
-    if ctx.tenant_id == SYSTEM_TENANT and state.is_system_admin(_user(ctx)):
+    if ctx.tenant_id == SYSTEM_TENANT and state.is_system_admin(acting_user(ctx)):
         return {route.tenant_id for route in services.control.projector.registry.routes.values()} | {
             change.key[1] for change in services.control.projector.registry.history
         }
-    require_admin(state, ctx.tenant_id, _user(ctx), ctx.tenant_id)
+    require_admin(state, ctx.tenant_id, acting_user(ctx), ctx.tenant_id)
     if wanted not in (None, WILDCARD, ctx.tenant_id):
-        require_admin(state, ctx.tenant_id, _user(ctx), wanted)  # raises: not their tenant
+        require_admin(state, ctx.tenant_id, acting_user(ctx), wanted)  # raises: not their tenant
     return {ctx.tenant_id, WILDCARD}
 
 
 async def _audit_switch(services: Services, ctx: RequestContext, old: Route, new: Route) -> None:
     """`route.backend_switched` in the audit trail of the tenant the route belongs to."""
     tenant = SYSTEM_TENANT if new.tenant_id == WILDCARD else new.tenant_id
-    partition = Partition(tenant_id=tenant, env=new.env, project_id=AUDIT_PROJECT)
     data = {
         "resource_kind": new.resource_kind,
         "route": "/".join(new.key),
@@ -180,28 +178,13 @@ async def _audit_switch(services: Services, ctx: RequestContext, old: Route, new
         "actor": ctx.user_id,
         "request_id": ctx.request_id,
     }
-    meta = EventMeta(
+    await record_audit(
+        services.spine,
         tenant_id=tenant,
         env=new.env,
-        project_id=AUDIT_PROJECT,
+        stream="audit:routing",
+        event_type="route.backend_switched",
+        data=data,
         user_id=ctx.user_id,
         request_id=ctx.request_id,
     )
-    event = NewEvent(type="route.backend_switched", data=data)
-    await services.spine.append(partition, AppendRequest(stream="audit:routing", events=[event], meta=meta))
-
-
-def _meta(ctx: RequestContext) -> EventMeta:
-    return EventMeta(
-        tenant_id=SYSTEM_TENANT,
-        env=ctx.env,
-        project_id=SYSTEM_PROJECT,
-        user_id=ctx.user_id,
-        request_id=ctx.request_id,
-        causation_id=f"{ctx.tenant_id}:{ctx.user_id}",
-    )
-
-
-def _user(ctx: RequestContext) -> str:
-    assert ctx.user_id is not None
-    return ctx.user_id

@@ -1,0 +1,35 @@
+"""Appending to a tenant's audit trail: security events and route switches.
+
+The trail is the tenant's `_audit` partition (project ids starting with `_` are reserved). Until
+the audit view is routed on its own, it lives in the system spine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spine.domain.append import AppendRequest
+from spine.domain.events import EventMeta, NewEvent
+from spine.domain.partition import Partition
+from spine.domain.ports import EventSpine
+
+AUDIT_PROJECT = "_audit"
+
+
+async def record_audit(
+    spine: EventSpine,
+    *,
+    tenant_id: str,
+    env: str,
+    stream: str,
+    event_type: str,
+    data: dict[str, Any],
+    user_id: str | None,
+    request_id: str | None,
+) -> None:
+    meta = EventMeta(
+        tenant_id=tenant_id, env=env, project_id=AUDIT_PROJECT, user_id=user_id, request_id=request_id
+    )
+    partition = Partition(tenant_id=tenant_id, env=env, project_id=AUDIT_PROJECT)
+    request = AppendRequest(stream=stream, events=[NewEvent(type=event_type, data=data)], meta=meta)
+    await spine.append(partition, request)
