@@ -6,13 +6,14 @@ Each adapter in `spine.adapters` implements one of these and passes the contract
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from spine.domain.append import AppendRequest
 from spine.domain.events import AppendResult, EncodedPage, Event, Page
 from spine.domain.partition import Partition
+from spine.domain.views import ViewDoc, ViewOp
 
 
 class EventSpine(Protocol):
@@ -60,6 +61,35 @@ class EventSpine(Protocol):
 
     async def head(self, partition: Partition) -> int:
         """The partition's last position (0 when empty)."""
+        ...
+
+
+class ViewStore(Protocol):
+    """Documents of read views, per partition, with each projection's checkpoint.
+
+    Error contract: every method raises `BackendUnavailable` when the store cannot be reached;
+    `apply` writes all of its ops and the checkpoint, or (raising) none of them.
+    """
+
+    async def get(self, partition: Partition, collection: str, key: str) -> ViewDoc | None:
+        """The live document, or None when absent or deleted."""
+        ...
+
+    async def list(
+        self, partition: Partition, collection: str, *, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[ViewDoc]:
+        """Live documents whose key starts with `prefix`, in key order, keys greater than `after`."""
+        ...
+
+    async def apply(
+        self, partition: Partition, projection: str, ops: Sequence[ViewOp], checkpoint: int
+    ) -> None:
+        """Apply `ops` (skipping each whose position is not newer than its document's) and set the
+        projection's checkpoint to `checkpoint` (never moving it back), atomically."""
+        ...
+
+    async def checkpoint(self, partition: Partition, projection: str) -> int:
+        """The position up to which `projection` has applied this partition (0 when never)."""
         ...
 
 

@@ -1,0 +1,122 @@
+"""The ViewStore contract, run against every adapter (memory, SQLite)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from spine.adapters.memory_views import MemoryViewStore
+from spine.adapters.sqlite_views import SQLiteViewStore
+from spine.domain.partition import Partition
+from spine.domain.ports import ViewStore
+from spine.domain.views import Delete, Upsert, ViewOp
+
+P = Partition(tenant_id="t1", env="dev", project_id="p1")
+OTHER = Partition(tenant_id="t2", env="dev", project_id="p1")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def views(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ViewStore]:
+    if request.param == "memory":
+        yield MemoryViewStore()
+    else:
+        async with SQLiteViewStore(tmp_path / "views.db") as store:
+            yield store
+
+
+def up(key: str, position: int, collection: str = "memory", **data: object) -> Upsert:
+    return Upsert(collection=collection, key=key, data={"v": position, **data}, position=position)
+
+
+def gone(key: str, position: int, collection: str = "memory") -> Delete:
+    return Delete(collection=collection, key=key, position=position)
+
+
+async def test_a_document_records_its_data_and_position(views: ViewStore) -> None:
+    assert await views.get(P, "memory", "k") is None
+    await views.apply(P, "memory", [up("k", 3, note="hi")], checkpoint=3)
+    doc = await views.get(P, "memory", "k")
+    assert doc is not None
+    assert (doc.key, doc.position, doc.data) == ("k", 3, {"v": 3, "note": "hi"})
+
+
+async def test_an_op_that_is_not_newer_is_skipped(views: ViewStore) -> None:
+    await views.apply(P, "memory", [up("k", 5)], checkpoint=5)
+    await views.apply(P, "memory", [up("k", 5, again=True), up("k", 4)], checkpoint=5)  # re-delivered, older
+    doc = await views.get(P, "memory", "k")
+    assert doc is not None
+    assert doc.data == {"v": 5}
+    await views.apply(P, "memory", [up("k", 6)], checkpoint=6)
+    assert (await views.get(P, "memory", "k")) == doc.__class__(
+        collection="memory", key="k", position=6, data={"v": 6}
+    )
+
+
+async def test_a_delete_leaves_a_tombstone_an_older_upsert_cannot_lift(views: ViewStore) -> None:
+    await views.apply(P, "memory", [up("k", 1), gone("k", 2)], checkpoint=2)
+    assert await views.get(P, "memory", "k") is None
+    await views.apply(P, "memory", [up("k", 1)], checkpoint=2)  # the old upsert, delivered again
+    assert await views.get(P, "memory", "k") is None
+    assert await views.list(P, "memory") == []
+    await views.apply(P, "memory", [up("k", 3)], checkpoint=3)
+    doc = await views.get(P, "memory", "k")
+    assert doc is not None
+    assert doc.position == 3
+
+
+async def test_list_is_in_key_order_with_prefix_after_and_limit(views: ViewStore) -> None:
+    keys = ["run1:b", "run1:a", "run2:a", "run1:c", "run10:a", "run1"]
+    await views.apply(
+        P, "bb", [up(key, i, collection="bb") for i, key in enumerate(keys, start=1)], checkpoint=6
+    )
+    await views.apply(P, "bb", [gone("run1:c", 7, collection="bb")], checkpoint=7)
+    await views.apply(P, "other", [up("run1:z", 8, collection="other")], checkpoint=8)
+    await views.apply(OTHER, "bb", [up("run1:y", 1, collection="bb")], checkpoint=1)
+
+    # byte order of the keys ('0' sorts before ':')
+    assert [d.key for d in await views.list(P, "bb")] == ["run1", "run10:a", "run1:a", "run1:b", "run2:a"]
+    assert [d.key for d in await views.list(P, "bb", prefix="run1:")] == ["run1:a", "run1:b"]
+    assert [d.key for d in await views.list(P, "bb", prefix="run1:", after="run1:a")] == ["run1:b"]
+    assert [d.key for d in await views.list(P, "bb", limit=2)] == ["run1", "run10:a"]
+    assert [d.key for d in await views.list(P, "bb", after="run1:a")] == ["run1:b", "run2:a"]
+    assert [d.key for d in await views.list(OTHER, "bb")] == ["run1:y"]
+
+
+async def test_checkpoints_are_per_projection_and_partition_and_never_move_back(views: ViewStore) -> None:
+    assert await views.checkpoint(P, "memory") == 0
+    await views.apply(P, "memory", [], checkpoint=10)
+    await views.apply(P, "memory", [], checkpoint=7)  # a late, older batch
+    assert await views.checkpoint(P, "memory") == 10
+    assert await views.checkpoint(P, "blackboard") == 0
+    assert await views.checkpoint(OTHER, "memory") == 0
+
+
+async def test_a_large_batch(views: ViewStore) -> None:
+    ops: list[ViewOp] = [up(f"k{i:05d}", i + 1) for i in range(10_000)]
+    await views.apply(P, "memory", ops, checkpoint=10_000)
+    page = await views.list(P, "memory", after="k09997", limit=10)
+    assert [d.key for d in page] == ["k09998", "k09999"]
+    assert await views.checkpoint(P, "memory") == 10_000
+
+
+@pytest.mark.parametrize("seed", range(5))
+async def test_any_delivery_order_with_duplicates_reaches_the_in_order_state(
+    views: ViewStore, seed: int
+) -> None:
+    """What re-delivery after a crash looks like: batches again, out of order. The result must not care."""
+    rng = random.Random(seed)
+    ops: list[ViewOp] = []
+    for position in range(1, 200):
+        key = f"k{rng.randrange(12)}"
+        ops.append(gone(key, position) if rng.random() < 0.25 else up(key, position, n=rng.randrange(1000)))
+    reference = MemoryViewStore()
+    await reference.apply(P, "memory", ops, checkpoint=len(ops))
+
+    delivered = ops + rng.sample(ops, 80)
+    rng.shuffle(delivered)
+    for start in range(0, len(delivered), 17):
+        await views.apply(P, "memory", delivered[start : start + 17], checkpoint=len(ops))
+    assert await views.list(P, "memory", limit=100) == await reference.list(P, "memory", limit=100)
