@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 
 import anyio
 from litestar import Litestar
@@ -14,12 +15,15 @@ from litestar.openapi import OpenAPIConfig
 from spine.adapters.jwt_tokens import ExternalIssuer, TokenService
 from spine.adapters.local_notifier import LocalNotifier
 from spine.adapters.memory_spine import MemorySpine
+from spine.adapters.memory_views import MemoryViewStore
 from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.control import ControlPlaneService
 from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
 from spine.app.controllers.diagnostics import diagnostics
 from spine.app.controllers.events import EventsController, StreamsController
+from spine.app.controllers.memory import MemoryController
 from spine.app.controllers.ops import health, metrics, ready
 from spine.app.controllers.routes import RoutesController
 from spine.app.errors import exception_handlers
@@ -31,12 +35,14 @@ from spine.app.middleware import echo_request_id, metrics_middleware
 from spine.app.services import Services, provide_call, provide_services
 from spine.app.settings import Settings
 from spine.app.spines import SpineRouter
+from spine.app.views import ViewRouter
 from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, Notifier
+from spine.domain.ports import EventSpine, Notifier, ViewStore
 from spine.projections.control_plane import ControlPlaneProjector
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None) -> Litestar:
+    """The app; `clock` (timezone-aware now) is replaceable so tests can move time for TTLs."""
     settings = settings or Settings.from_env()
     app_metrics = Metrics()
 
@@ -66,33 +72,56 @@ def create_app(settings: Settings | None = None) -> Litestar:
             tokens = TokenService(
                 _lab_or(settings, settings.token_key, "token.key"), _external_issuer(settings)
             )
-            services = Services(
-                spine=metered,
+            lab_views: ViewStore
+            if settings.system_in_memory:
+                lab_views = MemoryViewStore()
+            else:
+                views_path = settings.spine_path.with_name("views.db")
+                lab_views = await stack.enter_async_context(
+                    SQLiteViewStore(views_path, synchronous=settings.sqlite_synchronous)
+                )
+            spines = SpineRouter(
+                lab_store=metered,
+                lab_path=settings.spine_path,
+                projector=projector,
                 notifier=notifier,
                 metrics=app_metrics,
-                settings=settings,
-                control=ControlPlaneService(metered, projector),
-                identity=IdentityService(tokens, projector, metered, settings),
-                bootstrap_key=_lab_or(settings, settings.bootstrap_key, "bootstrap.key"),
-                spines=SpineRouter(
-                    lab_store=metered,
-                    lab_path=settings.spine_path,
-                    projector=projector,
+                data_dir=settings.data_dir,
+                synchronous=settings.sqlite_synchronous,
+                stack=stack,
+            )
+            # Background work (projection runners, the control-plane follower) ends before any
+            # store closes: stores, even those opened later by requests, live in the outer stack.
+            async with anyio.create_task_group() as background:
+                services = Services(
+                    spine=metered,
                     notifier=notifier,
                     metrics=app_metrics,
-                    data_dir=settings.data_dir,
-                    synchronous=settings.sqlite_synchronous,
-                    stack=stack,
-                ),
-            )
-            app.state.services = services
-            background = await stack.enter_async_context(anyio.create_task_group())
-            background.start_soon(projector.follow, settings.poll_seconds)
-            try:
-                yield
-            finally:
-                services.draining.set()
-                background.cancel_scope.cancel()
+                    settings=settings,
+                    control=ControlPlaneService(metered, projector),
+                    identity=IdentityService(tokens, projector, metered, settings),
+                    bootstrap_key=_lab_or(settings, settings.bootstrap_key, "bootstrap.key"),
+                    spines=spines,
+                    views=ViewRouter(
+                        lab_views=lab_views,
+                        projector=projector,
+                        spines=spines,
+                        notifier=notifier,
+                        data_dir=settings.data_dir,
+                        synchronous=settings.sqlite_synchronous,
+                        stack=stack,
+                        task_group=background,
+                        poll_seconds=settings.poll_seconds,
+                    ),
+                    clock=clock or _now,
+                )
+                app.state.services = services
+                background.start_soon(projector.follow, settings.poll_seconds)
+                try:
+                    yield
+                finally:
+                    services.draining.set()
+                    background.cancel_scope.cancel()
 
     return Litestar(
         route_handlers=[
@@ -102,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ModesController,
             TenantsController,
             RoutesController,
+            MemoryController,
             diagnostics,
             health,
             ready,
@@ -144,3 +174,7 @@ def _external_issuer(settings: Settings) -> ExternalIssuer | None:
     return ExternalIssuer(
         settings.jwt_issuer, settings.jwt_audience, jwks_url=settings.jwks_url, jwks_file=settings.jwks_file
     )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -15,6 +17,7 @@ from spine.app.identity import IdentityService
 from spine.app.metrics import Metrics
 from spine.app.settings import Settings
 from spine.app.spines import SpineRouter
+from spine.app.views import ViewRouter
 from spine.domain.context import RequestContext
 from spine.domain.ports import EventSpine, Notifier
 
@@ -29,6 +32,8 @@ class Services:
     identity: IdentityService
     bootstrap_key: str | None
     spines: SpineRouter
+    views: ViewRouter
+    clock: Callable[[], datetime]
     # Set when the server begins to shut down: followers end their streams instead of being cut.
     draining: anyio.Event = field(default_factory=anyio.Event)
 

@@ -32,6 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_ms: int = 2000
     max_body_bytes: int = 4 * 1024 * 1024
     ready_timeout_seconds: float = 2.0
+    read_wait_seconds: float = 5.0  # how long a read with X-Spine-Min-Position waits for its view
     # identity
     bootstrap_key: str | None = None
     token_key: str | None = None  # signs Spine-minted tokens (HS256)

@@ -318,3 +318,17 @@ class NotReady(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"missing_routes": self.missing}
+
+
+class ProjectionLagging(SpineError):
+    """A read asked for `X-Spine-Min-Position` and the view did not reach it in time."""
+
+    code = "projection.lagging"
+
+    def __init__(self, projection: str, wanted: int, reached: int) -> None:
+        super().__init__(f"the {projection} view is at position {reached}, not yet at {wanted}; retry")
+        self.wanted = wanted
+        self.reached = reached
+
+    def details(self) -> dict[str, object]:
+        return {"min_position": self.wanted, "view_position": self.reached}

@@ -44,7 +44,7 @@ class Runner:
         self.projection = projection
         self.partition = partition
         self._spine = spine
-        self._views = views
+        self.views = views
         self._notifier = notifier
         self._poll_seconds = poll_seconds
         self.position = 0  # the checkpoint as of the last batch written
@@ -55,7 +55,7 @@ class Runner:
         """Project every event up to the current head; answer the checkpoint reached."""
         async with self._lock:
             if self.position == 0:
-                self.position = await self._views.checkpoint(self.partition, self.projection.name)
+                self.position = await self.views.checkpoint(self.partition, self.projection.name)
             while True:
                 page = await self._spine.read(
                     self.partition, after=self.position, limit=PAGE, types=self.projection.handles
@@ -63,7 +63,7 @@ class Runner:
                 if page.next == self.position:
                     return self.position
                 ops = [op for event in page.events for op in self.projection.apply(event)]
-                await self._views.apply(self.partition, self.projection.name, ops, checkpoint=page.next)
+                await self.views.apply(self.partition, self.projection.name, ops, checkpoint=page.next)
                 self.position = page.next
                 self._advanced.set()
                 self._advanced = anyio.Event()
