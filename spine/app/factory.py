@@ -26,6 +26,7 @@ from spine.app.controllers.events import EventsController, StreamsController
 from spine.app.controllers.memory import MemoryController
 from spine.app.controllers.ops import health, metrics, ready
 from spine.app.controllers.routes import RoutesController
+from spine.app.controllers.sessions import SessionsController
 from spine.app.errors import exception_handlers
 from spine.app.identity import IdentityService, identity_guard
 from spine.app.lab_secrets import lab_secret
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             TenantsController,
             RoutesController,
             MemoryController,
+            SessionsController,
             diagnostics,
             health,
             ready,

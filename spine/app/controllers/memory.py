@@ -23,7 +23,7 @@ from spine.domain.memory import (
     is_live,
     set_event,
 )
-from spine.projections.runtime import Runner
+from spine.projections.runtime import Projection, Runner
 
 KIND = "memory_store"
 PROJECTION = MemoryProjection()
@@ -60,14 +60,15 @@ class MemoryController(Controller):
     async def get_value(
         self, key: Key, call: CallDep, min_position: MinPosition = None
     ) -> Response[MemoryValue]:
-        runner, warning = await _caught_up(call, parse_cursor(min_position, name="X-Spine-Min-Position"))
+        min_wanted = parse_cursor(min_position, name="X-Spine-Min-Position")
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_wanted)
         doc = await runner.views.get(call.ctx.partition, COLLECTION, doc_key(_user(call), key))
         answer = MemoryValue(key=key, value=None, found=False, expires_at=None)
         if doc is not None:
             expires_at = msgspec.convert(doc.data["expires_at"], datetime | None)
             if is_live(expires_at, call.services.clock()):
                 answer = MemoryValue(key=key, value=doc.data["value"], found=True, expires_at=expires_at)
-        return Response(answer, headers=_warning(warning))
+        return Response(answer, headers=warning_header(warning))
 
     @delete("/{key:str}", status_code=200, summary="Delete a key of the caller's memory")
     async def delete_value(self, key: Key, call: CallDep) -> Response[dict[str, Any]]:
@@ -80,17 +81,20 @@ async def _write(call: Call, key: str, event: NewEvent, body: dict[str, Any]) ->
     request = AppendRequest(stream=f"memory:{_user(call)}:{key}", events=[event], meta=ctx.event_meta())
     result = await spine.append(ctx.partition, request)
     await call.services.views.runner(PROJECTION, KIND, ctx)  # make sure the view follows this partition
-    headers = {"X-Spine-Position": str(result.last_position), **_warning(warning)}
+    headers = {"X-Spine-Position": str(result.last_position), **warning_header(warning)}
     return Response({**body, "position": result.last_position}, headers=headers)
 
 
-async def _caught_up(call: Call, min_position: int) -> tuple[Runner, str | None]:
-    runner, warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)
+async def caught_up(
+    call: Call, projection: Projection, kind: str, min_position: int
+) -> tuple[Runner, str | None]:
+    """The running view of the request's partition, once it reflects `min_position` (bounded)."""
+    runner, warning = await call.services.views.runner(projection, kind, call.ctx)
     if min_position > runner.position:
         spine, _ = await call.services.spines.for_context(call.ctx)
         check_cursor(min_position, await spine.head(call.ctx.partition))  # a position never written: 400
         if not await runner.wait_for(min_position, call.services.settings.read_wait_seconds):
-            raise ProjectionLagging(PROJECTION.name, min_position, runner.position)
+            raise ProjectionLagging(projection.name, min_position, runner.position)
     return runner, warning
 
 
@@ -99,5 +103,5 @@ def _user(call: Call) -> str:
     return call.ctx.user_id
 
 
-def _warning(code: str | None) -> dict[str, str]:
+def warning_header(code: str | None) -> dict[str, str]:
     return {"X-Spine-Warning": code} if code else {}
