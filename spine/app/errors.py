@@ -13,6 +13,8 @@ from litestar.types import ExceptionHandlersMap
 from spine.domain.errors import (
     AlreadyExists,
     BackendUnavailable,
+    BlackboardConflict,
+    BlackboardNotFound,
     BootstrapRefused,
     Forbidden,
     ForbiddenBackend,
@@ -50,6 +52,8 @@ _STATUS: dict[type[SpineError], int] = {
     VersionConflict: 409,
     IdempotencyConflict: 409,
     BackendUnavailable: 503,
+    BlackboardConflict: 409,
+    BlackboardNotFound: 404,
     MissingToken: 401,
     InvalidToken: 401,
     IdentityOverride: 403,

@@ -20,6 +20,7 @@ from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.control import ControlPlaneService
+from spine.app.controllers.blackboard import BlackboardController
 from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
 from spine.app.controllers.diagnostics import diagnostics
 from spine.app.controllers.events import EventsController, StreamsController
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             RoutesController,
             MemoryController,
             SessionsController,
+            BlackboardController,
             diagnostics,
             health,
             ready,

@@ -332,3 +332,21 @@ class ProjectionLagging(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"min_position": self.wanted, "view_position": self.reached}
+
+
+class BlackboardConflict(VersionConflict):
+    """A blackboard write whose expected version is not the entry's current one."""
+
+    code = "blackboard.version_conflict"
+
+
+class BlackboardNotFound(SpineError):
+    code = "blackboard.not_found"
+
+    def __init__(self, run_id: str, key: str) -> None:
+        super().__init__(f"run {run_id!r} has no blackboard entry {key!r}")
+        self.run_id = run_id
+        self.key = key
+
+    def details(self) -> dict[str, object]:
+        return {"run_id": self.run_id, "key": self.key}

@@ -1,0 +1,121 @@
+"""`/v1/runs/{run}/blackboard`: shared, versioned entries of a run (ETag = version)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get, put
+from litestar.params import HeaderParameter, JSONBody, PathParameter
+
+from spine.app.controllers.memory import MinPosition, caught_up, warning_header
+from spine.app.services import Call, CallDep
+from spine.domain.append import AppendRequest
+from spine.domain.blackboard import (
+    COLLECTION,
+    NAME_PATTERN,
+    BlackboardProjection,
+    entry_key,
+    run_prefix,
+    stream_of,
+    written_event,
+)
+from spine.domain.cursor import parse_cursor
+from spine.domain.errors import BlackboardConflict, BlackboardNotFound, InvalidRequest, VersionConflict
+from spine.domain.events import ANY, ExpectedVersion
+from spine.projections.runtime import Runner
+
+KIND = "blackboard_store"
+PROJECTION = BlackboardProjection()
+RunId = Annotated[str, PathParameter(description="the run", pattern=NAME_PATTERN)]
+EntryKey = Annotated[str, PathParameter(description="the entry key", pattern=NAME_PATTERN)]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description='the version you read: "3"')]
+MAX_ENTRIES = 10_000
+
+
+class EntryBody(msgspec.Struct, frozen=True, kw_only=True):
+    value: Any
+    expected_version: ExpectedVersion | None = None
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    value: Any
+    version: int
+    written_by: str | None
+    position: int
+    updated_at: str
+
+
+class Board(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    entries: list[Entry]
+
+
+class BlackboardController(Controller):
+    path = "/v1/runs/{run_id:str}/blackboard"
+    tags = ["blackboard"]
+
+    @put("/{key:str}", summary="Write an entry; expected_version or If-Match makes it a compare-and-set")
+    async def write(
+        self, run_id: RunId, key: EntryKey, data: JSONBody[EntryBody], call: CallDep, if_match: IfMatch = None
+    ) -> Response[dict[str, Any]]:
+        expected = _expected(data.expected_version, if_match)
+        ctx = call.ctx
+        spine, warning = await call.services.spines.for_context(ctx)
+        request = AppendRequest(
+            stream=stream_of(run_id, key),
+            events=[written_event(run_id, key, data.value, ctx.user_id)],
+            expected_version=expected,
+            meta=ctx.event_meta(),
+        )
+        try:
+            result = await spine.append(ctx.partition, request)
+        except VersionConflict as exc:
+            raise BlackboardConflict(exc.stream, exc.expected, exc.actual) from exc
+        await call.services.views.runner(PROJECTION, KIND, ctx)
+        headers = {
+            "X-Spine-Position": str(result.last_position),
+            "ETag": f'"{result.stream_version}"',
+            **warning_header(warning),
+        }
+        return Response(
+            {"key": key, "version": result.stream_version, "position": result.last_position}, headers=headers
+        )
+
+    @get("/{key:str}", summary="One entry, with its version as ETag; 404 when absent")
+    async def read_entry(
+        self, run_id: RunId, key: EntryKey, call: CallDep, min_position: MinPosition = None
+    ) -> Response[Entry]:
+        runner, warning = await _view(call, min_position)
+        doc = await runner.views.get(call.ctx.partition, COLLECTION, entry_key(run_id, key))
+        if doc is None:
+            raise BlackboardNotFound(run_id, key)
+        entry = msgspec.convert(doc.data, Entry)
+        return Response(entry, headers={"ETag": f'"{entry.version}"', **warning_header(warning)})
+
+    @get("/", summary="Every entry of the run, by key")
+    async def read_board(
+        self, run_id: RunId, call: CallDep, min_position: MinPosition = None
+    ) -> Response[Board]:
+        runner, warning = await _view(call, min_position)
+        docs = await runner.views.list(
+            call.ctx.partition, COLLECTION, prefix=run_prefix(run_id), limit=MAX_ENTRIES
+        )
+        board = Board(run_id=run_id, entries=[msgspec.convert(doc.data, Entry) for doc in docs])
+        return Response(board, headers=warning_header(warning))
+
+
+async def _view(call: Call, min_position: str | None) -> tuple[Runner, str | None]:
+    return await caught_up(call, PROJECTION, KIND, parse_cursor(min_position, name="X-Spine-Min-Position"))
+
+
+def _expected(body: ExpectedVersion | None, if_match: str | None) -> ExpectedVersion:
+    if if_match is None:
+        return ANY if body is None else body
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidRequest(f"If-Match must be an entry version such as '\"3\"', got {if_match[:40]!r}")
+    if body is not None and body != int(tag):
+        raise InvalidRequest("If-Match and expected_version disagree")
+    return int(tag)
