@@ -25,11 +25,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 import anyio
 import msgspec
 
+from spine.adapters.sqlite_file import SQLiteFile, Synchronous
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.cursor import check_cursor
 from spine.domain.errors import BackendUnavailable, SpineError
@@ -39,7 +39,6 @@ from spine.domain.ports import Notifier
 
 log = logging.getLogger(__name__)
 
-Synchronous = Literal["FULL", "NORMAL", "OFF", "EXTRA"]
 CommitObserver = Callable[[int, int, float], None]
 """Called after each group commit with (requests, events, seconds)."""
 
@@ -128,12 +127,9 @@ class SQLiteSpine:
     ) -> None:
         self.path = Path(path)
         self._notifier = notifier
-        self._synchronous = synchronous
-        self._busy_timeout_ms = busy_timeout_ms
         self._on_commit = on_commit
         self._inbox: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all_connections: list[sqlite3.Connection] = []
+        self._file = SQLiteFile(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self._writer: sqlite3.Connection | None = None
         self._writer_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,9 +139,8 @@ class SQLiteSpine:
     # lifecycle
 
     async def __aenter__(self) -> SQLiteSpine:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with _translate_errors():
-            self._writer = await anyio.to_thread.run_sync(self._open_writer)
+            self._writer = await anyio.to_thread.run_sync(self._file.open_writer, _SCHEMA)
         self._loop = asyncio.get_running_loop()
         self._writer_thread = threading.Thread(target=self._write_loop, name=f"spine-writer:{self.path.name}")
         self._writer_thread.start()
@@ -160,36 +155,7 @@ class SQLiteSpine:
             self._writer_thread = None
         if self._announcing:
             await asyncio.gather(*self._announcing)
-        for connection in self._all_connections:
-            connection.close()
-        self._all_connections.clear()
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        self._all_connections.append(connection)
-        return connection
-
-    def _open_writer(self) -> sqlite3.Connection:
-        connection = self._connect()
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-        connection.executescript(_SCHEMA)
-        return connection
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        try:
-            connection = self._readers.get_nowait()
-        except queue.Empty:
-            connection = self._connect()
-            connection.execute("PRAGMA query_only = 1")
-        try:
-            yield connection
-        finally:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            self._readers.put(connection)
+        self._file.close()
 
     # appends
 
@@ -394,7 +360,7 @@ class SQLiteSpine:
             params.extend(types)
         sql += " ORDER BY position LIMIT ?"
         params.append(limit)
-        with self._reader() as connection:
+        with self._file.reader() as connection:
             connection.execute("BEGIN")  # one snapshot for the head and the page
             head = _scalar(connection, "SELECT MAX(position) FROM events WHERE pkey = ?", key)
             check_cursor(after, head)
@@ -411,7 +377,7 @@ class SQLiteSpine:
             )
 
     def _read_stream(self, key: str, stream: str, after_version: int, limit: int) -> tuple[list[Event], int]:
-        with self._reader() as connection:
+        with self._file.reader() as connection:
             connection.execute("BEGIN")
             version = _scalar(
                 connection, "SELECT MAX(version) FROM events WHERE pkey = ? AND stream = ?", key, stream
@@ -427,7 +393,7 @@ class SQLiteSpine:
             return await anyio.to_thread.run_sync(self._head, partition.key)
 
     def _head(self, key: str) -> int:
-        with self._reader() as connection:
+        with self._file.reader() as connection:
             return _scalar(connection, "SELECT MAX(position) FROM events WHERE pkey = ?", key)
 
 

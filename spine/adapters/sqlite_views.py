@@ -7,7 +7,6 @@ often a batch is delivered.
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,7 +17,7 @@ from types import TracebackType
 import anyio
 import msgspec
 
-from spine.adapters.sqlite_spine import Synchronous
+from spine.adapters.sqlite_file import SQLiteFile, Synchronous
 from spine.domain.errors import BackendUnavailable
 from spine.domain.partition import Partition
 from spine.domain.views import Delete, ViewDoc, ViewOp
@@ -63,57 +62,26 @@ class SQLiteViewStore:
         self, path: str | Path, *, synchronous: Synchronous = "FULL", busy_timeout_ms: int = 5000
     ) -> None:
         self.path = Path(path)
-        self._synchronous = synchronous
-        self._busy_timeout_ms = busy_timeout_ms
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._connections: list[sqlite3.Connection] = []
+        self._file = SQLiteFile(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
 
     async def __aenter__(self) -> SQLiteViewStore:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         with _translate_errors():
-            self._writer = await anyio.to_thread.run_sync(self._open_writer)
+            self._writer = await anyio.to_thread.run_sync(self._file.open_writer, _SCHEMA)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for connection in self._connections:
-            connection.close()
-        self._connections.clear()
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        self._connections.append(connection)
-        return connection
-
-    def _open_writer(self) -> sqlite3.Connection:
-        connection = self._connect()
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-        connection.executescript(_SCHEMA)
-        return connection
-
-    @contextmanager
-    def _reader(self) -> Iterator[sqlite3.Connection]:
-        try:
-            connection = self._readers.get_nowait()
-        except queue.Empty:
-            connection = self._connect()
-            connection.execute("PRAGMA query_only = 1")
-        try:
-            yield connection
-        finally:
-            self._readers.put(connection)
+        self._file.close()
 
     async def get(self, partition: Partition, collection: str, key: str) -> ViewDoc | None:
         with _translate_errors():
             return await anyio.to_thread.run_sync(self._get, partition.key, collection, key)
 
     def _get(self, pkey: str, collection: str, key: str) -> ViewDoc | None:
-        with self._reader() as connection:
+        with self._file.reader() as connection:
             row = connection.execute(
                 "SELECT position, data FROM view_docs WHERE pkey = ? AND collection = ? AND key = ?",
                 (pkey, collection, key),
@@ -130,7 +98,7 @@ class SQLiteViewStore:
 
     def _list(self, pkey: str, collection: str, prefix: str, after: str, limit: int) -> _Docs:
         # A range on the primary key: keys >= prefix and > after, stopped at the first one past the prefix.
-        with self._reader() as connection:
+        with self._file.reader() as connection:
             rows = connection.execute(
                 "SELECT key, position, data FROM view_docs WHERE pkey = ? AND collection = ? AND key >= ?"
                 " AND key > ? AND data IS NOT NULL ORDER BY key",
@@ -181,7 +149,7 @@ class SQLiteViewStore:
             return await anyio.to_thread.run_sync(self._checkpoint, partition.key, projection)
 
     def _checkpoint(self, pkey: str, projection: str) -> int:
-        with self._reader() as connection:
+        with self._file.reader() as connection:
             row = connection.execute(
                 "SELECT position FROM view_checkpoints WHERE pkey = ? AND projection = ?", (pkey, projection)
             ).fetchone()

@@ -11,7 +11,7 @@ from typing import Literal
 
 import msgspec
 
-from spine.adapters.sqlite_spine import Synchronous
+from spine.adapters.sqlite_file import Synchronous
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

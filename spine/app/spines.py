@@ -15,7 +15,8 @@ import anyio
 import msgspec
 
 from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.sqlite_spine import SQLiteSpine, Synchronous
+from spine.adapters.sqlite_file import Synchronous
+from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.app.metered_spine import MeteredSpine
 from spine.app.metrics import Metrics
 from spine.domain.context import RequestContext

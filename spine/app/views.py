@@ -15,7 +15,7 @@ import anyio.abc
 import msgspec
 
 from spine.adapters.memory_views import MemoryViewStore
-from spine.adapters.sqlite_spine import Synchronous
+from spine.adapters.sqlite_file import Synchronous
 from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.spines import SpineRouter
 from spine.domain.context import RequestContext

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Response, get, put
 from litestar.params import HeaderParameter, JSONBody, PathParameter
 
-from spine.app.controllers.memory import MinPosition, caught_up, warning_header
+from spine.app.reads import MinPosition, caught_up, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.blackboard import (
@@ -20,7 +20,6 @@ from spine.domain.blackboard import (
     stream_of,
     written_event,
 )
-from spine.domain.cursor import parse_cursor
 from spine.domain.errors import BlackboardConflict, BlackboardNotFound, InvalidRequest, VersionConflict
 from spine.domain.events import ANY, ExpectedVersion
 from spine.projections.runtime import Runner
@@ -107,7 +106,7 @@ class BlackboardController(Controller):
 
 
 async def _view(call: Call, min_position: str | None) -> tuple[Runner, str | None]:
-    return await caught_up(call, PROJECTION, KIND, parse_cursor(min_position, name="X-Spine-Min-Position"))
+    return await caught_up(call, PROJECTION, KIND, min_position)
 
 
 def _expected(body: ExpectedVersion | None, if_match: str | None) -> ExpectedVersion:

@@ -10,6 +10,7 @@ from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter,
 from litestar.response import Stream
 
 from spine.app.follow import follow
+from spine.app.reads import warning_header
 from spine.app.services import CallDep
 from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
 from spine.domain.cursor import check_cursor, parse_cursor
@@ -52,7 +53,7 @@ class EventsController(Controller):
         )
         spine, warning = await call.services.spines.for_context(ctx)
         result = await spine.append(ctx.partition, request)
-        headers = {"X-Spine-Position": str(result.last_position), **_warning(warning)}
+        headers = {"X-Spine-Position": str(result.last_position), **warning_header(warning)}
         return Response(result, status_code=201, headers=headers)
 
     @get("/", summary="Read a partition by cursor")
@@ -68,7 +69,7 @@ class EventsController(Controller):
         page = await spine.read(
             call.ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
         )
-        return Response(page, headers=_warning(warning))
+        return Response(page, headers=warning_header(warning))
 
     @get("/stream", summary="Follow a partition over Server-Sent Events", media_type="text/event-stream")
     async def follow(
@@ -105,7 +106,7 @@ class EventsController(Controller):
         return Stream(
             events,
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_warning(warning)},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **warning_header(warning)},
         )
 
 
@@ -127,9 +128,4 @@ class StreamsController(Controller):
         )
         if version == 0:
             raise StreamNotFound(stream)
-        return Response(StreamPage(events=events, version=version), headers=_warning(warning))
-
-
-def _warning(code: str | None) -> dict[str, str]:
-    """Lab answers that fell back to the embedded store say so (DESIGN: loud, never silent)."""
-    return {"X-Spine-Warning": code} if code else {}
+        return Response(StreamPage(events=events, version=version), headers=warning_header(warning))

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, put
-from litestar.params import HeaderParameter, JSONBody, PathParameter
+from litestar.params import JSONBody, PathParameter
 
+from spine.app.reads import MinPosition, caught_up, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
-from spine.domain.cursor import check_cursor, parse_cursor
-from spine.domain.errors import ProjectionLagging
 from spine.domain.events import NewEvent
 from spine.domain.memory import (
     COLLECTION,
@@ -23,14 +22,10 @@ from spine.domain.memory import (
     is_live,
     set_event,
 )
-from spine.projections.runtime import Projection, Runner
 
 KIND = "memory_store"
 PROJECTION = MemoryProjection()
 Key = Annotated[str, PathParameter(description="the memory key (one user's)", pattern=KEY_PATTERN)]
-MinPosition = Annotated[
-    str | None, HeaderParameter(name="X-Spine-Min-Position", description="wait until the view reflects it")
-]
 
 
 class MemoryBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,8 +55,7 @@ class MemoryController(Controller):
     async def get_value(
         self, key: Key, call: CallDep, min_position: MinPosition = None
     ) -> Response[MemoryValue]:
-        min_wanted = parse_cursor(min_position, name="X-Spine-Min-Position")
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_wanted)
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
         doc = await runner.views.get(call.ctx.partition, COLLECTION, doc_key(_user(call), key))
         answer = MemoryValue(key=key, value=None, found=False, expires_at=None)
         if doc is not None:
@@ -85,23 +79,6 @@ async def _write(call: Call, key: str, event: NewEvent, body: dict[str, Any]) ->
     return Response({**body, "position": result.last_position}, headers=headers)
 
 
-async def caught_up(
-    call: Call, projection: Projection, kind: str, min_position: int
-) -> tuple[Runner, str | None]:
-    """The running view of the request's partition, once it reflects `min_position` (bounded)."""
-    runner, warning = await call.services.views.runner(projection, kind, call.ctx)
-    if min_position > runner.position:
-        spine, _ = await call.services.spines.for_context(call.ctx)
-        check_cursor(min_position, await spine.head(call.ctx.partition))  # a position never written: 400
-        if not await runner.wait_for(min_position, call.services.settings.read_wait_seconds):
-            raise ProjectionLagging(projection.name, min_position, runner.position)
-    return runner, warning
-
-
 def _user(call: Call) -> str:
     assert call.ctx.user_id is not None
     return call.ctx.user_id
-
-
-def warning_header(code: str | None) -> dict[str, str]:
-    return {"X-Spine-Warning": code} if code else {}

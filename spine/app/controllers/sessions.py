@@ -8,10 +8,9 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import JSONBody, PathParameter
 
-from spine.app.controllers.memory import MinPosition, caught_up, warning_header
+from spine.app.reads import MinPosition, caught_up, warning_header
 from spine.app.services import CallDep
 from spine.domain.append import AppendRequest
-from spine.domain.cursor import parse_cursor
 from spine.domain.sessions import (
     COLLECTION,
     SESSION_PATTERN,
@@ -83,9 +82,7 @@ class SessionsController(Controller):
     async def read_session(
         self, session_id: SessionId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Session]:
-        runner, warning = await caught_up(
-            call, PROJECTION, KIND, parse_cursor(min_position, name="X-Spine-Min-Position")
-        )
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
         assert call.ctx.user_id is not None
         docs = await runner.views.list(
             call.ctx.partition,
