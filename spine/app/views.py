@@ -20,7 +20,8 @@ from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.spines import SpineRouter
 from spine.domain.context import RequestContext
 from spine.domain.errors import BackendUnavailable
-from spine.domain.ports import Notifier, ViewStore
+from spine.domain.partition import Partition
+from spine.domain.ports import EventSpine, Notifier, ViewStore
 from spine.domain.routing import Route, resolve
 from spine.projections.control_plane import ControlPlaneProjector
 from spine.projections.runtime import Projection, Runner
@@ -54,18 +55,28 @@ class ViewRouter:
         self._lock = anyio.Lock()
 
     async def runner(
-        self, projection: Projection, kind: str, ctx: RequestContext
+        self,
+        projection: Projection,
+        kind: str,
+        ctx: RequestContext,
+        *,
+        source: tuple[Partition, EventSpine] | None = None,
     ) -> tuple[Runner, str | None]:
-        """The running projection of the request's partition, and the lab warning if any."""
+        """The running projection of the request's partition, and the lab warning if any.
+
+        `source` projects another partition (with its spine) into the store routed for the
+        request: the audit view reads the tenant's security trail that way.
+        """
         assert ctx.mode is not None
         resolution = resolve(self._projector.registry, kind, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode)
         store = self._lab_views if resolution.route is None else await self._store(resolution.route)
-        key = (projection.name, id(store), ctx.partition.key)
+        partition = ctx.partition if source is None else source[0]
+        key = (projection.name, id(store), partition.key)
         runner = self._runners.get(key)
         if runner is None:
-            spine, _ = await self._spines.for_context(ctx)
+            spine = (await self._spines.for_context(ctx))[0] if source is None else source[1]
             runner = Runner(
-                projection, ctx.partition, spine, store, self._notifier, poll_seconds=self._poll_seconds
+                projection, partition, spine, store, self._notifier, poll_seconds=self._poll_seconds
             )
             self._runners[key] = runner
             self._task_group.start_soon(runner.run)

@@ -16,16 +16,22 @@ import anyio
 from spine.domain.events import Event
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier, ViewStore
-from spine.domain.views import ViewOp
+from spine.domain.views import ViewDoc, ViewOp
 
 PAGE = 500
+_Docs = list[ViewDoc]  # named here: inside Runner, `list` is the method
 
 
 class Projection(Protocol):
     """A read view's rules: which events it reads, and the ops each one makes. Pure."""
 
-    name: str
-    handles: frozenset[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def handles(self) -> frozenset[str] | None:
+        """The event types it reads; None: every event of the partition."""
+        ...
 
     def apply(self, event: Event) -> list[ViewOp]: ...
 
@@ -58,7 +64,7 @@ class Runner:
                 self.position = await self.views.checkpoint(self.partition, self.projection.name)
             while True:
                 page = await self._spine.read(
-                    self.partition, after=self.position, limit=PAGE, types=self.projection.handles
+                    self.partition, after=self.position, limit=PAGE, types=self.projection.handles or ()
                 )
                 if page.next == self.position:
                     return self.position
@@ -76,6 +82,14 @@ class Runner:
             while True:
                 position = await self.catch_up()
                 await subscription.wait(position, self._poll_seconds)
+
+    async def get(self, collection: str, key: str) -> ViewDoc | None:
+        """A document of the serving view, or None."""
+        return await self.views.get(self.partition, collection, key)
+
+    async def list(self, collection: str, *, prefix: str = "", after: str = "", limit: int = 100) -> _Docs:
+        """Documents of the serving view whose key starts with `prefix`, in key order, after `after`."""
+        return await self.views.list(self.partition, collection, prefix=prefix, after=after, limit=limit)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""

@@ -87,7 +87,7 @@ class BlackboardController(Controller):
         self, run_id: RunId, key: EntryKey, call: CallDep, min_position: MinPosition = None
     ) -> Response[Entry]:
         runner, warning = await _view(call, min_position)
-        doc = await runner.views.get(call.ctx.partition, COLLECTION, entry_key(run_id, key))
+        doc = await runner.get(COLLECTION, entry_key(run_id, key))
         if doc is None:
             raise BlackboardNotFound(run_id, key)
         entry = msgspec.convert(doc.data, Entry)
@@ -98,9 +98,7 @@ class BlackboardController(Controller):
         self, run_id: RunId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Board]:
         runner, warning = await _view(call, min_position)
-        docs = await runner.views.list(
-            call.ctx.partition, COLLECTION, prefix=run_prefix(run_id), limit=MAX_ENTRIES
-        )
+        docs = await runner.list(COLLECTION, prefix=run_prefix(run_id), limit=MAX_ENTRIES)
         board = Board(run_id=run_id, entries=[msgspec.convert(doc.data, Entry) for doc in docs])
         return Response(board, headers=warning_header(warning))
 

@@ -56,7 +56,7 @@ class MemoryController(Controller):
         self, key: Key, call: CallDep, min_position: MinPosition = None
     ) -> Response[MemoryValue]:
         runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
-        doc = await runner.views.get(call.ctx.partition, COLLECTION, doc_key(_user(call), key))
+        doc = await runner.get(COLLECTION, doc_key(_user(call), key))
         answer = MemoryValue(key=key, value=None, found=False, expires_at=None)
         if doc is not None:
             expires_at = msgspec.convert(doc.data["expires_at"], datetime | None)

@@ -84,8 +84,7 @@ class SessionsController(Controller):
     ) -> Response[Session]:
         runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
         assert call.ctx.user_id is not None
-        docs = await runner.views.list(
-            call.ctx.partition,
+        docs = await runner.list(
             COLLECTION,
             prefix=session_prefix(call.ctx.user_id, session_id),
             limit=MAX_MESSAGES,
