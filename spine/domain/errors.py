@@ -350,3 +350,23 @@ class BlackboardNotFound(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"run_id": self.run_id, "key": self.key}
+
+
+class BudgetExceeded(SpineError):
+    """A usage that would take a total past a hard limit; decided on the budget stream."""
+
+    code = "budget.exceeded"
+
+    def __init__(self, unit: str, period: str, limit: float, used: float, amount: float) -> None:
+        super().__init__(
+            f"a usage of {amount:g} {unit} would pass the hard {period} limit of {limit:g} ({used:g} used)"
+        )
+        self.unit = unit
+        self.period = period
+        self.limit = limit
+        self.used = used
+        self.amount = amount
+
+    def details(self) -> dict[str, object]:
+        return {"unit": self.unit, "period": self.period, "limit": self.limit, "used": self.used,
+                "amount": self.amount}  # fmt: skip
