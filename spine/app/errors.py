@@ -12,6 +12,8 @@ from litestar.types import ExceptionHandlersMap
 
 from spine.domain.errors import (
     AlreadyExists,
+    AuditAppendOnly,
+    AuditNotFound,
     BackendUnavailable,
     BlackboardConflict,
     BlackboardNotFound,
@@ -71,6 +73,8 @@ _STATUS: dict[type[SpineError], int] = {
     UnknownContext: 400,
     NotFound: 404,
     AlreadyExists: 409,
+    AuditAppendOnly: 405,
+    AuditNotFound: 404,
 }
 
 _HTTP_CODES = {
@@ -105,6 +109,8 @@ def spine_error_handler(_: Request[Any, Any, Any], exc: SpineError) -> Response[
     headers = {"Retry-After": "1"} if status == 503 else None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="spine"'}
+    if isinstance(exc, AuditAppendOnly):
+        headers = {"Allow": ", ".join(exc.allowed)}
     return problem(status, exc.error_code, exc.message, extra=exc.details(), headers=headers)
 
 

@@ -20,7 +20,9 @@ from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.control import ControlPlaneService
+from spine.app.controllers.audit import AuditController
 from spine.app.controllers.blackboard import BlackboardController
+from spine.app.controllers.budget import BudgetController
 from spine.app.controllers.control_plane import ModesController, TenantsController, bootstrap
 from spine.app.controllers.diagnostics import diagnostics
 from spine.app.controllers.events import EventsController, StreamsController
@@ -136,6 +138,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             MemoryController,
             SessionsController,
             BlackboardController,
+            AuditController,
+            BudgetController,
             diagnostics,
             health,
             ready,

@@ -153,6 +153,7 @@ class IdentityService:
             "request_id": request_id,
             "method": connection.scope.get("method"),
             "path": connection.scope["path"],
+            "project_id": _named_project(connection),
         }
         await record_audit(
             self._spine,
@@ -192,6 +193,15 @@ async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> S
     return SentIdentity(
         **{k: None if v is None else str(v) for k, v in msgspec.structs.asdict(fields).items()}
     )
+
+
+def _named_project(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The project a refused request named (its audit shows the violation), if a valid id."""
+    sent = connection.headers.get("x-project-id")
+    try:
+        return None if sent is None else msgspec.convert(sent, type=Identifier)
+    except msgspec.ValidationError:
+        return None
 
 
 def _valid(value: str, header: str) -> str:

@@ -25,9 +25,22 @@ async def caught_up(
     if wanted > runner.position:
         spine, _ = await call.services.spines.for_context(call.ctx)
         check_cursor(wanted, await spine.head(call.ctx.partition))  # a position never written: 400
-        if not await runner.wait_for(wanted, call.services.settings.read_wait_seconds):
-            raise ProjectionLagging(projection.name, wanted, runner.position)
+        await reflecting(runner, wanted, call.services.settings.read_wait_seconds)
     return runner, warning
+
+
+async def reflecting(runner: Runner, position: int, timeout: float) -> None:
+    """Return once the runner's view reflects `position`; `ProjectionLagging` after `timeout`.
+
+    A runner that has just started does not know its stored checkpoint yet, and does not announce
+    loading it: the store is asked first, so that a view already built is never waited for.
+    """
+    if runner.position >= position:
+        return
+    if await runner.views.checkpoint(runner.partition, runner.projection.name) >= position:
+        return
+    if not await runner.wait_for(position, timeout):
+        raise ProjectionLagging(runner.projection.name, position, runner.position)
 
 
 def warning_header(code: str | None) -> dict[str, str]:

@@ -370,3 +370,32 @@ class BudgetExceeded(SpineError):
     def details(self) -> dict[str, object]:
         return {"unit": self.unit, "period": self.period, "limit": self.limit, "used": self.used,
                 "amount": self.amount}  # fmt: skip
+
+
+class AuditAppendOnly(SpineError):
+    """A change or removal of audit records: the audit trail is append-only."""
+
+    code = "audit.append_only"
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"the audit trail is append-only: {method} is not allowed, only {', '.join(allowed)}"
+        )
+        self.method = method
+        self.allowed = allowed
+
+    def details(self) -> dict[str, object]:
+        return {"method": self.method, "allowed": list(self.allowed)}
+
+
+class AuditNotFound(SpineError):
+    """No audit record with this id in the caller's project."""
+
+    code = "audit.not_found"
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(f"no audit record {record_id!r} in this project")
+        self.record_id = record_id
+
+    def details(self) -> dict[str, object]:
+        return {"id": self.record_id}

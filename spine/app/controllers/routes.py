@@ -172,6 +172,7 @@ async def _audit_switch(services: Services, ctx: RequestContext, old: Route, new
     data = {
         "resource_kind": new.resource_kind,
         "route": "/".join(new.key),
+        "project_id": new.project_id,  # `*`: tenant-wide, in the audit of every project
         "old_backend": old.backend_type,
         "new_backend": new.backend_type,
         "rationale": new.switch_rationale,
