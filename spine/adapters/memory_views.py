@@ -2,53 +2,77 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
-from spine.domain.partition import Partition
-from spine.domain.views import Delete, Upsert, ViewDoc, ViewOp
+from spine.domain.views import Delete, Generations, Upsert, ViewDoc, ViewOp
+
+_Known = list[tuple[str, str]]  # named here: inside the class, `list` is the method
 
 
 class MemoryViewStore:
-    """Dicts per partition. `apply` never awaits, so the event loop makes each batch atomic."""
+    """Dicts per space. No method awaits, so the event loop makes each batch atomic."""
 
     def __init__(self) -> None:
-        # (partition, collection, key) -> (position, data or None for a tombstone)
-        self._docs: dict[tuple[str, str, str], tuple[int, dict[str, object] | None]] = {}
-        self._checkpoints: dict[tuple[str, str], int] = {}
+        # space -> collection -> key -> (position, data or None for a tombstone)
+        self._spaces: dict[str, dict[str, dict[str, tuple[int, dict[str, object] | None]]]] = {}
+        self._checkpoints: dict[str, int] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._generations: dict[tuple[str, str], Generations] = {}
 
-    async def get(self, partition: Partition, collection: str, key: str) -> ViewDoc | None:
-        stored = self._docs.get((partition.key, collection, key))
+    async def get(self, space: str, collection: str, key: str) -> ViewDoc | None:
+        stored = self._spaces.get(space, {}).get(collection, {}).get(key)
         if stored is None or stored[1] is None:
             return None
         return ViewDoc(collection=collection, key=key, position=stored[0], data=stored[1])
 
     async def list(
-        self, partition: Partition, collection: str, *, prefix: str = "", after: str = "", limit: int = 100
+        self, space: str, collection: str, *, prefix: str = "", after: str = "", limit: int = 100
     ) -> list[ViewDoc]:
+        docs = self._spaces.get(space, {}).get(collection, {})
         keys = sorted(
             key
-            for (pkey, coll, key), (_, data) in self._docs.items()
-            if pkey == partition.key and coll == collection and data is not None
-            and key.startswith(prefix) and key > after
-        )  # fmt: skip
-        found = [await self.get(partition, collection, key) for key in keys[:limit]]
-        return [doc for doc in found if doc is not None]
+            for key, (_, data) in docs.items()
+            if data is not None and key.startswith(prefix) and key > after
+        )
+        return [ViewDoc(collection=collection, key=key, position=docs[key][0], data=docs[key][1] or {})
+                for key in keys[:limit]]  # fmt: skip
 
-    async def apply(
-        self, partition: Partition, projection: str, ops: Sequence[ViewOp], checkpoint: int
-    ) -> None:
+    async def apply(self, space: str, ops: Sequence[ViewOp], checkpoint: int) -> None:
+        collections = self._spaces.setdefault(space, {})
         for op in ops:
-            where = (partition.key, op.collection, op.key)
-            stored = self._docs.get(where)
+            docs = collections.setdefault(op.collection, {})
+            stored = docs.get(op.key)
             if stored is not None and stored[0] >= op.position:
                 continue  # delivered before: nothing to do
             match op:
                 case Upsert():
-                    self._docs[where] = (op.position, op.data)
+                    docs[op.key] = (op.position, op.data)
                 case Delete():
-                    self._docs[where] = (op.position, None)
-        mark = (partition.key, projection)
-        self._checkpoints[mark] = max(self._checkpoints.get(mark, 0), checkpoint)
+                    docs[op.key] = (op.position, None)
+        self._checkpoints[space] = max(self._checkpoints.get(space, 0), checkpoint)
 
-    async def checkpoint(self, partition: Partition, projection: str) -> int:
-        return self._checkpoints.get((partition.key, projection), 0)
+    async def checkpoint(self, space: str) -> int:
+        return self._checkpoints.get(space, 0)
+
+    async def drop(self, space: str) -> None:
+        self._spaces.pop(space, None)
+        self._checkpoints.pop(space, None)
+        self._leases.pop(space, None)
+
+    async def lease(self, space: str, holder: str, seconds: float) -> bool:
+        now = time.monotonic()
+        current = self._leases.get(space)
+        if current is not None and current[0] != holder and current[1] > now:
+            return False
+        self._leases[space] = (holder, now + seconds)
+        return True
+
+    async def generations(self, partition_key: str, projection: str) -> Generations:
+        return self._generations.get((partition_key, projection), Generations())
+
+    async def set_generations(self, partition_key: str, projection: str, generations: Generations) -> None:
+        self._generations[(partition_key, projection)] = generations
+
+    async def known(self) -> _Known:
+        return sorted(self._generations)

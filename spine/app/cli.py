@@ -20,6 +20,7 @@ from rich.progress import (
 )
 
 from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.app.cli_projections import projections
 from spine.app.cli_routes import doctor, routes
 from spine.app.settings import Settings
 from spine.domain.cursor import check_cursor
@@ -182,3 +183,4 @@ async def _replay(
 
 main.add_command(routes)
 main.add_command(doctor)
+main.add_command(projections)

@@ -28,6 +28,7 @@ from spine.app.controllers.diagnostics import diagnostics
 from spine.app.controllers.events import EventsController, StreamsController
 from spine.app.controllers.memory import MemoryController
 from spine.app.controllers.ops import health, metrics, ready
+from spine.app.controllers.projections import projections, rebuild
 from spine.app.controllers.routes import RoutesController
 from spine.app.controllers.sessions import SessionsController
 from spine.app.errors import exception_handlers
@@ -110,17 +111,25 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                         lab_views=lab_views,
                         projector=projector,
                         spines=spines,
+                        system_spine=metered,
                         notifier=notifier,
+                        metrics=app_metrics,
                         data_dir=settings.data_dir,
                         synchronous=settings.sqlite_synchronous,
                         stack=stack,
                         task_group=background,
                         poll_seconds=settings.poll_seconds,
+                        instance_id=settings.instance_id,
                     ),
                     clock=clock or _now,
                 )
                 app.state.services = services
                 background.start_soon(projector.follow, settings.poll_seconds)
+                views = services.views
+                app_metrics.watch_projections(
+                    lambda: [(r.projection.name, max(r.head - r.position, 0)) for r in views.runners]
+                )
+                await views.start_known()  # restarts continue from checkpoints; nothing replays from 0
                 try:
                     yield
                 finally:
@@ -141,6 +150,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             AuditController,
             BudgetController,
             diagnostics,
+            projections,
+            rebuild,
             health,
             ready,
             metrics,

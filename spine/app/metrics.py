@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -10,6 +13,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # `_created` series double every counter's output and no dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -49,6 +54,24 @@ class Metrics:
             registry=r,
         )
 
+        self.projection_delay = Histogram(
+            "spine_projection_delay_seconds",
+            "From an event's append to its view batch being written",
+            ["projection"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._lag_source: Callable[[], Iterable[tuple[str, int]]] = tuple
+        r.register(_LagCollector(lambda: self._lag_source()))
+
+    def watch_projections(self, source: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        """Where scrapes read each runner's (projection, events behind the head it last saw)."""
+        self._lag_source = source
+
+    def projection_batch(self, projection: str, last_recorded_at: datetime) -> None:
+        delay = (datetime.now(UTC) - last_recorded_at).total_seconds()
+        self.projection_delay.labels(projection).observe(max(delay, 0.0))
+
     def on_commit(self, requests: int, events: int, seconds: float) -> None:
         self.commit_requests.observe(requests)
         self.commit_events.observe(events)
@@ -56,3 +79,28 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LagCollector(Collector):
+    def __init__(self, source: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        lag: dict[str, int] = {}
+        views: dict[str, int] = {}
+        for projection, behind in self._source():
+            lag[projection] = lag.get(projection, 0) + behind
+            views[projection] = views.get(projection, 0) + 1
+        behind_family = GaugeMetricFamily(
+            "spine_projection_lag_events",
+            "Events a view is behind its partition, summed",
+            labels=["projection"],
+        )
+        running = GaugeMetricFamily(
+            "spine_projection_runners", "Partitions each projection runs for", labels=["projection"]
+        )
+        for projection in sorted(lag):
+            behind_family.add_metric([projection], lag[projection])
+            running.add_metric([projection], views[projection])
+        yield behind_family
+        yield running

@@ -6,6 +6,7 @@ Backend *choice* per tenant is data (the routing registry), never read from here
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 4 * 1024 * 1024
     ready_timeout_seconds: float = 2.0
     read_wait_seconds: float = 5.0  # how long a read with X-Spine-Min-Position waits for its view
+    # Names this process's projection leases. Kept across restarts (default: the host name) so a
+    # restarted instance retakes them at once; give each process on one host its own.
+    instance_id: str = msgspec.field(default_factory=socket.gethostname)
     # identity
     bootstrap_key: str | None = None
     token_key: str | None = None  # signs Spine-minted tokens (HS256)

@@ -21,6 +21,7 @@ from spine.app.metered_spine import MeteredSpine
 from spine.app.metrics import Metrics
 from spine.domain.context import RequestContext
 from spine.domain.errors import BackendUnavailable
+from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier
 from spine.domain.routing import Route, resolve
 from spine.projections.control_plane import ControlPlaneProjector
@@ -58,15 +59,19 @@ class SpineRouter:
     async def for_context(self, ctx: RequestContext) -> tuple[EventSpine, str | None]:
         """The spine of the request's partition, and the warning to send when lab fell back."""
         assert ctx.mode is not None  # the identity guard sets it from the tenant record
-        resolution = resolve(self._projector.registry, KIND, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode)
+        return await self.for_partition(ctx.partition, ctx.mode)
+
+    async def for_partition(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:
+        """The spine a partition is routed to under its tenant's `mode`, and the lab warning if any."""
+        tenant_id, env, project_id = partition.tenant_id, partition.env, partition.project_id
+        resolution = resolve(self._projector.registry, KIND, tenant_id, env, project_id, mode)
         if resolution.route is None:
-            where = (ctx.tenant_id, ctx.env, ctx.project_id)
-            if where not in self._warned:  # once per partition and process: a log line, not a flood
-                self._warned.add(where)
+            if (tenant_id, env, project_id) not in self._warned:  # once per partition and process
+                self._warned.add((tenant_id, env, project_id))
                 log.warning(
                     "no route: lab falls back to the embedded store",
-                    extra={"warning": resolution.warning, "tenant_id": ctx.tenant_id, "env": ctx.env,
-                           "project_id": ctx.project_id},
+                    extra={"warning": resolution.warning, "tenant_id": tenant_id, "env": env,
+                           "project_id": project_id},
                 )  # fmt: skip
             return self._lab_store, resolution.warning
         return await self.open(resolution.route), None

@@ -36,5 +36,10 @@ class Partition(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.tenant_id}/{self.env}/{self.project_id}"
 
     @classmethod
+    def from_key(cls, key: str) -> Partition:
+        tenant_id, env, project_id = key.split("/")
+        return cls(tenant_id=tenant_id, env=env, project_id=project_id)
+
+    @classmethod
     def system(cls, env: str) -> Partition:
         return cls(tenant_id=SYSTEM_TENANT, env=env, project_id=SYSTEM_PROJECT)

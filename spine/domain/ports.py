@@ -13,7 +13,7 @@ from typing import Protocol
 from spine.domain.append import AppendRequest
 from spine.domain.events import AppendResult, EncodedPage, Event, Page
 from spine.domain.partition import Partition
-from spine.domain.views import ViewDoc, ViewOp
+from spine.domain.views import Generations, ViewDoc, ViewOp
 
 
 class EventSpine(Protocol):
@@ -64,32 +64,59 @@ class EventSpine(Protocol):
         ...
 
 
+# named here: inside ViewStore, `list` is the method of that name
+_Known = list[tuple[str, str]]
+
+
 class ViewStore(Protocol):
-    """Documents of read views, per partition, with each projection's checkpoint.
+    """Documents of read views, kept in spaces: one per (partition, projection, generation).
+
+    A space holds its documents and its checkpoint; `apply` writes ops and checkpoint together.
+    Beside the spaces the store keeps, per (partition, projection), which generation serves reads
+    and which one a rebuild is building, and short leases so that of several processes only one
+    projects a space at a time (the position rule keeps the view right even if two do).
 
     Error contract: every method raises `BackendUnavailable` when the store cannot be reached;
     `apply` writes all of its ops and the checkpoint, or (raising) none of them.
     """
 
-    async def get(self, partition: Partition, collection: str, key: str) -> ViewDoc | None:
+    async def get(self, space: str, collection: str, key: str) -> ViewDoc | None:
         """The live document, or None when absent or deleted."""
         ...
 
     async def list(
-        self, partition: Partition, collection: str, *, prefix: str = "", after: str = "", limit: int = 100
+        self, space: str, collection: str, *, prefix: str = "", after: str = "", limit: int = 100
     ) -> list[ViewDoc]:
         """Live documents whose key starts with `prefix`, in key order, keys greater than `after`."""
         ...
 
-    async def apply(
-        self, partition: Partition, projection: str, ops: Sequence[ViewOp], checkpoint: int
-    ) -> None:
+    async def apply(self, space: str, ops: Sequence[ViewOp], checkpoint: int) -> None:
         """Apply `ops` (skipping each whose position is not newer than its document's) and set the
-        projection's checkpoint to `checkpoint` (never moving it back), atomically."""
+        space's checkpoint to `checkpoint` (never moving it back), atomically."""
         ...
 
-    async def checkpoint(self, partition: Partition, projection: str) -> int:
-        """The position up to which `projection` has applied this partition (0 when never)."""
+    async def checkpoint(self, space: str) -> int:
+        """The position up to which the space's projection has applied its partition (0 when never)."""
+        ...
+
+    async def drop(self, space: str) -> None:
+        """Remove a space's documents, checkpoint and lease (a retired generation)."""
+        ...
+
+    async def lease(self, space: str, holder: str, seconds: float) -> bool:
+        """Take or renew the space's lease for `seconds`; False while another holder's lease runs."""
+        ...
+
+    async def generations(self, partition_key: str, projection: str) -> Generations:
+        """The serving and building generations (serving 0, building None when never set)."""
+        ...
+
+    async def set_generations(
+        self, partition_key: str, projection: str, generations: Generations
+    ) -> None: ...
+
+    async def known(self) -> _Known:
+        """Every (partition key, projection) this store holds a view of."""
         ...
 
 

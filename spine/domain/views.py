@@ -40,3 +40,15 @@ class Delete(msgspec.Struct, frozen=True, kw_only=True, tag="delete"):
 
 
 ViewOp = Upsert | Delete
+
+
+class Generations(msgspec.Struct, frozen=True, kw_only=True):
+    """Which generation of a projection's view serves reads, and which one a rebuild is building."""
+
+    serving: int = 0
+    building: int | None = None
+
+
+def space_of(partition_key: str, projection: str, generation: int) -> str:
+    """Where one generation of one projection of one partition keeps its documents and checkpoint."""
+    return f"{partition_key}/{projection}/{generation}"

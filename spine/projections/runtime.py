@@ -1,25 +1,41 @@
-"""The projection runner: keeps one projection of one partition up to date.
+"""The projection runtime: runners keep one projection of one partition current; rebuilds renew it.
 
-Loop: read the log after the projection's checkpoint (only the event types it handles; the page's
+Loop: read the log after the view's checkpoint (only the event types it handles; the page's
 `next` passes the rest), turn events into view ops with the projection's pure `apply`, write the
 ops and the new checkpoint in one batch, then wait for the partition to advance. A crash between
 reading and writing only means the same events are read again; their ops are skipped because no
 document moves backwards, so nothing is counted twice.
+
+Of several processes, the one holding a space's lease projects it; the others read the view and
+follow its checkpoint. A rebuild builds the next generation from position 0 in a space of its own
+while the serving one keeps answering reads, then swaps it in once it has caught up.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Literal, Protocol
 
 import anyio
 
 from spine.domain.events import Event
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier, ViewStore
-from spine.domain.views import ViewDoc, ViewOp
+from spine.domain.views import Generations, ViewDoc, ViewOp, space_of
+
+log = logging.getLogger(__name__)
 
 PAGE = 500
+LEASE_SECONDS = 10.0
+FOLLOW_SECONDS = 0.05  # how often a process that does not hold the lease looks at the checkpoint
 _Docs = list[ViewDoc]  # named here: inside Runner, `list` is the method
+# Leases are held in the name of a process, or of an instance that keeps its name across restarts
+# (the service passes its instance id), so that a restarted instance retakes its leases at once.
+PROCESS = uuid.uuid4().hex[:12]
 
 
 class Projection(Protocol):
@@ -36,6 +52,61 @@ class Projection(Protocol):
     def apply(self, event: Event) -> list[ViewOp]: ...
 
 
+async def project(
+    projection: Projection,
+    partition: Partition,
+    spine: EventSpine,
+    views: ViewStore,
+    space: str,
+    after: int,
+    on_batch: Callable[[int, int, list[Event]], None] = lambda position, head, events: None,
+) -> int:
+    """Apply every event after `after` up to the partition's head to `space`; the checkpoint reached."""
+    position = after
+    types = projection.handles or ()
+    while True:
+        page = await spine.read(partition, after=position, limit=PAGE, types=types)
+        if page.next == position:
+            return position
+        ops = [op for event in page.events for op in projection.apply(event)]
+        await views.apply(space, ops, checkpoint=page.next)
+        position = page.next
+        on_batch(position, page.head, page.events)
+        if position >= page.head:
+            return position
+
+
+class Lease:
+    """A space's lease, renewed when a third of it is left; asks the store only then."""
+
+    def __init__(self, views: ViewStore, space: str, holder: str) -> None:
+        self._views = views
+        self.space = space
+        self._holder = holder
+        self._renew_at = 0.0
+
+    @property
+    def due(self) -> bool:
+        """Whether the next `held` asks the store."""
+        return time.monotonic() >= self._renew_at
+
+    async def held(self) -> bool:
+        now = time.monotonic()
+        if now < self._renew_at:
+            return True
+        if await self._views.lease(self.space, self._holder, LEASE_SECONDS):
+            self._renew_at = now + LEASE_SECONDS * 2 / 3
+            return True
+        self._renew_at = 0.0
+        return False
+
+    async def release(self) -> None:
+        """Let the lease lapse now (a zero-length renewal), so another holder may take it at once."""
+        if self._renew_at:
+            await self._views.lease(self.space, self._holder, 0.0)
+        self._renew_at = 0.0
+
+
 class Runner:
     def __init__(
         self,
@@ -46,54 +117,194 @@ class Runner:
         notifier: Notifier,
         *,
         poll_seconds: float = 2.0,
+        on_batch: Callable[[Runner, list[Event]], None] | None = None,
+        holder: str = PROCESS,
     ) -> None:
         self.projection = projection
         self.partition = partition
-        self._spine = spine
+        self.spine = spine
         self.views = views
         self._notifier = notifier
         self._poll_seconds = poll_seconds
-        self.position = 0  # the checkpoint as of the last batch written
+        self._on_batch = on_batch
+        self.generation = 0
+        self.position = 0  # the serving generation's checkpoint as of the last batch seen
+        self.head = 0  # the partition's head as of the last read
+        self.leading = False  # whether this process projects the view (holds the lease)
+        self.rebuild: Rebuild | None = None
+        self.holder = holder
+        self._lease = Lease(views, self.space, holder)
+        self._opened = False
         self._advanced = anyio.Event()
         self._lock = anyio.Lock()
+
+    @property
+    def space(self) -> str:
+        return space_of(self.partition.key, self.projection.name, self.generation)
 
     async def catch_up(self) -> int:
         """Project every event up to the current head; answer the checkpoint reached."""
         async with self._lock:
-            if self.position == 0:
-                self.position = await self.views.checkpoint(self.partition, self.projection.name)
-            while True:
-                page = await self._spine.read(
-                    self.partition, after=self.position, limit=PAGE, types=self.projection.handles or ()
-                )
-                if page.next == self.position:
-                    return self.position
-                ops = [op for event in page.events for op in self.projection.apply(event)]
-                await self.views.apply(self.partition, self.projection.name, ops, checkpoint=page.next)
-                self.position = page.next
-                self._advanced.set()
-                self._advanced = anyio.Event()
-                if page.next >= page.head:
-                    return self.position
+            if not self._opened:
+                await self._open()
+            elif self._lease.due:  # now and then, see whether a rebuild elsewhere swapped generations
+                await self._follow()
+            self.leading = await self._lease.held()
+            if not self.leading:  # another process projects this view: follow what it wrote
+                await self._follow()
+                return self.position
+            self.position = await project(
+                self.projection,
+                self.partition,
+                self.spine,
+                self.views,
+                self.space,
+                self.position,
+                self._batch,
+            )
+            return self.position
+
+    async def _open(self) -> None:
+        generations = await self.views.generations(self.partition.key, self.projection.name)
+        if generations == Generations():
+            await self.views.set_generations(
+                self.partition.key, self.projection.name, generations
+            )  # known now
+        self._switch(generations.serving, await self.views.checkpoint(space_of(
+            self.partition.key, self.projection.name, generations.serving)))  # fmt: skip
+        self._opened = True
+
+    async def _follow(self) -> None:
+        generations = await self.views.generations(self.partition.key, self.projection.name)
+        space = space_of(self.partition.key, self.projection.name, generations.serving)
+        checkpoint = await self.views.checkpoint(space)
+        if generations.serving != self.generation or checkpoint > self.position:
+            self._switch(generations.serving, checkpoint)
+
+    def _switch(self, generation: int, position: int) -> None:
+        if generation != self.generation:
+            self.generation = generation
+            self._lease = Lease(self.views, self.space, self.holder)
+        self.position = position
+        self._signal()
+
+    def _batch(self, position: int, head: int, events: list[Event]) -> None:
+        self.position, self.head = position, head
+        if self._on_batch is not None:
+            self._on_batch(self, events)
+        self._signal()
+
+    def _signal(self) -> None:
+        self._advanced.set()
+        self._advanced = anyio.Event()
 
     async def run(self) -> None:
         """Until cancelled: catch up whenever the partition advances, or a poll interval passes."""
         async with self._notifier.subscribe(self.partition) as subscription:
             while True:
                 position = await self.catch_up()
-                await subscription.wait(position, self._poll_seconds)
-
-    async def get(self, collection: str, key: str) -> ViewDoc | None:
-        """A document of the serving view, or None."""
-        return await self.views.get(self.partition, collection, key)
-
-    async def list(self, collection: str, *, prefix: str = "", after: str = "", limit: int = 100) -> _Docs:
-        """Documents of the serving view whose key starts with `prefix`, in key order, after `after`."""
-        return await self.views.list(self.partition, collection, prefix=prefix, after=after, limit=limit)
+                await subscription.wait(position, self._poll_seconds if self.leading else FOLLOW_SECONDS * 20)
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""
         with anyio.move_on_after(timeout):
             while self.position < position:
-                await self._advanced.wait()
+                if self.leading:
+                    await self._advanced.wait()
+                else:  # written by another process: look at its checkpoint now and then
+                    with anyio.move_on_after(FOLLOW_SECONDS):
+                        await self._advanced.wait()
+                    async with self._lock:
+                        await self._follow()
         return self.position >= position
+
+    async def get(self, collection: str, key: str) -> ViewDoc | None:
+        """A document of the serving view, or None."""
+        return await self.views.get(self.space, collection, key)
+
+    async def list(self, collection: str, *, prefix: str = "", after: str = "", limit: int = 100) -> _Docs:
+        """Documents of the serving view whose key starts with `prefix`, in key order, after `after`."""
+        return await self.views.list(self.space, collection, prefix=prefix, after=after, limit=limit)
+
+    @asynccontextmanager
+    async def _paused(self) -> AsyncIterator[None]:
+        async with self._lock:
+            yield
+
+
+RebuildState = Literal["building", "swapped", "elsewhere", "failed"]
+
+
+class Rebuild:
+    """Builds the next generation of a runner's view from position 0, then swaps it in.
+
+    Resumable: the building generation and its checkpoint are in the view store, so a rebuild
+    that was interrupted (or a process that died) continues where it stopped. The retired
+    generation is dropped after a grace period, so that other processes still reading it have
+    switched by then.
+    """
+
+    def __init__(self, runner: Runner, *, grace_seconds: float = 2 * LEASE_SECONDS) -> None:
+        self.runner = runner
+        self._grace_seconds = grace_seconds
+        self.state: RebuildState = "building"
+        self.generation: int | None = None
+        self.position = 0
+        self.head = 0
+        self.error: str | None = None
+        self._resumed_at = 0
+        self._started = time.monotonic()
+        self.done = anyio.Event()
+
+    @property
+    def events_per_second(self) -> float:
+        elapsed = time.monotonic() - self._started
+        return (self.position - self._resumed_at) / elapsed if elapsed > 0 else 0.0
+
+    async def run(self) -> None:
+        runner = self.runner
+        views, key, name = runner.views, runner.partition.key, runner.projection.name
+        try:
+            if not runner._opened:
+                await runner.catch_up()
+            generations = await views.generations(key, name)
+            if generations.serving > 0:  # a retired generation whose drop a stop interrupted
+                await views.drop(space_of(key, name, generations.serving - 1))
+            target = generations.serving + 1 if generations.building is None else generations.building
+            self.generation = target
+            space = space_of(key, name, target)
+            lease = Lease(views, space, f"{runner.holder}:rebuild")
+            if not await lease.held():
+                self.state = "elsewhere"  # another process is building this generation
+                return
+            await views.set_generations(key, name, Generations(serving=generations.serving, building=target))
+            self.position = self._resumed_at = await views.checkpoint(space)
+            self.head = await runner.spine.head(runner.partition)
+            self._started = time.monotonic()
+            while self.position < self.head:  # the bulk, while the serving generation keeps running
+                if not await lease.held():
+                    self.state = "elsewhere"
+                    return
+                self.position = await project(
+                    runner.projection, runner.partition, runner.spine, views, space, self.position, self._progress
+                )  # fmt: skip
+            async with runner._paused():  # the tail, with the live runner held still, then the swap
+                self.position = await project(
+                    runner.projection, runner.partition, runner.spine, views, space, self.position, self._progress
+                )  # fmt: skip
+                await views.set_generations(key, name, Generations(serving=target))
+                retired = runner.space
+                runner._switch(target, self.position)
+            await lease.release()
+            self.state = "swapped"
+            self.done.set()
+            await anyio.sleep(self._grace_seconds)
+            await views.drop(retired)
+        except Exception as exc:  # reported in status; the building generation stays resumable
+            self.state, self.error = "failed", type(exc).__name__
+            log.exception("rebuild failed", extra={"projection": name, "partition": key})
+        finally:
+            self.done.set()
+
+    def _progress(self, position: int, head: int, events: list[Event]) -> None:
+        self.position, self.head = position, max(head, self.head)

@@ -10,12 +10,11 @@ import pytest
 
 from spine.adapters.memory_views import MemoryViewStore
 from spine.adapters.sqlite_views import SQLiteViewStore
-from spine.domain.partition import Partition
 from spine.domain.ports import ViewStore
-from spine.domain.views import Delete, Upsert, ViewOp
+from spine.domain.views import Delete, Generations, Upsert, ViewOp, space_of
 
-P = Partition(tenant_id="t1", env="dev", project_id="p1")
-OTHER = Partition(tenant_id="t2", env="dev", project_id="p1")
+P = space_of("t1/dev/p1", "memory", 0)
+OTHER = space_of("t2/dev/p1", "memory", 0)
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -37,31 +36,31 @@ def gone(key: str, position: int, collection: str = "memory") -> Delete:
 
 async def test_a_document_records_its_data_and_position(views: ViewStore) -> None:
     assert await views.get(P, "memory", "k") is None
-    await views.apply(P, "memory", [up("k", 3, note="hi")], checkpoint=3)
+    await views.apply(P, [up("k", 3, note="hi")], checkpoint=3)
     doc = await views.get(P, "memory", "k")
     assert doc is not None
     assert (doc.key, doc.position, doc.data) == ("k", 3, {"v": 3, "note": "hi"})
 
 
 async def test_an_op_that_is_not_newer_is_skipped(views: ViewStore) -> None:
-    await views.apply(P, "memory", [up("k", 5)], checkpoint=5)
-    await views.apply(P, "memory", [up("k", 5, again=True), up("k", 4)], checkpoint=5)  # re-delivered, older
+    await views.apply(P, [up("k", 5)], checkpoint=5)
+    await views.apply(P, [up("k", 5, again=True), up("k", 4)], checkpoint=5)  # re-delivered, older
     doc = await views.get(P, "memory", "k")
     assert doc is not None
     assert doc.data == {"v": 5}
-    await views.apply(P, "memory", [up("k", 6)], checkpoint=6)
+    await views.apply(P, [up("k", 6)], checkpoint=6)
     assert (await views.get(P, "memory", "k")) == doc.__class__(
         collection="memory", key="k", position=6, data={"v": 6}
     )
 
 
 async def test_a_delete_leaves_a_tombstone_an_older_upsert_cannot_lift(views: ViewStore) -> None:
-    await views.apply(P, "memory", [up("k", 1), gone("k", 2)], checkpoint=2)
+    await views.apply(P, [up("k", 1), gone("k", 2)], checkpoint=2)
     assert await views.get(P, "memory", "k") is None
-    await views.apply(P, "memory", [up("k", 1)], checkpoint=2)  # the old upsert, delivered again
+    await views.apply(P, [up("k", 1)], checkpoint=2)  # the old upsert, delivered again
     assert await views.get(P, "memory", "k") is None
     assert await views.list(P, "memory") == []
-    await views.apply(P, "memory", [up("k", 3)], checkpoint=3)
+    await views.apply(P, [up("k", 3)], checkpoint=3)
     doc = await views.get(P, "memory", "k")
     assert doc is not None
     assert doc.position == 3
@@ -69,12 +68,10 @@ async def test_a_delete_leaves_a_tombstone_an_older_upsert_cannot_lift(views: Vi
 
 async def test_list_is_in_key_order_with_prefix_after_and_limit(views: ViewStore) -> None:
     keys = ["run1:b", "run1:a", "run2:a", "run1:c", "run10:a", "run1"]
-    await views.apply(
-        P, "bb", [up(key, i, collection="bb") for i, key in enumerate(keys, start=1)], checkpoint=6
-    )
-    await views.apply(P, "bb", [gone("run1:c", 7, collection="bb")], checkpoint=7)
-    await views.apply(P, "other", [up("run1:z", 8, collection="other")], checkpoint=8)
-    await views.apply(OTHER, "bb", [up("run1:y", 1, collection="bb")], checkpoint=1)
+    await views.apply(P, [up(key, i, collection="bb") for i, key in enumerate(keys, start=1)], checkpoint=6)
+    await views.apply(P, [gone("run1:c", 7, collection="bb")], checkpoint=7)
+    await views.apply(P, [up("run1:z", 8, collection="other")], checkpoint=8)
+    await views.apply(OTHER, [up("run1:y", 1, collection="bb")], checkpoint=1)
 
     # byte order of the keys ('0' sorts before ':')
     assert [d.key for d in await views.list(P, "bb")] == ["run1", "run10:a", "run1:a", "run1:b", "run2:a"]
@@ -85,21 +82,54 @@ async def test_list_is_in_key_order_with_prefix_after_and_limit(views: ViewStore
     assert [d.key for d in await views.list(OTHER, "bb")] == ["run1:y"]
 
 
-async def test_checkpoints_are_per_projection_and_partition_and_never_move_back(views: ViewStore) -> None:
-    assert await views.checkpoint(P, "memory") == 0
-    await views.apply(P, "memory", [], checkpoint=10)
-    await views.apply(P, "memory", [], checkpoint=7)  # a late, older batch
-    assert await views.checkpoint(P, "memory") == 10
-    assert await views.checkpoint(P, "blackboard") == 0
-    assert await views.checkpoint(OTHER, "memory") == 0
+async def test_checkpoints_are_per_space_and_never_move_back(views: ViewStore) -> None:
+    assert await views.checkpoint(P) == 0
+    await views.apply(P, [], checkpoint=10)
+    await views.apply(P, [], checkpoint=7)  # a late, older batch
+    assert await views.checkpoint(P) == 10
+    assert await views.checkpoint(space_of("t1/dev/p1", "memory", 1)) == 0
+    assert await views.checkpoint(OTHER) == 0
+
+
+async def test_drop_removes_one_space_only(views: ViewStore) -> None:
+    retired, serving = space_of("t1/dev/p1", "kv", 0), space_of("t1/dev/p1", "kv", 1)
+    await views.apply(retired, [up(f"k{i}", i + 1) for i in range(12_000)], checkpoint=12_000)
+    await views.apply(serving, [up("k0", 1)], checkpoint=1)
+    await views.drop(retired)
+    assert await views.list(retired, "memory") == []
+    assert await views.checkpoint(retired) == 0
+    assert [d.key for d in await views.list(serving, "memory")] == ["k0"]
+    assert await views.checkpoint(serving) == 1
+
+
+async def test_a_lease_has_one_holder_until_it_lapses(views: ViewStore) -> None:
+    assert await views.lease(P, "a", 30)
+    assert await views.lease(P, "a", 30)  # a renewal
+    assert not await views.lease(P, "b", 30)
+    assert await views.lease(OTHER, "b", 30)  # another space
+    assert await views.lease(P, "a", 0)  # a zero-length renewal lets it lapse
+    assert await views.lease(P, "b", 30)
+    assert not await views.lease(P, "a", 30)
+
+
+async def test_generations_are_kept_per_partition_and_projection(views: ViewStore) -> None:
+    assert await views.generations("t1/dev/p1", "memory") == Generations()
+    assert await views.known() == []
+    await views.set_generations("t1/dev/p1", "memory", Generations(serving=0, building=1))
+    await views.set_generations("t1/dev/p1", "blackboard", Generations(serving=2))
+    assert await views.generations("t1/dev/p1", "memory") == Generations(serving=0, building=1)
+    assert await views.generations("t1/dev/p2", "memory") == Generations()
+    await views.set_generations("t1/dev/p1", "memory", Generations(serving=1))
+    assert await views.generations("t1/dev/p1", "memory") == Generations(serving=1, building=None)
+    assert await views.known() == [("t1/dev/p1", "blackboard"), ("t1/dev/p1", "memory")]
 
 
 async def test_a_large_batch(views: ViewStore) -> None:
     ops: list[ViewOp] = [up(f"k{i:05d}", i + 1) for i in range(10_000)]
-    await views.apply(P, "memory", ops, checkpoint=10_000)
+    await views.apply(P, ops, checkpoint=10_000)
     page = await views.list(P, "memory", after="k09997", limit=10)
     assert [d.key for d in page] == ["k09998", "k09999"]
-    assert await views.checkpoint(P, "memory") == 10_000
+    assert await views.checkpoint(P) == 10_000
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -113,10 +143,10 @@ async def test_any_delivery_order_with_duplicates_reaches_the_in_order_state(
         key = f"k{rng.randrange(12)}"
         ops.append(gone(key, position) if rng.random() < 0.25 else up(key, position, n=rng.randrange(1000)))
     reference = MemoryViewStore()
-    await reference.apply(P, "memory", ops, checkpoint=len(ops))
+    await reference.apply(P, ops, checkpoint=len(ops))
 
     delivered = ops + rng.sample(ops, 80)
     rng.shuffle(delivered)
     for start in range(0, len(delivered), 17):
-        await views.apply(P, "memory", delivered[start : start + 17], checkpoint=len(ops))
+        await views.apply(P, delivered[start : start + 17], checkpoint=len(ops))
     assert await views.list(P, "memory", limit=100) == await reference.list(P, "memory", limit=100)

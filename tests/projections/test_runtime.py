@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from spine.adapters.local_notifier import LocalNotifier
@@ -19,8 +20,8 @@ from spine.domain.append import AppendRequest
 from spine.domain.events import Event, EventMeta, NewEvent, Page
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, ViewStore
-from spine.domain.views import Delete, Upsert, ViewOp
-from spine.projections.runtime import Runner
+from spine.domain.views import Delete, Generations, Upsert, ViewOp
+from spine.projections.runtime import Rebuild, Runner
 from tests.contract.test_event_spine import P
 
 META = EventMeta(tenant_id="t1", env="dev", project_id="p1")
@@ -76,8 +77,8 @@ def model(events: list[tuple[str, dict[str, object]]]) -> dict[str, object]:
     return state
 
 
-async def view_of(views: ViewStore) -> dict[str, object]:
-    return {doc.key: doc.data["value"] for doc in await views.list(P, "kv", limit=10_000)}
+async def view_of(runner: Runner) -> dict[str, object]:
+    return {doc.key: doc.data["value"] for doc in await runner.list("kv", limit=10_000)}
 
 
 HISTORY: list[tuple[str, dict[str, object]]] = [
@@ -94,8 +95,8 @@ async def test_catch_up_builds_the_view_and_checkpoints_past_unhandled_events(st
     head = await write(stores.spine, *HISTORY)
     runner = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
     assert await runner.catch_up() == head
-    assert await view_of(stores.views) == model(HISTORY) == {"a": 3}
-    assert await stores.views.checkpoint(P, "kv") == head
+    assert await view_of(runner) == model(HISTORY) == {"a": 3}
+    assert await stores.views.checkpoint(runner.space) == head
 
 
 async def test_a_running_projection_follows_live_appends(stores: Stores) -> None:
@@ -106,7 +107,7 @@ async def test_a_running_projection_follows_live_appends(stores: Stores) -> None
         # only a notification can wake it within the wait: the poll is 30 s away
         assert await runner.wait_for(position, timeout=10)
         tg.cancel_scope.cancel()
-    assert await view_of(stores.views) == {"x": "live"}
+    assert await view_of(runner) == {"x": "live"}
 
 
 async def test_wait_for_a_position_never_written_times_out(stores: Stores) -> None:
@@ -129,6 +130,9 @@ class ReadRecorder:
         self.cursors.append(after)
         return await self.inner.read(partition, after=after, limit=limit, stream=stream, types=types)
 
+    async def head(self, partition: Partition) -> int:
+        return await self.inner.head(partition)
+
 
 async def test_a_restarted_runner_continues_from_its_checkpoint(stores: Stores) -> None:
     first_head = await write(stores.spine, *HISTORY)
@@ -138,7 +142,7 @@ async def test_a_restarted_runner_continues_from_its_checkpoint(stores: Stores) 
     restarted = Runner(KeyValue(), P, recorder, stores.views, stores.notifier)  # type: ignore[arg-type]
     await restarted.catch_up()
     assert recorder.cursors[0] == first_head  # never from 0
-    assert await view_of(stores.views) == {"a": 3, "c": 4}
+    assert await view_of(restarted) == {"a": 3, "c": 4}
 
 
 async def test_events_delivered_again_change_nothing(stores: Stores) -> None:
@@ -148,24 +152,115 @@ async def test_events_delivered_again_change_nothing(stores: Stores) -> None:
     await runner.catch_up()
     page = await stores.spine.read(P, after=0, limit=100)
     ops = [op for event in page.events if event.type in KeyValue.handles for op in KeyValue().apply(event)]
-    await stores.views.apply(P, "kv", ops, checkpoint=0)  # all of it again
-    assert await view_of(stores.views) == model(HISTORY)
+    await stores.views.apply(runner.space, ops, checkpoint=0)  # all of it again
+    assert await view_of(runner) == model(HISTORY)
 
 
-async def test_a_rebuild_from_zero_equals_the_incremental_view(stores: Stores) -> None:
-    incremental = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
-    history: list[tuple[str, dict[str, object]]] = []
-    for i in range(300):
-        event = (
-            ("kv.deleted", {"key": f"k{i % 7}"})
-            if i % 5 == 4
-            else ("kv.set", {"key": f"k{i % 11}", "value": i})
-        )
-        history.append(event)
-        await write(stores.spine, event)
-        if i % 37 == 0:
-            await incremental.catch_up()
-    await incremental.catch_up()
-    async with SQLiteViewStore(stores.path / "rebuilt.db") as fresh:
-        await Runner(KeyValue(), P, stores.spine, fresh, stores.notifier).catch_up()
-        assert await view_of(fresh) == await view_of(stores.views) == model(history)
+async def churn(spine: EventSpine, count: int) -> list[tuple[str, dict[str, object]]]:
+    history: list[tuple[str, dict[str, object]]] = [
+        ("kv.deleted", {"key": f"k{i % 7}"}) if i % 5 == 4 else ("kv.set", {"key": f"k{i % 11}", "value": i})
+        for i in range(count)
+    ]
+    for start in range(0, count, 100):
+        await write(spine, *history[start : start + 100])
+    return history
+
+
+async def test_a_rebuild_swaps_in_a_new_generation_equal_to_the_incremental_view(stores: Stores) -> None:
+    runner = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
+    history = await churn(stores.spine, 300)
+    await runner.catch_up()
+    incremental = await view_of(runner)
+    retired = runner.space
+
+    rebuild = Rebuild(runner, grace_seconds=0)
+    await rebuild.run()
+    assert (rebuild.state, rebuild.generation, runner.generation) == ("swapped", 1, 1)
+    assert await view_of(runner) == incremental == model(history)
+    assert await stores.views.generations(P.key, "kv") == Generations(serving=1)
+    assert await stores.views.checkpoint(retired) == 0  # the retired generation is dropped
+    await write(stores.spine, ("kv.set", {"key": "after", "value": "swap"}))
+    await runner.catch_up()  # the live runner goes on in the new generation
+    assert (await view_of(runner))["after"] == "swap"
+
+
+class GatedSpine:
+    """A pass-through over the real spine whose reads from `after` >= `gate_at` wait for `opened`."""
+
+    def __init__(self, inner: EventSpine, gate_at: int) -> None:
+        self.inner = inner
+        self.gate_at = gate_at
+        self.opened = anyio.Event()
+        self.waiting = anyio.Event()
+
+    async def read(self, partition: Partition, **kwargs: object) -> Page:
+        if int(kwargs.get("after", 0)) >= self.gate_at:  # type: ignore[call-overload]
+            self.waiting.set()
+            await self.opened.wait()
+        return await self.inner.read(partition, **kwargs)  # type: ignore[arg-type]
+
+    async def head(self, partition: Partition) -> int:
+        return await self.inner.head(partition)
+
+
+async def test_reads_are_served_by_the_old_generation_until_the_swap(stores: Stores) -> None:
+    history = await churn(stores.spine, 1200)
+    runner = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
+    await runner.catch_up()
+    before = await view_of(runner)
+    gated = GatedSpine(stores.spine, gate_at=500)
+    runner.spine = gated  # type: ignore[assignment]  # the rebuild reads through the runner's spine
+    rebuild = Rebuild(runner, grace_seconds=0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rebuild.run)
+        await gated.waiting.wait()  # one page of the new generation is written, the rest is not
+        assert (rebuild.state, runner.generation, rebuild.position) == ("building", 0, 500)
+        assert await view_of(runner) == before  # reads still see the whole serving view
+        gated.opened.set()
+    assert runner.generation == 1
+    assert await view_of(runner) == before == model(history)
+
+
+async def test_an_interrupted_rebuild_resumes_from_its_checkpoint(stores: Stores) -> None:
+    history = await churn(stores.spine, 1200)
+    runner = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
+    await runner.catch_up()
+    gated = GatedSpine(stores.spine, gate_at=500)
+    runner.spine = gated  # type: ignore[assignment]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(Rebuild(runner, grace_seconds=0).run)
+        await gated.waiting.wait()
+        tg.cancel_scope.cancel()  # the process stops mid-rebuild
+    assert await stores.views.generations(P.key, "kv") == Generations(serving=0, building=1)
+
+    recorder = ReadRecorder(stores.spine)
+    restarted = Runner(KeyValue(), P, recorder, stores.views, stores.notifier)  # type: ignore[arg-type]
+    await restarted.catch_up()
+    recorder.cursors.clear()
+    resumed = Rebuild(restarted, grace_seconds=0)
+    await resumed.run()
+    assert recorder.cursors[0] == 500  # continued where the interrupted one stopped
+    assert (resumed.state, restarted.generation) == ("swapped", 1)
+    assert await view_of(restarted) == model(history)
+
+
+async def test_of_two_runners_one_projects_and_the_other_follows(stores: Stores) -> None:
+    """Two processes' runners on one store: one holds the lease; the other serves reads from it."""
+    leader = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier, holder="one")
+    follower = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier, holder="two")
+    await write(stores.spine, *HISTORY)
+    await leader.catch_up()
+    await follower.catch_up()
+    assert (leader.leading, follower.leading) == (True, False)
+    position = await write(stores.spine, ("kv.set", {"key": "z", "value": 26}))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leader.run)
+        assert await follower.wait_for(position, timeout=10)
+        tg.cancel_scope.cancel()
+    assert await view_of(follower) == {**model(HISTORY), "z": 26}
+
+    await Rebuild(leader, grace_seconds=0).run()  # the follower notices the new generation
+    assert await follower.wait_for(position, timeout=10)
+    await follower.catch_up()
+    assert follower.generation == 1
+    assert await view_of(follower) == {**model(HISTORY), "z": 26}

@@ -58,7 +58,7 @@ async def diagnostics(
     missing = missing_platform_defaults(services.control.projector.registry, wanted_env)
     checks = [
         await _check(services, tenant, wanted_env, project, kind)
-        for tenant in _tenants(services, ctx, tenant_id)
+        for tenant in tenants_in_scope(services, ctx, tenant_id)
         for project in _projects(services, tenant)
         for kind in RESOURCE_KINDS
     ]
@@ -71,7 +71,8 @@ async def diagnostics(
     )
 
 
-def _tenants(services: Services, ctx: RequestContext, wanted: str | None) -> list[str]:
+def tenants_in_scope(services: Services, ctx: RequestContext, wanted: str | None) -> list[str]:
+    """The tenants an operator may look at: one (or every one, for system admins), or 403."""
     state = services.control.state
     assert ctx.user_id is not None
     if ctx.tenant_id == SYSTEM_TENANT and state.is_system_admin(ctx.user_id):

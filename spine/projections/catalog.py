@@ -1,0 +1,20 @@
+"""Every product view: its projection and the resource kind whose routed store keeps it.
+
+Startup, `GET /v1/projections` and rebuilds find views here by name.
+"""
+
+from __future__ import annotations
+
+from spine.domain.blackboard import BlackboardProjection
+from spine.domain.memory import MemoryProjection
+from spine.domain.sessions import SessionsProjection
+from spine.projections.runtime import Projection
+
+VIEWS: dict[str, tuple[Projection, str]] = {
+    projection.name: (projection, kind)
+    for projection, kind in (
+        (MemoryProjection(), "memory_store"),
+        (SessionsProjection(), "memory_store"),  # sessions are session memory: the same store
+        (BlackboardProjection(), "blackboard_store"),
+    )
+}
