@@ -32,13 +32,9 @@ async def caught_up(
 async def reflecting(runner: Runner, position: int, timeout: float) -> None:
     """Return once the runner's view reflects `position`; `ProjectionLagging` after `timeout`.
 
-    A runner that has just started does not know its stored checkpoint yet, and does not announce
-    loading it: the store is asked first, so that a view already built is never waited for.
+    A runner that has just started announces its stored checkpoint as soon as it has loaded it,
+    so a view already built is never waited for.
     """
-    if runner.position >= position:
-        return
-    if await runner.views.checkpoint(runner.partition, runner.projection.name) >= position:
-        return
     if not await runner.wait_for(position, timeout):
         raise ProjectionLagging(runner.projection.name, position, runner.position)
 

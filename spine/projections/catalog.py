@@ -5,7 +5,9 @@ Startup, `GET /v1/projections` and rebuilds find views here by name.
 
 from __future__ import annotations
 
+from spine.domain.audit import AuditProjection
 from spine.domain.blackboard import BlackboardProjection
+from spine.domain.budget import BudgetProjection
 from spine.domain.memory import MemoryProjection
 from spine.domain.sessions import SessionsProjection
 from spine.projections.runtime import Projection
@@ -16,5 +18,7 @@ VIEWS: dict[str, tuple[Projection, str]] = {
         (MemoryProjection(), "memory_store"),
         (SessionsProjection(), "memory_store"),  # sessions are session memory: the same store
         (BlackboardProjection(), "blackboard_store"),
+        (BudgetProjection(), "budget_store"),
+        (AuditProjection(), "audit"),  # a project's writes, and its tenant's security trail
     )
 }

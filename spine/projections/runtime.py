@@ -68,12 +68,27 @@ async def project(
         page = await spine.read(partition, after=position, limit=PAGE, types=types)
         if page.next == position:
             return position
-        ops = [op for event in page.events for op in projection.apply(event)]
+        ops = [op for event in page.events for op in _ops(projection, event)]
         await views.apply(space, ops, checkpoint=page.next)
         position = page.next
         on_batch(position, page.head, page.events)
         if position >= page.head:
             return position
+
+
+def _ops(projection: Projection, event: Event) -> list[ViewOp]:
+    """The event's ops; none for an event the projection cannot read, so one bad event (appended
+    by an older version, or around the routes) never stops a view. The same event is skipped the
+    same way by every rebuild."""
+    try:
+        return projection.apply(event)
+    except Exception:
+        log.warning(
+            "event skipped by projection",
+            extra={"projection": projection.name, "position": event.position, "type": event.type},
+            exc_info=True,
+        )
+        return []
 
 
 class Lease:
@@ -207,6 +222,10 @@ class Runner:
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""
+        if self.position < position and not self._opened:  # a view built before this process began
+            async with self._lock:
+                if not self._opened:
+                    await self._open()
         with anyio.move_on_after(timeout):
             while self.position < position:
                 if self.leading:

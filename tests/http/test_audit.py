@@ -324,10 +324,10 @@ def test_a_violation_that_names_no_valid_project_is_in_no_projects_audit(
 def test_a_security_type_appended_by_a_client_is_an_ordinary_write(
     client: TestClient, headers: dict[str, str]
 ) -> None:
-    body = {"stream": "audit:auth", "events": [{"type": "auth.violation", "data": {"project_id": "p1"}}]}
+    body = {"stream": "sec:auth", "events": [{"type": "auth.violation", "data": {"project_id": "p1"}}]}
     written = ok(client.post("/v1/events", json=body, headers=headers))
     assert seen(records(client, headers, after=written)) == [
-        ("auth.violation", "audit:auth", "u1", written.headers["x-request-id"], "write")
+        ("auth.violation", "sec:auth", "u1", written.headers["x-request-id"], "write")
     ]
 
 

@@ -210,3 +210,24 @@ def test_health_ready_schema_and_metrics(client: TestClient, headers: dict[str, 
 
 def _sample(text: str, name: str) -> float:
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+@pytest.mark.parametrize(
+    ("stream", "event_type"),
+    [
+        ("budget:tokens", "x.y"),  # a product route's stream
+        ("mine", "budget.usage_recorded"),  # or its event type
+        ("memory:u2:k", "memory.set"),
+        ("notes", "blackboard.written"),
+        ("audit:client", "note.added"),
+        ("session:u1:s", "session.message_added"),
+    ],
+)
+def test_streams_and_types_of_product_routes_are_refused(
+    client: TestClient, headers: dict[str, str], stream: str, event_type: str
+) -> None:
+    """Written around their routes, such events would skip their rules (a budget's hard limit,
+    whose memory a key is) or stop their views: they are refused, and nothing is appended."""
+    body = {"stream": stream, "events": [{"type": "ok.type"}, {"type": event_type, "data": {"x": 1}}]}
+    assert_problem(client.post("/v1/events", json=body, headers=headers), 422, "request.invalid")
+    assert client.get("/v1/events", headers=headers).json()["events"] == []

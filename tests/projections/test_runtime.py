@@ -264,3 +264,11 @@ async def test_of_two_runners_one_projects_and_the_other_follows(stores: Stores)
     await follower.catch_up()
     assert follower.generation == 1
     assert await view_of(follower) == {**model(HISTORY), "z": 26}
+
+
+async def test_an_event_the_projection_cannot_read_is_skipped_and_the_view_goes_on(stores: Stores) -> None:
+    runner = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
+    head = await write(stores.spine, ("kv.set", {"key": "a", "value": 1}), ("kv.set", {"no_key": True}),
+                       ("kv.set", {"key": "b", "value": 2}))  # fmt: skip
+    assert await runner.catch_up() == head
+    assert await view_of(runner) == {"a": 1, "b": 2}

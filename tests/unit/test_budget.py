@@ -26,8 +26,10 @@ from spine.domain.budget import (
 from spine.domain.errors import BudgetExceeded
 from spine.domain.events import Event, EventMeta, NewEvent
 from spine.domain.partition import Partition
+from spine.domain.views import space_of
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
+SPACE = space_of(P.key, "budget", 0)
 NOON = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
@@ -257,9 +259,9 @@ async def _view(batches: list[list[Event]]) -> dict[str, list[tuple[str, int, di
     store, projection = MemoryViewStore(), BudgetProjection()
     for batch in batches:
         ops = [op for event in batch for op in projection.apply(event)]
-        await store.apply(P, projection.name, ops, checkpoint=batch[-1].position)
+        await store.apply(SPACE, ops, checkpoint=batch[-1].position)
     return {
-        collection: [(d.key, d.position, d.data) for d in await store.list(P, collection, limit=10_000)]
+        collection: [(d.key, d.position, d.data) for d in await store.list(SPACE, collection, limit=10_000)]
         for collection in (LEDGER, TOTALS, LIMITS)
     }
 

@@ -14,8 +14,9 @@ from spine.app.reads import warning_header
 from spine.app.services import CallDep
 from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
 from spine.domain.cursor import check_cursor, parse_cursor
-from spine.domain.errors import StreamNotFound
+from spine.domain.errors import InvalidRequest, StreamNotFound
 from spine.domain.events import ANY, AppendResult, Event, ExpectedVersion, NewEvent, Page, StreamName
+from spine.domain.owned import owning_route
 
 MAX_PAGE = 1000
 
@@ -45,6 +46,9 @@ class EventsController(Controller):
     @post("/", status_code=201, summary="Append events to a stream, atomically")
     async def append(self, data: JSONBody[AppendBody], call: CallDep) -> Response[AppendResult]:
         ctx = call.ctx
+        owner = owning_route(data.stream, (event.type for event in data.events))
+        if owner is not None:
+            raise InvalidRequest(f"this stream or event type is written through {owner}, not /v1/events")
         request = AppendRequest(
             stream=data.stream,
             events=data.events,
