@@ -1,7 +1,7 @@
 """A small async client for the Spine HTTP API.
 
     async with SpineClient("http://127.0.0.1:8080", token=TOKEN, project_id="p1", surface_id="web") as client:
-        await client.append("session:42", [{"id": "e1", "type": "memory.set", "data": {"k": "v"}}])
+        await client.append("task:42", [{"id": "e1", "type": "task.created", "data": {"goal": "ship"}}])
         page = await client.read(after=0)
         async with contextlib.aclosing(client.follow(after=page.next)) as events:
             async for event in events:
