@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 
 from spine.app.factory import create_app
@@ -128,3 +129,25 @@ def test_a_restart_starts_the_known_views_from_their_checkpoints(settings: Setti
             "found": True,
             "expires_at": None,
         }
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "path", "body"),
+    [
+        ("memory_store", "PUT", "/v1/memory/k", {"value": 1}),
+        ("memory_store", "POST", "/v1/sessions/s1/messages", {"role": "user", "content": "hi"}),
+        ("blackboard_store", "PUT", "/v1/runs/r1/blackboard/k", {"value": 1}),
+        ("audit", "POST", "/v1/audit", {"action": "note.added", "resource": "note:1"}),
+    ],
+)
+def test_a_write_whose_view_cannot_be_served_appends_nothing(
+    client: TestClient, headers: dict[str, str], kind: str, method: str, path: str, body: dict[str, Any]
+) -> None:
+    """The view store is resolved before the append: a 503 never leaves an event behind."""
+    route = {"resource_kind": kind, "tenant_id": "t1", "env": "dev", "project_id": "p1",
+             "backend_type": "dynamodb", "config": {"table": "views", "region": "eu-west-1"}}  # fmt: skip
+    assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
+    assert_problem(
+        client.request(method, path, json=body, headers=headers), 503, f"{kind}.backend_unavailable"
+    )
+    assert client.get("/v1/events", headers=headers).json()["head"] == 0

@@ -61,6 +61,7 @@ class BlackboardController(Controller):
     ) -> Response[dict[str, Any]]:
         expected = _expected(data.expected_version, if_match)
         ctx = call.ctx
+        await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
         request = AppendRequest(
             stream=stream_of(run_id, key),
@@ -72,7 +73,6 @@ class BlackboardController(Controller):
             result = await spine.append(ctx.partition, request)
         except VersionConflict as exc:
             raise BlackboardConflict(exc.stream, exc.expected, exc.actual) from exc
-        await call.services.views.runner(PROJECTION, KIND, ctx)
         headers = {
             "X-Spine-Position": str(result.last_position),
             "ETag": f'"{result.stream_version}"',

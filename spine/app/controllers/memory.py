@@ -71,10 +71,10 @@ class MemoryController(Controller):
 
 async def _write(call: Call, key: str, event: NewEvent, body: dict[str, Any]) -> Response[dict[str, Any]]:
     ctx = call.ctx
+    await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
     spine, warning = await call.services.spines.for_context(ctx)
     request = AppendRequest(stream=f"memory:{_user(call)}:{key}", events=[event], meta=ctx.event_meta())
     result = await spine.append(ctx.partition, request)
-    await call.services.views.runner(PROJECTION, KIND, ctx)  # make sure the view follows this partition
     headers = {"X-Spine-Position": str(result.last_position), **warning_header(warning)}
     return Response({**body, "position": result.last_position}, headers=headers)
 

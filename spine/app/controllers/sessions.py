@@ -62,11 +62,11 @@ class SessionsController(Controller):
         ctx = call.ctx
         user = ctx.user_id
         assert user is not None
+        await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
         event = message_event(user, session_id, data.role, data.content, data.metadata)
         request = AppendRequest(stream=stream_of(user, session_id), events=[event], meta=ctx.event_meta())
         result = await spine.append(ctx.partition, request)
-        await call.services.views.runner(PROJECTION, KIND, ctx)
         body = {
             "session_id": session_id,
             "index": result.stream_version - 1,
