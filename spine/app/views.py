@@ -89,9 +89,15 @@ class ViewRouter:
         store, warning = await self._store_for(kind, ctx.partition, ctx.mode)
         partition = ctx.partition if source is None else source[0]
         runner = self._runners.get((projection.name, id(store), partition.key))
+        spine = (await self._spines.for_context(ctx))[0] if source is None else source[1]
         if runner is None:
-            spine = (await self._spines.for_context(ctx))[0] if source is None else source[1]
             runner = self._start(projection, partition, spine, store)
+        elif spine is not runner.spine and (runner.rebuild is None or runner.rebuild.spine is not spine):
+            # The partition's log was routed elsewhere: its positions are another log's, so the
+            # view is rebuilt from that log while the current generation keeps serving reads.
+            log.warning("event spine switched: rebuilding view", extra={"projection": projection.name})
+            runner.rebuild = Rebuild(runner, spine=spine)
+            self._task_group.start_soon(runner.rebuild.run)
         return runner, warning
 
     async def start_known(self) -> int:
@@ -126,12 +132,13 @@ class ViewRouter:
             runner = next(
                 (r for r in self.runners if r.projection.name == name and r.partition == partition), None
             )
+            spine = await self._spine_of(partition)  # the log the partition is routed to now
             if runner is None:
                 tenant = self._projector.state.tenant(partition.tenant_id)  # 404 for an unknown tenant
                 store, _ = await self._store_for(kind, partition, tenant.mode)
-                runner = self._start(projection, partition, await self._spine_of(partition), store)
+                runner = self._start(projection, partition, spine, store)
             if runner.rebuild is None or runner.rebuild.done.is_set():
-                runner.rebuild = Rebuild(runner)
+                runner.rebuild = Rebuild(runner, spine=spine)
                 self._task_group.start_soon(runner.rebuild.run)
             runners.append(runner)
         return runners

@@ -263,8 +263,11 @@ class Rebuild:
     switched by then.
     """
 
-    def __init__(self, runner: Runner, *, grace_seconds: float = 2 * LEASE_SECONDS) -> None:
+    def __init__(
+        self, runner: Runner, *, spine: EventSpine | None = None, grace_seconds: float = 2 * LEASE_SECONDS
+    ) -> None:
         self.runner = runner
+        self.spine = spine or runner.spine  # another when the partition's log was routed elsewhere
         self._grace_seconds = grace_seconds
         self.state: RebuildState = "building"
         self.generation: int | None = None
@@ -289,6 +292,9 @@ class Rebuild:
             generations = await views.generations(key, name)
             if generations.serving > 0:  # a retired generation whose drop a stop interrupted
                 await views.drop(space_of(key, name, generations.serving - 1))
+            if generations.building is not None and self.spine is not runner.spine:
+                await views.drop(space_of(key, name, generations.building))  # built from the old log
+                generations = Generations(serving=generations.serving)
             target = generations.serving + 1 if generations.building is None else generations.building
             self.generation = target
             space = space_of(key, name, target)
@@ -298,21 +304,22 @@ class Rebuild:
                 return
             await views.set_generations(key, name, Generations(serving=generations.serving, building=target))
             self.position = self._resumed_at = await views.checkpoint(space)
-            self.head = await runner.spine.head(runner.partition)
+            self.head = await self.spine.head(runner.partition)
             self._started = time.monotonic()
             while self.position < self.head:  # the bulk, while the serving generation keeps running
                 if not await lease.held():
                     self.state = "elsewhere"
                     return
                 self.position = await project(
-                    runner.projection, runner.partition, runner.spine, views, space, self.position, self._progress
+                    runner.projection, runner.partition, self.spine, views, space, self.position, self._progress
                 )  # fmt: skip
             async with runner._paused():  # the tail, with the live runner held still, then the swap
                 self.position = await project(
-                    runner.projection, runner.partition, runner.spine, views, space, self.position, self._progress
+                    runner.projection, runner.partition, self.spine, views, space, self.position, self._progress
                 )  # fmt: skip
                 await views.set_generations(key, name, Generations(serving=target))
                 retired = runner.space
+                runner.spine = self.spine
                 runner._switch(target, self.position)
             await lease.release()
             self.state = "swapped"

@@ -151,3 +151,23 @@ def test_a_write_whose_view_cannot_be_served_appends_nothing(
         client.request(method, path, json=body, headers=headers), 503, f"{kind}.backend_unavailable"
     )
     assert client.get("/v1/events", headers=headers).json()["head"] == 0
+
+
+def test_after_the_event_spine_is_routed_elsewhere_views_are_rebuilt_from_the_new_log(
+    client: TestClient, headers: dict[str, str], tmp_path: Any
+) -> None:
+    old = remember(client, headers, 3)  # k0, k1, k2 in the embedded log
+    assert caught_up_read(client, headers, "k0", old)["found"]
+    admin = admin_headers_sync(client)
+    route = {"resource_kind": "event_spine", "tenant_id": "t1", "env": "dev", "project_id": "p1",
+             "backend_type": "sqlite", "config": {"path": "p1.db"}}  # fmt: skip
+    assert client.put("/v1/routes", json=route, headers=admin).status_code == 200
+    new = client.put("/v1/memory/fresh", json={"value": "new log"}, headers=headers)
+    assert new.headers["x-spine-position"] == "1"  # a log of its own: positions start again
+    [started] = views(client, admin, name="memory")
+    assert started["rebuild"] is not None  # the write that met the new route started it
+    # the write started a rebuild from the new log; this one waits for it (or, if it is done, is another)
+    [view] = client.post("/v1/projections/memory/rebuild?wait=true", headers=admin).json()["projections"]
+    assert (view["head"], view["position"], view["rebuild"]["state"]) == (1, 1, "swapped")
+    assert caught_up_read(client, headers, "fresh", new)["value"] == "new log"
+    assert caught_up_read(client, headers, "k0", new)["found"] is False  # the old log was not copied
