@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -171,3 +172,22 @@ def test_after_the_event_spine_is_routed_elsewhere_views_are_rebuilt_from_the_ne
     assert (view["head"], view["position"], view["rebuild"]["state"]) == (1, 1, "swapped")
     assert caught_up_read(client, headers, "fresh", new)["value"] == "new log"
     assert caught_up_read(client, headers, "k0", new)["found"] is False  # the old log was not copied
+
+
+def test_a_read_waits_for_its_view_and_answers_503_when_it_does_not_catch_up(settings: Settings) -> None:
+    """Two apps on one data dir without Redis: this one hears nothing of the other's appends until
+    its next poll (30 s away), so a read that needs one of them can only time out, then retry."""
+    quiet = msgspec.structs.replace(settings, poll_seconds=30.0, read_wait_seconds=0.2)
+    with TestClient(create_app(quiet)) as reader, TestClient(create_app(quiet)) as writer:
+        headers = provision_sync(reader)
+        mine = remember(reader, headers, 1)
+        assert caught_up_read(reader, headers, "k0", mine)["found"]  # waits for its own write: fine
+        theirs = writer.post("/v1/events", json={"stream": "task:1", "events": [{"type": "task.created"}]},
+                             headers=headers)  # fmt: skip
+        assert theirs.status_code == 201, theirs.text
+        wait = {**headers, "X-Spine-Min-Position": theirs.headers["x-spine-position"]}
+        lagging = assert_problem(reader.get("/v1/memory/k0", headers=wait), 503, "projection.lagging")
+        assert (lagging["min_position"], lagging["view_position"]) == (2, 1)
+        assert reader.get("/v1/memory/k0", headers=wait).headers["retry-after"] == "1"
+        never = {**headers, "X-Spine-Min-Position": "99"}
+        assert_problem(reader.get("/v1/memory/k0", headers=never), 400, "cursor.invalid")
