@@ -17,11 +17,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Literal, Protocol
 
 import anyio
 
+from spine.domain.errors import BackendUnavailable
 from spine.domain.events import Event
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, Notifier, ViewStore
@@ -215,10 +216,16 @@ class Runner:
 
     async def run(self) -> None:
         """Until cancelled: catch up whenever the partition advances, or a poll interval passes."""
-        async with self._notifier.subscribe(self.partition) as subscription:
-            while True:
-                position = await self.catch_up()
-                await subscription.wait(position, self._poll_seconds if self.leading else FOLLOW_SECONDS * 20)
+        try:
+            async with self._notifier.subscribe(self.partition) as subscription:
+                while True:
+                    position = await self.catch_up()
+                    await subscription.wait(
+                        position, self._poll_seconds if self.leading else FOLLOW_SECONDS * 20
+                    )
+        finally:  # a process that stops lets another take the view over now, not when the lease runs out
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1), suppress(BackendUnavailable):
+                await self._lease.release()
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""

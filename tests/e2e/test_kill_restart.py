@@ -48,9 +48,13 @@ def spine_env() -> dict[str, str]:
 class SpineServer:
     """One `spine serve` process at a time, always on the same port and data dir."""
 
-    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log_dir: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log_dir = log_dir
+        self.args = args  # more `spine serve` options
+        self.env = env or {}  # more SPINE_* settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: anyio.abc.Process | None = None
@@ -59,16 +63,16 @@ class SpineServer:
 
     @property
     def log_path(self) -> Path:
-        return self.log_dir / f"spine-serve-{self.starts}.log"
+        return self.log_dir / f"spine-serve-{self.port}-{self.starts}.log"
 
     async def start(self) -> None:
         assert self.process is None, "already running"
         self.starts += 1
         command = [sys.executable, "-m", "spine", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--data-dir", str(self.data_dir)]
+        command += ["--data-dir", str(self.data_dir), *self.args]
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.process = await anyio.open_process(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=spine_env()
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={**spine_env(), **self.env}
             )
         await self._wait_ready()
 

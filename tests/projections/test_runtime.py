@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -16,12 +18,26 @@ from spine.adapters.memory_spine import MemorySpine
 from spine.adapters.memory_views import MemoryViewStore
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.adapters.sqlite_views import SQLiteViewStore
+from spine.app.budget import record_usage, set_limit
+from spine.domain import audit, blackboard, memory, sessions
 from spine.domain.append import AppendRequest
+from spine.domain.budget import (
+    LEDGER,
+    TOTALS,
+    USAGE_RECORDED,
+    LimitChange,
+    Usage,
+    ledger_prefix,
+    totals_prefix,
+)
+from spine.domain.context import RequestContext
+from spine.domain.errors import BudgetExceeded
 from spine.domain.events import Event, EventMeta, NewEvent, Page
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, ViewStore
 from spine.domain.views import Delete, Generations, Upsert, ViewOp
-from spine.projections.runtime import Rebuild, Runner
+from spine.projections.catalog import VIEWS
+from spine.projections.runtime import Rebuild, Runner, project
 from tests.contract.test_event_spine import P
 
 META = EventMeta(tenant_id="t1", env="dev", project_id="p1")
@@ -272,3 +288,159 @@ async def test_an_event_the_projection_cannot_read_is_skipped_and_the_view_goes_
                        ("kv.set", {"key": "b", "value": 2}))  # fmt: skip
     assert await runner.catch_up() == head
     assert await view_of(runner) == {"a": 1, "b": 2}
+
+
+class GatedViews:
+    """A pass-through over the real view store whose `apply` number `gate_at` can stop before
+    delegating (until `opened`) and after it (until cancelled). A spy and a gate, not a stand-in:
+    every call reaches the real store."""
+
+    def __init__(self, inner: ViewStore, *, gate_at: int, before: bool = False, after: bool = False) -> None:
+        self.inner = inner
+        self.gate_at = gate_at
+        self.before, self.after = before, after
+        self.applies = 0
+        self.waiting = anyio.Event()  # stopped before delegating
+        self.opened = anyio.Event()
+        self.written = anyio.Event()  # delegated: the real store holds the batch
+
+    async def apply(self, space: str, ops: Sequence[ViewOp], checkpoint: int) -> None:
+        self.applies += 1
+        gated = self.applies == self.gate_at
+        if gated and self.before:
+            self.waiting.set()
+            await self.opened.wait()
+        await self.inner.apply(space, ops, checkpoint)
+        if gated and self.after:
+            self.written.set()
+            await anyio.sleep_forever()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("written", [False, True], ids=["before-the-store-wrote", "after-the-store-wrote"])
+async def test_a_runner_cancelled_mid_batch_is_taken_over_from_the_stored_checkpoint(
+    stores: Stores, written: bool
+) -> None:
+    """Cancelled while the view store's `apply` of its second page is in flight: the batch is in
+    the store (ops and checkpoint) or not at all, and a new runner goes on from what is stored."""
+    history = await churn(stores.spine, 1200)  # pages of 500, 500 and 200 events
+    head = await stores.spine.head(P)
+    gated = GatedViews(stores.views, gate_at=2, before=not written, after=written)
+    runner = Runner(KeyValue(), P, stores.spine, gated, stores.notifier)  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner.run)
+        await (gated.written if written else gated.waiting).wait()
+        tg.cancel_scope.cancel()
+    assert runner.position == 500  # it never learned how its second batch ended
+    stored = await stores.views.checkpoint(runner.space)
+    assert stored == (1000 if written else 500)
+
+    recorder = ReadRecorder(stores.spine)
+    restarted = Runner(KeyValue(), P, recorder, stores.views, stores.notifier)  # type: ignore[arg-type]
+    assert await restarted.catch_up() == head
+    assert recorder.cursors[0] == stored  # neither from 0 nor past what was written
+    assert await view_of(restarted) == model(history)
+    assert await stores.views.checkpoint(restarted.space) == head
+
+
+async def test_a_stalled_batch_landing_after_its_successor_caught_up_changes_nothing(stores: Stores) -> None:
+    """A runner stalls inside `apply` (its process paused past its lease); another takes the lease
+    and projects the whole log; then the stalled batch lands. Its older ops are skipped and the
+    checkpoint does not move back."""
+    history = await churn(stores.spine, 1200)
+    head = await stores.spine.head(P)
+    gated = GatedViews(stores.views, gate_at=2, before=True, after=True)
+    stalled = Runner(KeyValue(), P, stores.spine, gated, stores.notifier, holder="one")  # type: ignore[arg-type]
+    successor = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier, holder="two")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stalled.catch_up)
+        await gated.waiting.wait()  # holding the ops of events 501..1000 and checkpoint 1000
+        await stores.views.lease(stalled.space, "one", 0)  # its lease runs out
+        assert await successor.catch_up() == head
+        assert successor.leading
+        gated.opened.set()
+        await gated.written.wait()  # the stale batch is in the store, after the successor's
+        tg.cancel_scope.cancel()
+    assert await view_of(successor) == model(history)
+    assert await stores.views.checkpoint(successor.space) == head
+
+
+CTX = RequestContext(tenant_id="t1", env="dev", project_id="p1", mode="lab", user_id="u1", request_id="r1")
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+async def product_history(spine: EventSpine) -> None:
+    """Events of every product view, made by the decisions their routes make: memory sets and
+    deletes, session messages, blackboard writes, budget limits and usages (some refused by the
+    hard limit, some retried), client audit records."""
+
+    async def append(stream: str, event: NewEvent) -> None:
+        await spine.append(P, AppendRequest(stream=stream, events=[event], meta=CTX.event_meta()))
+
+    await set_limit(spine, CTX, LimitChange(period="total", unit="tokens", limit=60, hard=True), NOW)
+    await set_limit(spine, CTX, LimitChange(period="day", unit="usd", limit=1, hard=False), NOW)
+    for i in range(30):
+        key, session, entry = f"k{i % 4}", f"s{i % 2}", f"e{i % 3}"
+        await append(memory.stream_of("u1", key), memory.set_event("u1", key, {"i": i}, i % 3 or None, NOW))
+        if i % 7 == 6:
+            await append(memory.stream_of("u1", key), memory.deleted_event("u1", key))
+        await append(sessions.stream_of("u1", session), sessions.message_event("u1", session, "user", i, {}))
+        await append(blackboard.stream_of("run-1", entry), blackboard.written_event("run-1", entry, i, "u1"))
+        with suppress(BudgetExceeded):  # 1 + 2 + 3 + 4 … passes 60 before the end
+            await record_usage(spine, CTX, Usage(amount=1 + i % 4, unit="tokens", id=f"t{i}"), NOW)
+        usd = Usage(amount=0.1, unit="usd", cost_usd=0.1, run_id="run-1", id=f"c{i}")
+        await record_usage(spine, CTX, usd, NOW)
+        if i % 5 == 0:
+            assert (await record_usage(spine, CTX, usd, NOW)).replayed  # a retry records nothing
+        await append(audit.CLIENT_STREAM, audit.recorded_event("report.exported", f"report:{i}", {"i": i},
+                                                               event_id=f"a{i}"))  # fmt: skip
+
+
+async def dump(views: ViewStore, space: str, collections: Collection[str]) -> dict[tuple[str, str], object]:
+    return {
+        (collection, doc.key): (doc.position, doc.data)
+        for collection in collections
+        for doc in await views.list(space, collection, limit=100_000)
+    }
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+async def test_a_product_view_is_unchanged_when_its_batches_are_delivered_again(
+    stores: Stores, name: str
+) -> None:
+    """Batches written, then the process died before its runner learned so: the same events are
+    delivered again. The view equals one built once; budget totals count each usage once."""
+    projection = VIEWS[name][0]
+    await product_history(stores.spine)
+    log = (await stores.spine.read(P, after=0, limit=10_000)).events
+    head = log[-1].position
+    read = [e for e in log if projection.handles is None or e.type in projection.handles]
+    collections = {op.collection for event in read for op in projection.apply(event)}
+    once = f"{P.key}/{name}/once"
+    assert await project(projection, P, stores.spine, stores.views, once, 0) == head
+
+    runner = Runner(projection, P, stores.spine, stores.views, stores.notifier)
+    assert await runner.catch_up() == head
+    # Delivered again as a run from an older checkpoint would (all of it), then as batches of a
+    # stalled runner that land after the view has moved on (older windows, each with its checkpoint).
+    await project(projection, P, stores.spine, stores.views, runner.space, 0)
+    for start, end in ((0, head // 3), (head // 3, head // 2)):
+        ops = [op for event in read if start < event.position <= end for op in projection.apply(event)]
+        await stores.views.apply(runner.space, ops, checkpoint=end)
+    twice = await dump(stores.views, runner.space, collections)
+    assert twice == await dump(stores.views, once, collections)
+    assert await stores.views.checkpoint(runner.space) == head
+    if name == "budget":  # totals are the usages of the log, each counted once
+        usages = {unit: [e.data["usage"]["amount"] for e in log if e.stream == f"budget:{unit}"
+                         and e.type == USAGE_RECORDED] for unit in ("tokens", "usd")}  # fmt: skip
+        assert (len(usages["usd"]), sum(usages["tokens"])) == (30, 60)  # retries recorded nothing; limit hit
+        for unit, amounts in usages.items():
+            total = await runner.get(TOTALS, totals_prefix("total", "total") + unit)
+            assert total is not None
+            assert (total.data["amount"], total.data["count"]) == (round(sum(amounts), 9), len(amounts))
+        ledger = [
+            key for collection, key in twice if collection == LEDGER and key.startswith(ledger_prefix())
+        ]
+        assert len(ledger) == len(usages["usd"]) + len(usages["tokens"])
