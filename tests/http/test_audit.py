@@ -196,14 +196,33 @@ def test_an_unknown_record_is_404(client: TestClient, headers: dict[str, str]) -
 
 
 @pytest.fixture
-def two_users(client: TestClient, headers: dict[str, str]) -> dict[str, dict[str, str]]:
-    """u1 and u2 of t1/p1 have each written memory and added records; answers their headers."""
+def two_users(client: TestClient) -> dict[str, dict[str, str]]:
+    """u1 (a tenant admin: reads everyone's records) and u2 (a member) of t1/p1 have each written
+    memory and added records; answers their headers."""
+    u1 = provision_sync(client, user="u1", role="admin")
     u2 = provision_sync(client, user="u2")
-    for user, sent in (("u1", headers), ("u2", u2)):
+    for user, sent in (("u1", u1), ("u2", u2)):
         ok(client.put(f"/v1/memory/{user}-key", json={"value": 1}, headers=sent))
         ok(add(client, sent, "report.exported"))
         ok(add(client, sent, "report.viewed"))
-    return {"u1": headers, "u2": u2}
+    return {"u1": u1, "u2": u2}
+
+
+def test_a_member_reads_their_own_records_and_an_admin_everyones(
+    client: TestClient, two_users: dict[str, dict[str, str]]
+) -> None:
+    u1, u2 = two_users["u1"], two_users["u2"]
+    last = add(client, u2, "report.viewed")
+    everyone = records(client, u1, after=last)
+    own = records(client, u2, after=last)
+    assert {r["actor"] for r in everyone} == {"u1", "u2"}
+    assert own == [r for r in everyone if r["actor"] == "u2"]
+    assert len(own) == 4
+    assert records(client, u2, actor="u2") == own
+    assert_problem(client.get(URL, params={"actor": "u1"}, headers=u2), 403, "auth.forbidden")
+    theirs = next(r for r in everyone if r["actor"] == "u1")
+    assert_problem(client.get(f"{URL}/{theirs['id']}", headers=u2), 404, "audit.not_found")
+    assert ok(client.get(f"{URL}/{theirs['id']}", headers=u1)).json() == theirs
 
 
 def test_queries_by_actor_action_or_both(client: TestClient, two_users: dict[str, dict[str, str]]) -> None:
@@ -338,7 +357,6 @@ def test_route_switches_are_security_records_of_the_projects_they_move(
     client: TestClient, headers: dict[str, str], admin: dict[str, str]
 ) -> None:
     ok(client.post("/v1/tenants/t1/projects", json={"project_id": "p2", "name": "p2"}, headers=admin))
-    p2 = {**headers, "X-Project-Id": "p2"}
     tenant_wide = {**MEMORY_ROUTE, "config": {"path": "m1.db"}}
     only_p2 = {**MEMORY_ROUTE, "project_id": "p2", "config": {"path": "p2-a.db"}}
     for route in (tenant_wide, only_p2):
@@ -349,8 +367,10 @@ def test_route_switches_are_security_records_of_the_projects_they_move(
     ok(client.put("/v1/routes", json=moved_p2, headers=with_id(admin, "switch-p2")))
 
     everywhere = ("route.backend_switched", "route:memory_store/t1/dev/*", "admin", "switch-all", "security")
-    assert seen(records(client, headers)) == [everywhere]
-    [first, second] = records(client, p2)
+    auditor = provision_sync(client, user="auditor", role="admin")  # the switches' actor is not a member
+    assert seen(records(client, auditor)) == [everywhere]
+    assert records(client, headers) == []
+    [first, second] = records(client, {**auditor, "X-Project-Id": "p2"})
     assert seen([first, second]) == [
         everywhere,
         ("route.backend_switched", "route:memory_store/t1/dev/p2", "admin", "switch-p2", "security"),

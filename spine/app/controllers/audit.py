@@ -33,7 +33,7 @@ from spine.domain.audit import (
     recorded_event,
     scope,
 )
-from spine.domain.errors import AuditAppendOnly, AuditNotFound
+from spine.domain.errors import AuditAppendOnly, AuditNotFound, Forbidden
 from spine.domain.events import EVENT_ID_PATTERN, EventId
 from spine.domain.ids import new_event_id
 from spine.projections.runtime import Runner
@@ -88,6 +88,7 @@ class AuditController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
         min_position: MinPosition = None,
     ) -> Response[Records]:
+        actor = _readable_actor(call, actor)
         query = plan_query(actor=actor, action=action, after=after, start=start, end=end)
         project, trail, warning = await _views(call, min_position)
         # The project's records, and the trail's that concern this project or the whole tenant
@@ -107,7 +108,8 @@ class AuditController(Controller):
             doc = await runner.get(BY_ID, record_id)
             record = None if doc is None else msgspec.convert(doc.data, AuditRecord)
             if record is not None and concerns(record, call.ctx.project_id):
-                return Response(record, headers=warning_header(warning))
+                if _readable_actor(call, None) in (None, record.actor):
+                    return Response(record, headers=warning_header(warning))
         raise AuditNotFound(record_id)
 
     @route("/", http_method=["PUT", "PATCH", "DELETE"], status_code=405, summary="Refused: append-only")
@@ -117,6 +119,18 @@ class AuditController(Controller):
     @route("/{record_id:str}", http_method=["PUT", "PATCH", "DELETE"], status_code=405, summary="Refused")
     async def refuse_record_change(self, request: Request[Any, Any, Any]) -> None:
         raise AuditAppendOnly(request.method, ("GET",))
+
+
+def _readable_actor(call: Call, actor: str | None) -> str | None:
+    """Tenant admins read every record; a member reads their own only (records name other users'
+    resources, such as their memory keys)."""
+    ctx = call.ctx
+    assert ctx.user_id is not None
+    if call.services.control.state.role_of(ctx.tenant_id, ctx.user_id) == "admin":
+        return actor
+    if actor not in (None, ctx.user_id):
+        raise Forbidden("a member reads their own audit records; tenant admins read everyone's")
+    return ctx.user_id
 
 
 async def _views(call: Call, min_position: str | None) -> tuple[Runner, Runner, str | None]:
