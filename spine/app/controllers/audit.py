@@ -107,9 +107,9 @@ class AuditController(Controller):
         for runner in (trail, project):
             doc = await runner.get(BY_ID, record_id)
             record = None if doc is None else msgspec.convert(doc.data, AuditRecord)
-            if record is not None and concerns(record, call.ctx.project_id):
-                if _readable_actor(call, None) in (None, record.actor):
-                    return Response(record, headers=warning_header(warning))
+            readable = record is not None and _readable_actor(call, None) in (None, record.actor)
+            if record is not None and readable and concerns(record, call.ctx.project_id):
+                return Response(record, headers=warning_header(warning))
         raise AuditNotFound(record_id)
 
     @route("/", http_method=["PUT", "PATCH", "DELETE"], status_code=405, summary="Refused: append-only")
