@@ -69,12 +69,28 @@ async def project(
         page = await spine.read(partition, after=position, limit=PAGE, types=types)
         if page.next == position:
             return position
-        ops = [op for event in page.events for op in _ops(projection, event)]
+        ops = _newest([op for event in page.events for op in _ops(projection, event)])
         await views.apply(space, ops, checkpoint=page.next)
         position = page.next
         on_batch(position, page.head, page.events)
         if position >= page.head:
             return position
+
+
+def _newest(ops: list[ViewOp]) -> list[ViewOp]:
+    """One op per document of a batch: the one a store applying them in order would keep.
+
+    An op applies only when it is newer than the document, so of several ops on one document only
+    the newest can leave a mark (the first of equals). A busy key (a blackboard entry, a budget
+    total) is written once per batch instead of once per event.
+    """
+    newest: dict[tuple[str, str], ViewOp] = {}
+    for op in ops:
+        key = (op.collection, op.key)
+        kept = newest.get(key)
+        if kept is None or op.position > kept.position:
+            newest[key] = op
+    return list(newest.values())
 
 
 def _ops(projection: Projection, event: Event) -> list[ViewOp]:
