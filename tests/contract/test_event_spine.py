@@ -13,13 +13,12 @@ import anyio.lowlevel
 import pytest
 
 from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.domain.append import AppendRequest
 from spine.domain.errors import IdempotencyConflict, InvalidCursor, InvalidRequest, VersionConflict
 from spine.domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent, event_decoder
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine
+from tests.backends import SPINES
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
 OTHER = Partition(tenant_id="t2", env="dev", project_id="p1")
@@ -30,15 +29,12 @@ def notifier() -> LocalNotifier:
     return LocalNotifier()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=list(SPINES))
 async def spine(
     request: pytest.FixtureRequest, tmp_path: Path, notifier: LocalNotifier
 ) -> AsyncIterator[EventSpine]:
-    if request.param == "memory":
-        yield MemorySpine(notifier)
-    else:
-        async with SQLiteSpine(tmp_path / "spine.db", notifier=notifier) as sqlite_spine:
-            yield sqlite_spine
+    async with SPINES[request.param](tmp_path, notifier) as adapter:
+        yield adapter
 
 
 def req(

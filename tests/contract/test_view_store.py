@@ -9,21 +9,18 @@ from pathlib import Path
 import pytest
 
 from spine.adapters.memory_views import MemoryViewStore
-from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.domain.ports import ViewStore
 from spine.domain.views import Delete, Generations, Upsert, ViewOp, space_of
+from tests.backends import VIEWS
 
 P = space_of("t1/dev/p1", "memory", 0)
 OTHER = space_of("t2/dev/p1", "memory", 0)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=list(VIEWS))
 async def views(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ViewStore]:
-    if request.param == "memory":
-        yield MemoryViewStore()
-    else:
-        async with SQLiteViewStore(tmp_path / "views.db") as store:
-            yield store
+    async with VIEWS[request.param](tmp_path) as store:
+        yield store
 
 
 def up(key: str, position: int, collection: str = "memory", **data: object) -> Upsert:

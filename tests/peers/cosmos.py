@@ -1,0 +1,1 @@
+"""The cosmos backend's factories for the contract suites (none registered yet)."""
