@@ -36,9 +36,17 @@ from spine.domain.errors import (
     NotMember,
     NotReady,
     ProjectionLagging,
+    SaveConflict,
+    SaveNotFound,
+    SaveVersionNotFound,
+    SeoConfigConflict,
+    SeoConfigNotFound,
     SpineError,
+    StrategyLockConflict,
+    StrategyLockNotFound,
     StreamNotFound,
     UnknownContext,
+    UnknownSaveKind,
     VersionConflict,
 )
 
@@ -75,6 +83,14 @@ _STATUS: dict[type[SpineError], int] = {
     AlreadyExists: 409,
     AuditAppendOnly: 405,
     AuditNotFound: 404,
+    SeoConfigConflict: 409,
+    SeoConfigNotFound: 404,
+    SaveConflict: 409,
+    SaveNotFound: 404,
+    SaveVersionNotFound: 404,
+    UnknownSaveKind: 404,
+    StrategyLockConflict: 409,
+    StrategyLockNotFound: 404,
 }
 
 _HTTP_CODES = {

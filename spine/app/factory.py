@@ -20,6 +20,7 @@ from spine.adapters.redis_notifier import RedisNotifier
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.control import ControlPlaneService
+from spine.app.controllers.analytics import AnalyticsController
 from spine.app.controllers.audit import AuditController
 from spine.app.controllers.blackboard import BlackboardController
 from spine.app.controllers.budget import BudgetController
@@ -30,7 +31,10 @@ from spine.app.controllers.memory import MemoryController
 from spine.app.controllers.ops import health, metrics, ready
 from spine.app.controllers.projections import projections, rebuild
 from spine.app.controllers.routes import RoutesController
+from spine.app.controllers.saves import SavesController
+from spine.app.controllers.seo import SeoController
 from spine.app.controllers.sessions import SessionsController
+from spine.app.controllers.strategy_locks import StrategyLocksController
 from spine.app.errors import exception_handlers
 from spine.app.identity import IdentityService, identity_guard
 from spine.app.lab_secrets import lab_secret
@@ -149,6 +153,10 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             BlackboardController,
             AuditController,
             BudgetController,
+            SavesController,
+            StrategyLocksController,
+            AnalyticsController,
+            SeoController,
             diagnostics,
             projections,
             rebuild,

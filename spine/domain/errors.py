@@ -399,3 +399,94 @@ class AuditNotFound(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"id": self.record_id}
+
+
+class SaveConflict(VersionConflict):
+    """A save write whose expected version (`If-Match`) is not the save's, or a create of an id
+    that exists (its history is kept, deleted or not)."""
+
+    code = "save_store.version_conflict"
+
+
+class SaveNotFound(SpineError):
+    """No live save: never created (`version` null), or deleted (`deleted`, the tombstone's version)."""
+
+    code = "save_store.not_found"
+
+    def __init__(self, kind: str, save_id: str, *, deleted: bool = False, version: int | None = None) -> None:
+        state = f"was deleted at version {version}" if deleted else "does not exist"
+        super().__init__(f"{kind} save {save_id!r} {state}")
+        self.kind = kind
+        self.save_id = save_id
+        self.deleted = deleted
+        self.version = version
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.save_id, "deleted": self.deleted, "version": self.version}
+
+
+class SaveVersionNotFound(SpineError):
+    """A version number the save's history does not (yet) have."""
+
+    code = "save_store.version_not_found"
+
+    def __init__(self, kind: str, save_id: str, version: int, latest: int) -> None:
+        super().__init__(f"{kind} save {save_id!r} has versions 1 to {latest}, not {version}")
+        self.kind = kind
+        self.save_id = save_id
+        self.version = version
+        self.latest = latest
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.save_id, "version": self.version, "latest_version": self.latest}
+
+
+class UnknownSaveKind(SpineError):
+    """A saves path naming a kind other than flows, graphs or overlays."""
+
+    code = "save_store.unknown_kind"
+
+    def __init__(self, kind: str, kinds: list[str]) -> None:
+        super().__init__(f"saves are {', '.join(kinds)}; there are no {kind[:40]!r}")
+        self.kinds = kinds
+
+    def details(self) -> dict[str, object]:
+        return {"kinds": self.kinds}
+
+
+class StrategyLockConflict(VersionConflict):
+    """A snapshot whose expected version (`If-Match`) is not the lock's latest."""
+
+    code = "strategy_lock.version_conflict"
+
+
+class StrategyLockNotFound(SpineError):
+    """A strategy lock with no snapshot yet."""
+
+    code = "strategy_lock.not_found"
+
+    def __init__(self, lock_id: str) -> None:
+        super().__init__(f"strategy lock {lock_id!r} has no snapshot")
+        self.lock_id = lock_id
+
+    def details(self) -> dict[str, object]:
+        return {"id": self.lock_id}
+
+
+class SeoConfigConflict(VersionConflict):
+    """An SEO config write whose expected version (`If-Match`) is not the page config's current one."""
+
+    code = "seo_config.version_conflict"
+
+
+class SeoConfigNotFound(SpineError):
+    """No SEO config for this page in the caller's (app, surface): never saved, or deleted."""
+
+    code = "seo_config.not_found"
+
+    def __init__(self, page: str) -> None:
+        super().__init__(f"no SEO config for page {page!r} in this app and surface")
+        self.page = page
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page}

@@ -15,6 +15,10 @@ OWNERS: dict[str, str] = {
     "blackboard": "/v1/runs/{run}/blackboard/{key}",
     "budget": "/v1/budget",
     "audit": "/v1/audit",
+    "save": "/v1/saves/{kind}",
+    "strategy_lock": "/v1/strategy-locks/{id}/snapshots",
+    "analytics": "/v1/analytics/events",
+    "seo": "/v1/seo/{page}",
 }
 
 

@@ -1,0 +1,243 @@
+"""`/v1/seo/{page}`: versioned SEO config per page of the caller's app and surface (ETag = version)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, delete, get, put
+from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter
+
+from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.services import Call, CallDep
+from spine.domain.append import AppendRequest
+from spine.domain.errors import (
+    InvalidCursor,
+    InvalidRequest,
+    SeoConfigConflict,
+    SeoConfigNotFound,
+    VersionConflict,
+)
+from spine.domain.events import ANY, NO_STREAM, AppendResult, Event, ExpectedVersion, NewEvent
+from spine.domain.ports import EventSpine
+from spine.domain.seo import (
+    COLLECTION,
+    PAGE_PATTERN,
+    Page,
+    SeoConfig,
+    SeoProjection,
+    deleted_event,
+    doc_key,
+    is_live,
+    saved_event,
+    scope_prefix,
+    stream_of,
+)
+
+KIND = "seo_config_store"
+PROJECTION = SeoProjection()
+MAX_PAGE = 1000
+MAX_ATTEMPTS = 10  # an unconditional delete decides again when a write landed in between
+_END = 10**18  # a version past any stream's: reading after it answers the version alone
+PageParam = Annotated[
+    str, PathParameter(description="the page slug: home, blog.post-1", pattern=PAGE_PATTERN)
+]
+IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description='the version you read: "3"')]
+After = Annotated[str | None, Parameter(description="page cursor: configs of pages after this slug")]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")]
+
+
+class ConfigBody(SeoConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A page's whole config (every write replaces it). Unknown fields are refused, so a typo
+    never silently drops a field; identity fields may repeat the request's identity (the guard
+    refuses any that disagree) and are never stored."""
+
+    expected_version: ExpectedVersion | None = None
+    tenant_id: str | None = None
+    env: str | None = None
+    mode: str | None = None
+    project_id: str | None = None
+    surface_id: str | None = None
+    app_id: str | None = None
+    user_id: str | None = None
+
+    def config(self) -> SeoConfig:
+        fields = msgspec.structs.asdict(self)
+        return SeoConfig(**{name: fields[name] for name in SeoConfig.__struct_fields__})
+
+
+class PageConfig(msgspec.Struct, frozen=True, kw_only=True):
+    page: str
+    app_id: str
+    surface_id: str
+    title: str
+    description: str | None
+    canonical_url: str | None
+    robots: str | None
+    open_graph: dict[str, str] | None
+    structured_data: Any
+    version: int
+    position: int
+    updated_at: str
+    updated_by: str | None
+
+
+class PageSummary(msgspec.Struct, frozen=True, kw_only=True):
+    page: str
+    title: str
+    version: int
+    updated_at: str
+    updated_by: str | None
+
+
+class PageList(msgspec.Struct, frozen=True, kw_only=True):
+    """Pages of the caller's app and surface by slug; `next` (null on the last page) is the cursor."""
+
+    app_id: str
+    surface_id: str
+    pages: list[PageSummary]
+    next: str | None
+
+
+class SeoController(Controller):
+    path = "/v1/seo"
+    tags = ["seo"]
+    opt = {"requires_app": True}  # X-App-Id is required on every SEO route
+
+    @put(
+        "/{page:str}",
+        summary="Save a page's SEO config; expected_version or If-Match makes it a compare-and-set",
+    )
+    async def save(
+        self, page: PageParam, data: JSONBody[ConfigBody], call: CallDep, if_match: IfMatch = None
+    ) -> Response[dict[str, Any]]:
+        expected = _expected(data.expected_version, if_match)
+        app_id, surface_id = _scope(call)
+        spine, warning = await _writer(call)
+        event = saved_event(app_id, surface_id, page, data.config(), call.ctx.user_id)
+        result = await _append(spine, call, page, event, ANY if expected is None else expected)
+        return _written({"page": page, "version": result.stream_version}, result, warning)
+
+    @get("/{page:str}", summary="A page's SEO config, with its version as ETag; 404 when absent")
+    async def read(
+        self, page: PageParam, call: CallDep, min_position: MinPosition = None
+    ) -> Response[PageConfig]:
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        doc = await runner.get(COLLECTION, doc_key(*_scope(call), page))
+        if doc is None:
+            raise SeoConfigNotFound(page)
+        config = msgspec.convert(doc.data, PageConfig)
+        return Response(config, headers={"ETag": f'"{config.version}"', **warning_header(warning)})
+
+    @get("/", summary="The pages configured for the caller's app and surface, by slug, by cursor")
+    async def list_pages(
+        self, call: CallDep, after: After = None, limit: Limit = 100, min_position: MinPosition = None
+    ) -> Response[PageList]:
+        if after is not None and not _is_page(after):
+            raise InvalidCursor(f"after must be a page slug a listing answered as next, got {after[:40]!r}")
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        app_id, surface_id = _scope(call)
+        prefix = scope_prefix(app_id, surface_id)
+        start = "" if after is None else prefix + after
+        docs = await runner.list(COLLECTION, prefix=prefix, after=start, limit=limit + 1)
+        pages = [msgspec.convert(doc.data, PageSummary) for doc in docs[:limit]]
+        more = len(docs) > limit
+        answer = PageList(
+            app_id=app_id, surface_id=surface_id, pages=pages, next=pages[-1].page if more else None
+        )
+        return Response(answer, headers=warning_header(warning))
+
+    @delete(
+        "/{page:str}", status_code=200, summary="Delete a page's SEO config (its history stays in the log)"
+    )
+    async def remove(
+        self, page: PageParam, call: CallDep, if_match: IfMatch = None
+    ) -> Response[dict[str, Any]]:
+        expected = _expected(None, if_match)
+        app_id, surface_id = _scope(call)
+        spine, warning = await _writer(call)
+        event = deleted_event(app_id, surface_id, page, call.ctx.user_id)
+        attempts = 0
+        while True:
+            last = await _last(spine, call, stream_of(app_id, surface_id, page))
+            if not is_live(last):
+                raise SeoConfigNotFound(page)
+            assert last is not None
+            try:
+                result = await _append(
+                    spine, call, page, event, last.version if expected is None else expected
+                )
+            except SeoConfigConflict:
+                attempts += 1
+                if expected is not None or attempts >= MAX_ATTEMPTS:
+                    raise
+                continue
+            return _written(
+                {"page": page, "status": "deleted", "version": result.stream_version}, result, warning
+            )
+
+
+def _scope(call: Call) -> tuple[str, str]:
+    ctx = call.ctx
+    # `requires_app`: the identity guard made sure of both
+    assert ctx.app_id is not None
+    assert ctx.surface_id is not None
+    return ctx.app_id, ctx.surface_id
+
+
+async def _writer(call: Call) -> tuple[EventSpine, str | None]:
+    """The spine to append to, once the view that will show the write is known to be routed."""
+    _, view_warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)  # 503 before appending
+    spine, spine_warning = await call.services.spines.for_context(call.ctx)
+    return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
+
+
+async def _append(
+    spine: EventSpine, call: Call, page: str, event: NewEvent, expected: ExpectedVersion
+) -> AppendResult:
+    ctx = call.ctx
+    stream = stream_of(*_scope(call), page)
+    request = AppendRequest(stream=stream, events=[event], expected_version=expected, meta=ctx.event_meta())
+    try:
+        return await spine.append(ctx.partition, request)
+    except VersionConflict as exc:
+        raise SeoConfigConflict(exc.stream, exc.expected, exc.actual) from exc
+
+
+async def _last(spine: EventSpine, call: Call, stream: str) -> Event | None:
+    """The stream's last event, read from the log (the view may lag)."""
+    partition = call.ctx.partition
+    _, version = await spine.read_stream(partition, stream, after_version=_END, limit=1)
+    if version == 0:
+        return None
+    [last], _ = await spine.read_stream(partition, stream, after_version=version - 1, limit=1)
+    return last
+
+
+def _written(body: dict[str, Any], result: AppendResult, warning: str | None) -> Response[dict[str, Any]]:
+    headers = {
+        "X-Spine-Position": str(result.last_position),
+        "ETag": f'"{result.stream_version}"',
+        **warning_header(warning),
+    }
+    return Response({**body, "position": result.last_position}, headers=headers)
+
+
+def _expected(body: ExpectedVersion | None, if_match: str | None) -> ExpectedVersion | None:
+    """The version the writer expects (None: unconditional); `If-Match` and the body must agree."""
+    if if_match is None:
+        return None if body in (None, ANY) else body
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit()):  # not '²', which isdigit() but int() refuses
+        raise InvalidRequest(f"If-Match must be a config version such as '\"3\"', got {if_match[:40]!r}")
+    if body is not None and body != int(tag) and not (body == NO_STREAM and int(tag) == 0):
+        raise InvalidRequest("If-Match and expected_version disagree")
+    return int(tag)
+
+
+def _is_page(text: str) -> bool:
+    try:
+        msgspec.convert(text, Page)
+    except msgspec.ValidationError:
+        return False
+    return True
