@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get, put
-from litestar.params import HeaderParameter, JSONBody, PathParameter
+from litestar.params import JSONBody, PathParameter
 
+from spine.app.preconditions import IfMatch, precondition
 from spine.app.reads import MinPosition, caught_up, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
@@ -20,7 +21,7 @@ from spine.domain.blackboard import (
     stream_of,
     written_event,
 )
-from spine.domain.errors import BlackboardConflict, BlackboardNotFound, InvalidRequest, VersionConflict
+from spine.domain.errors import BlackboardConflict, BlackboardNotFound, VersionConflict
 from spine.domain.events import ANY, ExpectedVersion
 from spine.projections.runtime import Runner
 
@@ -28,7 +29,6 @@ KIND = "blackboard_store"
 PROJECTION = BlackboardProjection()
 RunId = Annotated[str, PathParameter(description="the run", pattern=NAME_PATTERN)]
 EntryKey = Annotated[str, PathParameter(description="the entry key", pattern=NAME_PATTERN)]
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description='the version you read: "3"')]
 MAX_ENTRIES = 10_000
 
 
@@ -108,11 +108,5 @@ async def _view(call: Call, min_position: str | None) -> tuple[Runner, str | Non
 
 
 def _expected(body: ExpectedVersion | None, if_match: str | None) -> ExpectedVersion:
-    if if_match is None:
-        return ANY if body is None else body
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise InvalidRequest(f"If-Match must be an entry version such as '\"3\"', got {if_match[:40]!r}")
-    if body is not None and body != int(tag):
-        raise InvalidRequest("If-Match and expected_version disagree")
-    return int(tag)
+    version = precondition(body, if_match)
+    return ANY if version is None else version

@@ -6,19 +6,19 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, put
-from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
+from spine.app.preconditions import IfMatch, precondition
 from spine.app.reads import MinPosition, caught_up, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.errors import (
     InvalidCursor,
-    InvalidRequest,
     SeoConfigConflict,
     SeoConfigNotFound,
     VersionConflict,
 )
-from spine.domain.events import ANY, NO_STREAM, AppendResult, Event, ExpectedVersion, NewEvent
+from spine.domain.events import ANY, AppendResult, Event, ExpectedVersion, NewEvent
 from spine.domain.ports import EventSpine
 from spine.domain.seo import (
     COLLECTION,
@@ -42,7 +42,6 @@ _END = 10**18  # a version past any stream's: reading after it answers the versi
 PageParam = Annotated[
     str, PathParameter(description="the page slug: home, blog.post-1", pattern=PAGE_PATTERN)
 ]
-IfMatch = Annotated[str | None, HeaderParameter(name="If-Match", description='the version you read: "3"')]
 After = Annotated[str | None, Parameter(description="page cursor: configs of pages after this slug")]
 Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")]
 
@@ -111,7 +110,7 @@ class SeoController(Controller):
     async def save(
         self, page: PageParam, data: JSONBody[ConfigBody], call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
-        expected = _expected(data.expected_version, if_match)
+        expected = precondition(data.expected_version, if_match)
         app_id, surface_id = _scope(call)
         spine, warning = await _writer(call)
         event = saved_event(app_id, surface_id, page, data.config(), call.ctx.user_id)
@@ -153,7 +152,7 @@ class SeoController(Controller):
     async def remove(
         self, page: PageParam, call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
-        expected = _expected(None, if_match)
+        expected = precondition(None, if_match)
         app_id, surface_id = _scope(call)
         spine, warning = await _writer(call)
         event = deleted_event(app_id, surface_id, page, call.ctx.user_id)
@@ -221,18 +220,6 @@ def _written(body: dict[str, Any], result: AppendResult, warning: str | None) ->
         **warning_header(warning),
     }
     return Response({**body, "position": result.last_position}, headers=headers)
-
-
-def _expected(body: ExpectedVersion | None, if_match: str | None) -> ExpectedVersion | None:
-    """The version the writer expects (None: unconditional); `If-Match` and the body must agree."""
-    if if_match is None:
-        return None if body in (None, ANY) else body
-    tag = if_match.strip().removeprefix("W/").strip('"')
-    if not (tag.isascii() and tag.isdigit()):  # not '²', which isdigit() but int() refuses
-        raise InvalidRequest(f"If-Match must be a config version such as '\"3\"', got {if_match[:40]!r}")
-    if body is not None and body != int(tag) and not (body == NO_STREAM and int(tag) == 0):
-        raise InvalidRequest("If-Match and expected_version disagree")
-    return int(tag)
 
 
 def _is_page(text: str) -> bool:
