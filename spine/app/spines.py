@@ -14,6 +14,9 @@ from pathlib import Path
 import anyio
 import msgspec
 
+from spine.adapters.dynamodb_spine import DynamoDBSpine
+from spine.adapters.dynamodb_table import dynamodb_options
+from spine.adapters.firestore_spine import FirestoreSpine
 from spine.adapters.memory_spine import MemorySpine
 from spine.adapters.sqlite_file import Synchronous
 from spine.adapters.sqlite_spine import SQLiteSpine
@@ -101,5 +104,13 @@ class SpineRouter:
                 return MeteredSpine(await self._stack.enter_async_context(sqlite), self._metrics)
             case "memory":
                 return MeteredSpine(MemorySpine(self._notifier), self._metrics)
+            case "dynamodb":
+                dynamodb = DynamoDBSpine(notifier=self._notifier, **dynamodb_options(route.config))
+                return MeteredSpine(await self._stack.enter_async_context(dynamodb), self._metrics)
+            case "firestore":
+                firestore = FirestoreSpine.from_config(
+                    route.config, notifier=self._notifier, on_commit=self._metrics.on_commit
+                )
+                return MeteredSpine(await self._stack.enter_async_context(firestore), self._metrics)
             case other:
                 raise BackendUnavailable(KIND, f"the {other} event spine is not available in this build yet")

@@ -16,6 +16,9 @@ import anyio
 import anyio.abc
 import msgspec
 
+from spine.adapters.dynamodb_table import dynamodb_options
+from spine.adapters.dynamodb_views import DynamoDBViewStore
+from spine.adapters.firestore_views import FirestoreViewStore
 from spine.adapters.memory_views import MemoryViewStore
 from spine.adapters.sqlite_file import Synchronous
 from spine.adapters.sqlite_views import SQLiteViewStore
@@ -186,6 +189,13 @@ class ViewRouter:
                 return await self._stack.enter_async_context(store)
             case "memory":
                 return MemoryViewStore()
+            case "dynamodb":
+                return await self._stack.enter_async_context(
+                    DynamoDBViewStore(**dynamodb_options(route.config))
+                )
+            case "firestore":
+                firestore = FirestoreViewStore.from_config(route.config, kind=route.resource_kind)
+                return await self._stack.enter_async_context(firestore)
             case other:
                 raise BackendUnavailable(
                     route.resource_kind, f"the {other} view store is not available in this build yet"

@@ -711,8 +711,8 @@ def test_a_view_that_cannot_be_served_refuses_before_anything_is_appended(
         "tenant_id": "t1",
         "env": "dev",
         "project_id": "p1",
-        "backend_type": "dynamodb",
-        "config": {"table": "analytics", "region": "eu-west-1"},
+        "backend_type": "redis",
+        "config": {"url": "redis://127.0.0.1:6379/0"},
     }
     ok(client.put("/v1/routes", json=route, headers=admin), 200)
     assert_problem(track(client, headers), 503, "analytics_store.backend_unavailable")

@@ -297,7 +297,7 @@ def test_a_budget_view_that_cannot_be_served_refuses_before_anything_is_appended
     client: TestClient, headers: dict[str, str]
 ) -> None:
     route = {"resource_kind": "budget_store", "tenant_id": "t1", "env": "dev", "project_id": "p1",
-             "backend_type": "dynamodb", "config": {"table": "budget", "region": "eu-west-1"}}  # fmt: skip
+             "backend_type": "redis", "config": {"url": "redis://127.0.0.1:6379/0"}}  # fmt: skip
     assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
     assert_problem(use(client, headers, 1), 503, "budget_store.backend_unavailable")
     assert_problem(set_limit(client, headers, "day", 1, hard=True), 503, "budget_store.backend_unavailable")

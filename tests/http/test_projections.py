@@ -146,7 +146,7 @@ def test_a_write_whose_view_cannot_be_served_appends_nothing(
 ) -> None:
     """The view store is resolved before the append: a 503 never leaves an event behind."""
     route = {"resource_kind": kind, "tenant_id": "t1", "env": "dev", "project_id": "p1",
-             "backend_type": "dynamodb", "config": {"table": "views", "region": "eu-west-1"}}  # fmt: skip
+             "backend_type": "redis", "config": {"url": "redis://127.0.0.1:6379/0"}}  # fmt: skip
     assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
     assert_problem(
         client.request(method, path, json=body, headers=headers), 503, f"{kind}.backend_unavailable"

@@ -503,7 +503,7 @@ def test_a_seo_store_that_cannot_be_reached_refuses_before_anything_is_appended(
     client: TestClient, seo: dict[str, str], admin: dict[str, str]
 ) -> None:
     route = {"resource_kind": "seo_config_store", "tenant_id": "t1", "env": "dev", "project_id": "p1",
-             "backend_type": "dynamodb", "config": {"table": "seo", "region": "eu-west-1"}}  # fmt: skip
+             "backend_type": "redis", "config": {"url": "redis://127.0.0.1:6379/0"}}  # fmt: skip
     ok(client.put("/v1/routes", json=route, headers=admin))
     assert_problem(save(client, seo), 503, "seo_config_store.backend_unavailable")
     assert_problem(client.delete(f"{URL}/home", headers=seo), 503, "seo_config_store.backend_unavailable")

@@ -184,7 +184,7 @@ def test_a_snapshot_whose_view_store_is_unavailable_appends_nothing(
     client: TestClient, headers: dict[str, str]
 ) -> None:
     route = {"resource_kind": "tabular_store", "tenant_id": "t1", "env": "dev", "project_id": "p1",
-             "backend_type": "dynamodb", "config": {"table": "views", "region": "eu-west-1"}}  # fmt: skip
+             "backend_type": "redis", "config": {"url": "redis://127.0.0.1:6379/0"}}  # fmt: skip
     assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
     assert_problem(take(client, headers, 1), 503, "tabular_store.backend_unavailable")
     assert client.get("/v1/events", headers=headers).json()["head"] == 0

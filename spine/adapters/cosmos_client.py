@@ -1,0 +1,191 @@
+"""What the Cosmos DB spine and view store share: opening a container, retries, error translation.
+
+Both adapters keep their items in one container partitioned by `/partition`. Transient failures
+(throttling 429, timeouts, 5xx, dropped connections) are retried here with backoff, on top of the
+SDK's own few retries; what still fails becomes `BackendUnavailable` (503 with Retry-After), whose
+message names the failure's type and status, never a key or a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import anyio
+from azure.core.exceptions import AzureError
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.cosmos import PartitionKey
+from azure.cosmos.aio import ContainerProxy, CosmosClient
+from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
+
+from spine.domain.errors import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Item = dict[str, Any]
+
+PARTITION_PATH = "/partition"
+# Worth another try: throttled, timed out, gone/retry-with, and the server-side 5xx family.
+_TRANSIENT = frozenset({408, 410, 429, 449, 500, 502, 503, 504})
+_ATTEMPTS = 4
+_BACKOFF = 0.05  # seconds, doubled per attempt, with jitter
+
+
+class CosmosContainer:
+    """One container of one database, opened with `async with`; the adapters' only way in.
+
+    `endpoint_discovery` defaults to on for `https://` endpoints and off for `http://` ones: a
+    local emulator advertises https locations it does not serve.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        endpoint: str,
+        database: str,
+        container: str,
+        key: str,
+        endpoint_discovery: bool | None = None,
+        excluded_paths: tuple[str, ...] = (),
+    ) -> None:
+        self.kind = kind
+        self.database = database
+        self.name = container
+        self._endpoint = endpoint
+        self._key = key
+        self._discovery = (
+            urlsplit(endpoint).scheme == "https" if endpoint_discovery is None else endpoint_discovery
+        )
+        self._excluded_paths = excluded_paths
+        self._client: CosmosClient | None = None
+        self._container: ContainerProxy | None = None
+
+    @property
+    def proxy(self) -> ContainerProxy:
+        if self._container is None:
+            raise BackendUnavailable(self.kind, f"the {self.kind} store is not open")
+        return self._container
+
+    async def __aenter__(self) -> CosmosContainer:
+        client = CosmosClient(
+            self._endpoint,
+            credential=self._key,
+            enable_endpoint_discovery=self._discovery,
+            # the SDK's own retries stay short: ours below decide when to give up
+            retry_total=2,
+            retry_backoff_max=1,
+            retry_backoff_factor=0.1,
+            connection_timeout=5,
+            # Proxy settings and netrc are not read from the environment: aiohttp would look them
+            # up in a worker thread on every request.
+            transport=AioHttpTransport(use_env_settings=False),
+        )
+        self._client = client
+        try:
+            await self.call(client.__aenter__)
+            database = await self.call(client.create_database_if_not_exists, self.database)
+            policy = {
+                "indexingMode": "consistent",
+                "includedPaths": [{"path": "/*"}],
+                "excludedPaths": [{"path": '/"_etag"/?'}, *({"path": p} for p in self._excluded_paths)],
+            }
+            self._container = await self.call(
+                database.create_container_if_not_exists,
+                self.name,
+                partition_key=PartitionKey(PARTITION_PATH),
+                indexing_policy=policy,
+            )
+            properties = await self.call(self.proxy.read)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        paths = (properties.get("partitionKey") or {}).get("paths")
+        if paths != [PARTITION_PATH]:
+            await self.__aexit__(None, None, None)
+            raise BackendUnavailable(
+                self.kind, f"container {self.name!r} is partitioned by {paths}, not [{PARTITION_PATH!r}]"
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        client, self._client, self._container = self._client, None, None
+        if client is not None:
+            await client.__aexit__(None, None, None)
+
+    async def call(
+        self,
+        operation: Callable[..., Awaitable[T]],
+        *args: Any,
+        passthrough: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> T:
+        """Run one request, retrying transient failures; statuses in `passthrough` reach the caller."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await operation(*args, **kwargs)
+            except CosmosHttpResponseError as exc:
+                if exc.status_code in passthrough:
+                    raise
+                if exc.status_code not in _TRANSIENT or attempt == _ATTEMPTS - 1:
+                    raise self.unavailable(exc) from exc
+            except CosmosBatchOperationError as exc:
+                if exc.status_code in passthrough:
+                    raise
+                raise self.unavailable(exc) from exc
+            except AzureError as exc:  # no response: refused, reset, timed out
+                if attempt == _ATTEMPTS - 1:
+                    raise self.unavailable(exc) from exc
+            await backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def query(
+        self,
+        sql: str,
+        partition: str,
+        params: Mapping[str, object] | None = None,
+        *,
+        page_size: int | None = None,
+    ) -> list[Any]:
+        """Every row of a query inside one logical partition (items, or values for `SELECT VALUE`)."""
+
+        async def run() -> list[Any]:
+            rows = self.proxy.query_items(
+                sql,
+                parameters=[{"name": name, "value": value} for name, value in (params or {}).items()],
+                partition_key=partition,
+                max_item_count=page_size,
+            )
+            return [row async for row in rows]
+
+        return await self.call(run)
+
+    def unavailable(self, exc: BaseException) -> BackendUnavailable:
+        status = getattr(exc, "status_code", None)
+        cause = type(exc).__name__ + (f", status {status}" if status else "")
+        # No traceback and no SDK message: those may echo request details; the type and status suffice.
+        log.error("cosmos %s error", self.kind, extra={"error": type(exc).__name__, "status": status})
+        return BackendUnavailable(self.kind, f"the {self.kind} store is unavailable ({cause})")
+
+
+def status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+async def gather(*aws: Awaitable[T]) -> list[T]:
+    """Every result, or the first failure once all have finished: no request outlives its call."""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
+
+
+async def backoff(attempt: int) -> None:
+    await anyio.sleep(_BACKOFF * 2**attempt * (0.5 + random.random()))  # noqa: S311

@@ -1,0 +1,53 @@
+"""A tenant routed to a cloud backend (its real peer): its log and its views live there, and
+survive the service's restart."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from spine.app.factory import create_app
+from spine.app.settings import Settings
+from tests.peers import dynamodb, firestore
+from tests.provision import admin_headers_sync, provision_sync
+
+
+def dynamodb_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # the peer accepts any keys; the service takes them from the default AWS chain, never a route
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    return {"table": f"spine-http-{uuid.uuid4().hex[:12]}", "region": dynamodb.REGION,
+            "endpoint_url": dynamodb._ensure(), "create_table": True}  # fmt: skip
+
+
+def firestore_config(_: pytest.MonkeyPatch) -> dict[str, Any]:
+    return {"project": f"spine-http-{uuid.uuid4().hex[:12]}", "emulator_host": firestore.emulator_host()}
+
+
+@pytest.mark.parametrize(
+    ("backend", "config_of"), [("dynamodb", dynamodb_config), ("firestore", firestore_config)]
+)
+def test_a_tenant_routed_to_a_cloud_backend_keeps_its_log_and_views_there(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, backend: str, config_of: Any
+) -> None:
+    config = config_of(monkeypatch)
+    with TestClient(create_app(settings)) as client:
+        headers = provision_sync(client)
+        admin = admin_headers_sync(client)
+        for kind in ("event_spine", "memory_store"):
+            route = {"resource_kind": kind, "tenant_id": "t1", "env": "dev", "project_id": "p1",
+                     "backend_type": backend, "config": config}  # fmt: skip
+            assert client.put("/v1/routes", json=route, headers=admin).status_code == 200
+        written = client.put("/v1/memory/goal", json={"value": "ship"}, headers=headers)
+        assert written.status_code == 200, written.text
+        assert "x-spine-warning" not in written.headers  # routed: no lab fallback
+        wait = {**headers, "X-Spine-Min-Position": written.headers["x-spine-position"]}
+        assert client.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
+        [event] = client.get("/v1/events", headers=headers).json()["events"]
+        assert (event["type"], event["position"]) == ("memory.set", 1)
+    with TestClient(create_app(settings)) as client:  # routes are in the system spine, data in the backend
+        assert client.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
+        assert client.get("/v1/events", headers=headers).json()["head"] == 1
