@@ -189,3 +189,14 @@ async def gather(*aws: Awaitable[T]) -> list[T]:
 
 async def backoff(attempt: int) -> None:
     await anyio.sleep(_BACKOFF * 2**attempt * (0.5 + random.random()))  # noqa: S311
+
+
+def cosmos_options(config: Mapping[str, object], key: str, *, container: str) -> dict[str, Any]:
+    """A route's config (`{"endpoint", "database", "container"?, "key": "secret://…"}`) as the
+    adapters' keyword arguments, with the key already resolved and `container` as the default."""
+    return {
+        "endpoint": str(config["endpoint"]),
+        "database": str(config["database"]),
+        "container": str(config.get("container", container)),
+        "key": key,
+    }

@@ -17,6 +17,7 @@ from spine.adapters.local_notifier import LocalNotifier
 from spine.adapters.memory_spine import MemorySpine
 from spine.adapters.memory_views import MemoryViewStore
 from spine.adapters.redis_notifier import RedisNotifier
+from spine.adapters.secret_resolver import ChainSecretResolver
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.control import ControlPlaneService
@@ -89,6 +90,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 lab_views = await stack.enter_async_context(
                     SQLiteViewStore(views_path, synchronous=settings.sqlite_synchronous)
                 )
+            # `secret://env/…` only where the environment is the developer's own (lab, or env dev)
+            secrets = ChainSecretResolver(
+                allow_env=settings.deployment == "lab" or settings.default_env == "dev",
+                base_dir=settings.data_dir,
+            )
             spines = SpineRouter(
                 lab_store=metered,
                 lab_path=settings.spine_path,
@@ -98,6 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 data_dir=settings.data_dir,
                 synchronous=settings.sqlite_synchronous,
                 stack=stack,
+                secrets=secrets,
             )
             # Background work (projection runners, the control-plane follower) ends before any
             # store closes: stores, even those opened later by requests, live in the outer stack.
@@ -124,6 +131,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                         task_group=background,
                         poll_seconds=settings.poll_seconds,
                         instance_id=settings.instance_id,
+                        secrets=secrets,
                     ),
                     clock=clock or _now,
                 )

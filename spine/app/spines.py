@@ -14,6 +14,9 @@ from pathlib import Path
 import anyio
 import msgspec
 
+from spine.adapters.cosmos_client import cosmos_options
+from spine.adapters.cosmos_spine import DEFAULT_CONTAINER as COSMOS_EVENTS
+from spine.adapters.cosmos_spine import CosmosSpine
 from spine.adapters.dynamodb_spine import DynamoDBSpine
 from spine.adapters.dynamodb_table import dynamodb_options
 from spine.adapters.firestore_spine import FirestoreSpine
@@ -25,7 +28,7 @@ from spine.app.metrics import Metrics
 from spine.domain.context import RequestContext
 from spine.domain.errors import BackendUnavailable
 from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, Notifier
+from spine.domain.ports import EventSpine, Notifier, SecretResolver
 from spine.domain.routing import Route, resolve
 from spine.projections.control_plane import ControlPlaneProjector
 
@@ -46,6 +49,7 @@ class SpineRouter:
         data_dir: Path,
         synchronous: Synchronous,
         stack: AsyncExitStack,
+        secrets: SecretResolver,
     ) -> None:
         self._lab_store = lab_store
         self._lab_path = lab_path.resolve()
@@ -55,6 +59,7 @@ class SpineRouter:
         self._data_dir = data_dir
         self._synchronous = synchronous
         self._stack = stack
+        self._secrets = secrets
         self._opened: dict[bytes, EventSpine] = {}
         self._lock = anyio.Lock()
         self._warned: set[tuple[str, str, str]] = set()
@@ -107,6 +112,14 @@ class SpineRouter:
             case "dynamodb":
                 dynamodb = DynamoDBSpine(notifier=self._notifier, **dynamodb_options(route.config))
                 return MeteredSpine(await self._stack.enter_async_context(dynamodb), self._metrics)
+            case "cosmos":
+                key = await self._secrets.resolve(str(route.config["key"]))
+                cosmos = CosmosSpine(
+                    notifier=self._notifier,
+                    on_commit=self._metrics.on_commit,
+                    **cosmos_options(route.config, key, container=COSMOS_EVENTS),
+                )
+                return MeteredSpine(await self._stack.enter_async_context(cosmos), self._metrics)
             case "firestore":
                 firestore = FirestoreSpine.from_config(
                     route.config, notifier=self._notifier, on_commit=self._metrics.on_commit

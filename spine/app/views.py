@@ -16,6 +16,9 @@ import anyio
 import anyio.abc
 import msgspec
 
+from spine.adapters.cosmos_client import cosmos_options
+from spine.adapters.cosmos_views import DEFAULT_CONTAINER as COSMOS_VIEWS
+from spine.adapters.cosmos_views import CosmosViewStore
 from spine.adapters.dynamodb_table import dynamodb_options
 from spine.adapters.dynamodb_views import DynamoDBViewStore
 from spine.adapters.firestore_views import FirestoreViewStore
@@ -29,7 +32,7 @@ from spine.domain.context import RequestContext
 from spine.domain.errors import BackendUnavailable, SpineError
 from spine.domain.events import Event
 from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, Notifier, ViewStore
+from spine.domain.ports import EventSpine, Notifier, SecretResolver, ViewStore
 from spine.domain.routing import Route, resolve
 from spine.projections.catalog import VIEWS
 from spine.projections.control_plane import ControlPlaneProjector
@@ -54,6 +57,7 @@ class ViewRouter:
         task_group: anyio.abc.TaskGroup,
         poll_seconds: float,
         instance_id: str,
+        secrets: SecretResolver,
     ) -> None:
         self._lab_views = lab_views
         self._projector = projector
@@ -67,6 +71,7 @@ class ViewRouter:
         self._task_group = task_group
         self._poll_seconds = poll_seconds
         self._instance_id = instance_id
+        self._secrets = secrets
         self._stores: dict[bytes, ViewStore] = {}
         self._runners: dict[tuple[str, int, str], Runner] = {}
         self._lock = anyio.Lock()
@@ -193,6 +198,13 @@ class ViewRouter:
                 return await self._stack.enter_async_context(
                     DynamoDBViewStore(**dynamodb_options(route.config))
                 )
+            case "cosmos":
+                key = await self._secrets.resolve(str(route.config["key"]))
+                # A container of their own: a route may name the one its event spine uses.
+                options = cosmos_options(route.config, key, container=COSMOS_VIEWS)
+                if "container" in route.config:
+                    options["container"] += "-views"
+                return await self._stack.enter_async_context(CosmosViewStore(**options))
             case "firestore":
                 firestore = FirestoreViewStore.from_config(route.config, kind=route.resource_kind)
                 return await self._stack.enter_async_context(firestore)

@@ -11,7 +11,8 @@ from litestar.testing import TestClient
 
 from spine.app.factory import create_app
 from spine.app.settings import Settings
-from tests.peers import dynamodb, firestore
+from tests.http.test_events_api import assert_problem
+from tests.peers import cosmos, dynamodb, firestore
 from tests.provision import admin_headers_sync, provision_sync
 
 
@@ -23,12 +24,20 @@ def dynamodb_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             "endpoint_url": dynamodb._ensure(), "create_table": True}  # fmt: skip
 
 
+def cosmos_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # the account key reaches the service by reference only (lab may read secret://env/…)
+    monkeypatch.setenv("SPINE_TEST_COSMOS_KEY", cosmos.KEY)
+    return {"endpoint": cosmos.endpoint(), "database": f"spine-http-{uuid.uuid4().hex[:12]}",
+            "key": "secret://env/SPINE_TEST_COSMOS_KEY"}  # fmt: skip
+
+
 def firestore_config(_: pytest.MonkeyPatch) -> dict[str, Any]:
     return {"project": f"spine-http-{uuid.uuid4().hex[:12]}", "emulator_host": firestore.emulator_host()}
 
 
 @pytest.mark.parametrize(
-    ("backend", "config_of"), [("dynamodb", dynamodb_config), ("firestore", firestore_config)]
+    ("backend", "config_of"),
+    [("dynamodb", dynamodb_config), ("firestore", firestore_config), ("cosmos", cosmos_config)],
 )
 def test_a_tenant_routed_to_a_cloud_backend_keeps_its_log_and_views_there(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, backend: str, config_of: Any
@@ -51,3 +60,16 @@ def test_a_tenant_routed_to_a_cloud_backend_keeps_its_log_and_views_there(
     with TestClient(create_app(settings)) as client:  # routes are in the system spine, data in the backend
         assert client.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
         assert client.get("/v1/events", headers=headers).json()["head"] == 1
+
+
+def test_a_route_whose_secret_cannot_be_read_is_a_503_that_names_the_reference_only(
+    client: TestClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPINE_TEST_MISSING_KEY", raising=False)
+    route = {"resource_kind": "event_spine", "tenant_id": "t1", "env": "dev", "project_id": "p1",
+             "backend_type": "cosmos", "config": {"endpoint": "http://127.0.0.1:9", "database": "d",
+                                                  "key": "secret://env/SPINE_TEST_MISSING_KEY"}}  # fmt: skip
+    assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
+    answer = client.get("/v1/events", headers=headers)
+    problem = assert_problem(answer, 503, "secret.unavailable")
+    assert "SPINE_TEST_MISSING_KEY" in problem["message"]
