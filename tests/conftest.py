@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -17,7 +18,11 @@ def require_server(host: str, port: int, what: str) -> None:
         with socket.create_connection((host, port), timeout=1):
             return
     except OSError as exc:
-        reason = f"{what} is not reachable on {host}:{port} ({exc})"
+        unavailable(f"{what} is not reachable on {host}:{port} ({exc})")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip (locally) or fail (under CI=true): a server the test needs cannot be had here."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true requires it: {reason}")
     pytest.skip(reason)

@@ -51,8 +51,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-import msgspec
-
 from spine.adapters.dynamodb_log import (
     HEAD_SK,
     ITEM_OVERHEAD,
@@ -72,7 +70,16 @@ from spine.adapters.dynamodb_table import Cancelled, ConditionFailed, DynamoTabl
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.cursor import check_cursor
 from spine.domain.errors import BackendUnavailable, SpineError
-from spine.domain.events import AppendResult, EncodedEvent, EncodedPage, Event, Page, event_encoder
+from spine.domain.events import (
+    AppendResult,
+    EncodedEvent,
+    EncodedPage,
+    Event,
+    Page,
+    decode_events,
+    decode_page,
+    event_encoder,
+)
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -87,7 +94,6 @@ _MAX_CACHED_STREAMS = 10_000  # per partition
 _MAX_CACHED_PARTITIONS = 10_000
 _MERGE_GAP = 64  # positions between two chunk ranges a stream read fetches in one query
 _NAMES = {"#h": "h", "#l": "l", "#u": "u"}
-_events_decoder = msgspec.json.Decoder(list[Event])
 
 
 class _Pending:
@@ -546,8 +552,7 @@ class DynamoDBSpine:
         types: Collection[str] = (),
     ) -> Page:
         page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        events = _events_decoder.decode(b"[" + b",".join(body for _, _, body in page.events) + b"]")
-        return Page(events=events, next=page.next, head=page.head)
+        return decode_page(page)
 
     async def read_encoded(
         self,
@@ -658,7 +663,7 @@ class DynamoDBSpine:
             )
             ranges.append([int(entry["c"]["N"]), first_position + high - first_version])
         bodies = await self._positions(key, _merged(ranges), wanted)
-        return _events_decoder.decode(b"[" + b",".join(bodies) + b"]"), version
+        return decode_events(bodies), version
 
     async def _positions(self, key: str, ranges: list[list[int]], wanted: set[int]) -> list[bytes]:
         limit = asyncio.Semaphore(8)

@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 
-import msgspec
 from google.api_core import exceptions as google_errors
 from google.cloud.firestore import AsyncClient, AsyncDocumentReference, FieldFilter, Query
 from google.cloud.firestore_v1.async_transaction import AsyncTransaction, async_transactional
@@ -73,7 +72,16 @@ from spine.adapters.firestore_commits import (
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.cursor import check_cursor
 from spine.domain.errors import BackendUnavailable, InvalidRequest, SpineError
-from spine.domain.events import AppendResult, EncodedEvent, EncodedPage, Event, Page, event_encoder
+from spine.domain.events import (
+    AppendResult,
+    EncodedEvent,
+    EncodedPage,
+    Event,
+    Page,
+    decode_events,
+    decode_page,
+    event_encoder,
+)
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -97,7 +105,6 @@ _REFUSED = (
     google_errors.PermissionDenied,
     google_errors.Unauthenticated,
 )
-_events_decoder = msgspec.json.Decoder(list[Event])
 _STOP = object()
 
 
@@ -492,8 +499,7 @@ class FirestoreSpine:
         types: Collection[str] = (),
     ) -> Page:
         page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        events = _events_decoder.decode(b"[" + b",".join(body for _, _, body in page.events) + b"]")
-        return Page(events=events, next=page.next, head=page.head)
+        return decode_page(page)
 
     async def read_encoded(
         self,
@@ -573,7 +579,7 @@ class FirestoreSpine:
                 )
                 if len(bodies) >= limit:
                     break
-        return _events_decoder.decode(b"[" + b",".join(bodies[:limit]) + b"]"), version
+        return decode_events(bodies[:limit]), version
 
     async def head(self, partition: Partition) -> int:
         return await self._retrying.run(lambda: self._head(partition.key))

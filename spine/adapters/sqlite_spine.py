@@ -27,13 +27,21 @@ from pathlib import Path
 from types import TracebackType
 
 import anyio
-import msgspec
 
 from spine.adapters.sqlite_file import SQLiteFile, Synchronous
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.cursor import check_cursor
 from spine.domain.errors import BackendUnavailable, SpineError
-from spine.domain.events import AppendResult, EncodedEvent, EncodedPage, Event, Page, event_encoder
+from spine.domain.events import (
+    AppendResult,
+    EncodedEvent,
+    EncodedPage,
+    Event,
+    Page,
+    decode_events,
+    decode_page,
+    event_encoder,
+)
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -63,7 +71,6 @@ _ROW = "(?, ?, ?, ?, ?, ?, ?)"
 # that once per row. 256 rows x 7 parameters stays far below SQLite's 32766-parameter limit.
 _ROWS_PER_INSERT = 256
 _MAX_EVENTS_PER_COMMIT = 20_000
-_events_decoder = msgspec.json.Decoder(list[Event])
 
 
 _STOP = object()
@@ -329,9 +336,7 @@ class SQLiteSpine:
         types: Collection[str] = (),
     ) -> Page:
         page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        # One decoder call for the whole page is several times faster than one per row.
-        events = _events_decoder.decode(b"[" + b",".join(body for _, _, body in page.events) + b"]")
-        return Page(events=events, next=page.next, head=page.head)
+        return decode_page(page)
 
     async def read_encoded(
         self,
@@ -417,7 +422,7 @@ def _stored_ids(
 
 
 def _decode(rows: list[tuple[bytes]]) -> list[Event]:
-    return _events_decoder.decode(b"[" + b",".join(row[0] for row in rows) + b"]")
+    return decode_events(row[0] for row in rows)
 
 
 @contextmanager

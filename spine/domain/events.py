@@ -6,6 +6,7 @@ a change of meaning is a new event type.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -102,3 +103,13 @@ class EncodedPage(msgspec.Struct, frozen=True, kw_only=True):
 
 event_encoder: Final = msgspec.json.Encoder()
 event_decoder: Final = msgspec.json.Decoder(Event)
+_events_decoder: Final = msgspec.json.Decoder(list[Event])
+
+
+def decode_events(bodies: Iterable[bytes]) -> list[Event]:
+    """Stored event bodies, decoded in one call: several times faster than one call per body."""
+    return _events_decoder.decode(b"[" + b",".join(bodies) + b"]")
+
+
+def decode_page(page: EncodedPage) -> Page:
+    return Page(events=decode_events(body for _, _, body in page.events), next=page.next, head=page.head)

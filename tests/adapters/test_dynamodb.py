@@ -22,7 +22,8 @@ from spine.domain.errors import BackendUnavailable, IdempotencyConflict
 from spine.domain.events import ANY, EventMeta, NewEvent
 from spine.domain.partition import Partition
 from spine.domain.views import Upsert
-from tests.peers.dynamodb import REGION, _free_port, _session, _table
+from tests.peers import free_port
+from tests.peers.dynamodb import REGION, _session, _table
 
 # aiohttp warns that a request body over 1 MiB is sent from memory: what a large transaction is.
 pytestmark = pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
@@ -160,7 +161,7 @@ async def test_several_spines_on_one_table_keep_positions_gapless(table: tuple[s
 
 async def test_an_unreachable_dynamodb_is_backend_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dynamodb_spine, "LOCK_SECONDS", 0.0)
-    nowhere = f"http://127.0.0.1:{_free_port()}"  # bound, then closed: nothing listens
+    nowhere = f"http://127.0.0.1:{free_port()}"  # bound, then closed: nothing listens
     spine = DynamoDBSpine(
         "absent", region=REGION, endpoint_url=nowhere, session=_session(), retry_seconds=0.3
     )

@@ -23,6 +23,7 @@ import pytest
 from spine.adapters.secret_resolver import ChainSecretResolver
 from spine.domain.errors import InvalidSecretRef, SecretUnavailable, SpineError
 from tests.conftest import require_server
+from tests.peers import free_port
 
 VALUE = "s3cr3t-value-that-must-never-leak"
 REGION = "us-east-1"
@@ -192,12 +193,6 @@ async def test_failures_are_not_cached(tmp_path: Path) -> None:
 # --- aws-sm, against moto's server standing in for AWS Secrets Manager ---------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _listening(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -209,7 +204,7 @@ def _listening(port: int) -> bool:
 @pytest.fixture(scope="module")
 def stand_in_secrets_manager() -> Iterator[str]:
     """moto's server as a stand-in AWS Secrets Manager: a boundary we do not own, spoken to over HTTP."""
-    port = _free_port()
+    port = free_port()
     if find_spec("moto") is None:
         require_server(
             "127.0.0.1", port, "moto's stand-in Secrets Manager server (moto[server] is not installed)"
@@ -304,6 +299,6 @@ async def test_a_binary_aws_secret_is_unavailable_and_not_quoted(
 
 
 async def test_an_unreachable_secrets_manager_is_unavailable(tmp_path: Path, aws_env: None) -> None:
-    endpoint = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(SecretUnavailable, match="unreachable"):
         await aws_resolver(tmp_path, endpoint).resolve("secret://aws-sm/prod/db")

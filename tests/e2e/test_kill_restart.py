@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ import pytest
 
 from spine.client import SpineClient, SpineClientError, SpineConnectionError
 from spine.domain.events import Event, event_decoder
+from tests.peers import free_port
 from tests.provision import provision
 
 pytestmark = pytest.mark.e2e
@@ -31,13 +31,6 @@ pytestmark = pytest.mark.e2e
 TENANT, PROJECT = "t1", "p1"
 READY_SECONDS = 20
 STOP_SECONDS = 10
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def spine_env() -> dict[str, str]:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +14,7 @@ from litestar.testing import TestClient
 from spine.app.factory import create_app
 from spine.app.server import DrainingServer
 from spine.app.settings import Settings
+from tests.peers import free_port
 from tests.provision import BOOTSTRAP_KEY, provision, provision_sync
 
 
@@ -48,15 +48,9 @@ class LiveServer:
     thread: threading.Thread = field(repr=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_live_server(settings: Settings) -> LiveServer:
     """uvicorn in a thread of its own, so SSE streams for real (the test client buffers bodies)."""
-    port = _free_port()
+    port = free_port()
     app = create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1)
     server = DrainingServer(config, app)

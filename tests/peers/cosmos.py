@@ -14,23 +14,21 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 from azure.cosmos.aio import CosmosClient
 
 from spine.adapters.cosmos_spine import CosmosSpine
 from spine.adapters.cosmos_views import CosmosViewStore
 from spine.domain.ports import EventSpine, Notifier, ViewStore
 from tests.backends import SPINES, VIEWS
-from tests.conftest import require_server
+from tests.conftest import require_server, unavailable
+from tests.peers import await_ready, free_port, listening
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(
@@ -48,24 +46,12 @@ _STARTUP_SECONDS = 30
 _peer: dict[str, object] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires it: {reason}")
-    pytest.skip(reason)
-
-
 def _start() -> tuple[int, str | None]:
     """Start the peer; (its port, None) or (0, why not)."""
     node = shutil.which("node")
     if node is None or not (PACKAGE / "package.json").exists():
         return 0, f"the Cosmos DB peer is not installed ({PACKAGE} and node; run .ci/peers/cosmos.sh)"
-    port = _free_port()
+    port = free_port()
     with tempfile.NamedTemporaryFile(prefix="cosmosdb-server-", suffix=".log", delete=False) as log:
         process = subprocess.Popen(
             [node, "-e", _SERVE, str(PACKAGE), str(port)],
@@ -74,14 +60,8 @@ def _start() -> tuple[int, str | None]:
             stdin=subprocess.DEVNULL,
         )
     atexit.register(_stop, process)
-    deadline = time.monotonic() + _STARTUP_SECONDS
-    while time.monotonic() < deadline:  # waiting on an external process, bounded
-        if process.poll() is not None:
-            return 0, f"the Cosmos DB peer exited with {process.returncode}; see {log.name}"
-        with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return port, None
-        time.sleep(0.1)
-    return 0, f"the Cosmos DB peer did not listen within {_STARTUP_SECONDS}s; see {log.name}"
+    failure = await_ready(process, listening(port), _STARTUP_SECONDS)
+    return (port, None) if failure is None else (0, f"the Cosmos DB peer failed: {failure}; see {log.name}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -98,7 +78,7 @@ def endpoint() -> str:
         port, reason = _start()
         _peer.update(port=port, reason=reason)
     if _peer["reason"] is not None:
-        _unavailable(str(_peer["reason"]))
+        unavailable(str(_peer["reason"]))
     port = int(str(_peer["port"]))
     require_server("127.0.0.1", port, "the Cosmos DB peer")
     return f"http://127.0.0.1:{port}"

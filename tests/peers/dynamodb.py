@@ -13,10 +13,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -24,12 +22,13 @@ from pathlib import Path
 
 import aioboto3  # type: ignore[import-untyped]
 import anyio
-import pytest
 
 from spine.adapters.dynamodb_spine import DynamoDBSpine
 from spine.adapters.dynamodb_views import DynamoDBViewStore
 from spine.domain.ports import EventSpine, Notifier, ViewStore
 from tests.backends import SPINES, VIEWS
+from tests.conftest import unavailable
+from tests.peers import await_ready, free_port, listening
 
 REGION = "us-east-1"
 _ROOT = Path(__file__).resolve().parents[2]
@@ -59,13 +58,6 @@ def _jar_dir() -> Path | None:
     return found[-1] if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _start() -> str:
     """Start DynamoDB Local once; its URL. Raises RuntimeError with the reason it cannot run."""
     directory = _jar_dir()
@@ -74,7 +66,7 @@ def _start() -> str:
         raise RuntimeError("DynamoDB Local is not installed (run .ci/peers/dynamodb.sh)")
     if java is None:
         raise RuntimeError("DynamoDB Local needs Java 17, and `java` is not on PATH")
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [java, f"-Djava.library.path={directory / 'DynamoDBLocal_lib'}", "-jar", str(directory / "DynamoDBLocal.jar"),
          "-inMemory", "-disableTelemetry", "-port", str(port)],
@@ -83,17 +75,11 @@ def _start() -> str:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     atexit.register(_stop, process)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"DynamoDB Local exited with status {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
-    _stop(process)
-    raise RuntimeError("DynamoDB Local did not accept connections within 60 s")
+    failure = await_ready(process, listening(port), 60)
+    if failure is not None:
+        _stop(process)
+        raise RuntimeError(f"DynamoDB Local failed: {failure}")
+    return f"http://127.0.0.1:{port}"
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -114,12 +100,9 @@ def _ensure() -> str:
                 _endpoint = url or _start()
             except RuntimeError as exc:
                 _failure = str(exc)
-        if _endpoint is not None:
-            return _endpoint
-    reason = f"DynamoDB Local cannot run here: {_failure}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires it: {reason}")
-    pytest.skip(reason)
+    if _endpoint is None:
+        unavailable(f"DynamoDB Local cannot run here: {_failure}")
+    return _endpoint
 
 
 @asynccontextmanager

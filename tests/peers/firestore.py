@@ -14,25 +14,23 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import pytest
 
 from spine.adapters.firestore_spine import FirestoreSpine
 from spine.adapters.firestore_views import FirestoreViewStore
 from spine.domain.ports import EventSpine, Notifier, ViewStore
 from tests.backends import SPINES, VIEWS
-from tests.conftest import require_server
+from tests.conftest import require_server, unavailable
+from tests.peers import await_ready, free_port
 
 JAR_ENV = "SPINE_FIRESTORE_EMULATOR_JAR"
 HOST_ENV = "SPINE_TEST_FIRESTORE_EMULATOR_HOST"
@@ -58,14 +56,8 @@ def emulator_host() -> str:
             except RuntimeError as exc:
                 _emulator["error"] = str(exc)
     if "error" in _emulator:
-        _unavailable(_emulator["error"])
+        unavailable(_emulator["error"])
     return _emulator["host"]
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires the Cloud Firestore emulator: {reason}")
-    pytest.skip(reason)
 
 
 def _start() -> str:
@@ -81,9 +73,7 @@ def _start() -> str:
         raise RuntimeError(
             "the Cloud Firestore emulator needs Java (apt-get install openjdk-17-jre-headless)"
         )
-    with closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="firestore-emulator-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [java, "-Duser.language=en", "-cp", jar, MAIN_CLASS, "start", "--host=127.0.0.1", f"--port={port}"],
@@ -92,18 +82,19 @@ def _start() -> str:
         stdin=subprocess.DEVNULL,
     )
     atexit.register(_stop, process, log.name)
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
+
+    def answers() -> bool:  # it listens before it serves: ask for its root page
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as answer:
-                if answer.status == 200:
-                    return f"127.0.0.1:{port}"
+                return bool(answer.status == 200)
         except OSError:
-            time.sleep(0.1)
+            return False
+
+    failure = await_ready(process, answers, START_SECONDS)
+    if failure is None:
+        return f"127.0.0.1:{port}"
     tail = Path(log.name).read_text(errors="replace")[-800:]
-    raise RuntimeError(f"the Cloud Firestore emulator did not start within {START_SECONDS:.0f} s: {tail}")
+    raise RuntimeError(f"the Cloud Firestore emulator failed: {failure}: {tail}")
 
 
 def _stop(process: subprocess.Popen[bytes], log: str) -> None:
