@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import anyio
 import click
-import msgspec
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.app.cli_projections import projections
+from spine.app.cli_replay import replay
 from spine.app.cli_routes import doctor, routes
 from spine.app.settings import Settings
-from spine.domain.cursor import check_cursor
-from spine.domain.errors import SpineError
-from spine.domain.partition import Partition, normalize_env
 
 _data_dir = click.option(
     "--data-dir",
@@ -103,84 +88,7 @@ def bootstrap(url: str, key: str | None, user_id: str, data_dir: Path | None) ->
     click.echo(answer["token"])
 
 
-@main.command()
-@click.option("--tenant", required=True, help="Tenant id of the partition.")
-@click.option("--project", required=True, help="Project id of the partition.")
-@click.option("--env", default="dev", show_default=True, help="Environment of the partition.")
-@click.option(
-    "--after", default=0, show_default=True, type=click.IntRange(min=0), help="Cursor: events after it."
-)
-@click.option("--limit", default=None, type=click.IntRange(min=1), help="Stop after this many events.")
-@click.option("--stream", default=None, help="Only this stream.")
-@click.option("--type", "types", multiple=True, help="Only these event types (repeatable).")
-@_data_dir
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal]."
-)
-def replay(
-    tenant: str,
-    project: str,
-    env: str,
-    after: int,
-    limit: int | None,
-    stream: str | None,
-    types: tuple[str, ...],
-    data_dir: Path | None,
-    progress: bool | None,
-) -> None:
-    """Print a partition's events after a cursor as JSON lines on stdout."""
-    settings = Settings.from_env(data_dir=data_dir)
-    if not settings.spine_path.exists():
-        raise click.ClickException(f"no spine at {settings.spine_path}")
-    try:
-        partition = Partition(tenant_id=tenant, env=normalize_env(env), project_id=project)
-    except msgspec.ValidationError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    show = sys.stderr.isatty() if progress is None else progress
-    try:
-        anyio.run(_replay, settings, partition, after, limit, stream, types, show)
-    except SpineError as exc:
-        raise click.ClickException(f"{exc.error_code}: {exc.message}") from exc
-
-
-async def _replay(
-    settings: Settings,
-    partition: Partition,
-    after: int,
-    limit: int | None,
-    stream: str | None,
-    types: tuple[str, ...],
-    show_progress: bool,
-) -> None:
-    out = sys.stdout.buffer
-    columns = (
-        TextColumn("replay"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} ev/s"),
-        TimeRemainingColumn(),
-    )
-    async with SQLiteSpine(settings.spine_path) as spine:
-        head = await spine.head(partition)
-        check_cursor(after, head)
-        remaining = limit if limit is not None else max(head - after, 0)
-        with Progress(*columns, console=Console(stderr=True), disable=not show_progress) as bar:
-            task = bar.add_task("replay", total=max(head - after, 0), rate="-")
-            cursor = after
-            while remaining > 0:
-                page = await spine.read_encoded(
-                    partition, after=cursor, limit=min(1000, remaining), stream=stream, types=types
-                )
-                out.write(b"".join(body + b"\n" for _, _, body in page.events))
-                remaining -= len(page.events)
-                bar.update(task, completed=page.next - after, rate=f"{bar.tasks[0].speed or 0:,.0f}")
-                if page.next >= page.head:
-                    break
-                cursor = page.next
-    out.flush()
-
-
+main.add_command(replay)
 main.add_command(routes)
 main.add_command(doctor)
 main.add_command(projections)

@@ -14,12 +14,8 @@ from litestar.openapi import OpenAPIConfig
 
 from spine.adapters.jwt_tokens import ExternalIssuer, TokenService
 from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.memory_views import MemoryViewStore
 from spine.adapters.redis_notifier import RedisNotifier
-from spine.adapters.secret_resolver import ChainSecretResolver
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.adapters.sqlite_views import SQLiteViewStore
+from spine.app.backends import Backends, lab_views_of, secrets_for
 from spine.app.control import ControlPlaneService
 from spine.app.controllers.analytics import AnalyticsController
 from spine.app.controllers.audit import AuditController
@@ -39,7 +35,6 @@ from spine.app.controllers.strategy_locks import StrategyLocksController
 from spine.app.errors import exception_handlers
 from spine.app.identity import IdentityService, identity_guard
 from spine.app.lab_secrets import lab_secret
-from spine.app.metered_spine import MeteredSpine
 from spine.app.metrics import Metrics
 from spine.app.middleware import echo_request_id, metrics_middleware
 from spine.app.services import Services, provide_call, provide_services
@@ -47,7 +42,7 @@ from spine.app.settings import Settings
 from spine.app.spines import SpineRouter
 from spine.app.views import ViewRouter
 from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, Notifier, ViewStore
+from spine.domain.ports import Notifier
 from spine.projections.control_plane import ControlPlaneProjector
 
 
@@ -64,48 +59,23 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 notifier = await stack.enter_async_context(RedisNotifier(settings.redis_url))
             else:
                 notifier = LocalNotifier()
-            spine: EventSpine
-            if settings.system_in_memory:
-                spine = MemorySpine(notifier)
-            else:
-                spine = await stack.enter_async_context(
-                    SQLiteSpine(
-                        settings.spine_path,
-                        notifier=notifier,
-                        synchronous=settings.sqlite_synchronous,
-                        on_commit=app_metrics.on_commit,
-                    )
-                )
-            metered = MeteredSpine(spine, app_metrics)
+            backends = Backends(
+                stack=stack,
+                notifier=notifier,
+                metrics=app_metrics,
+                secrets=secrets_for(settings),
+                data_dir=settings.data_dir,
+                synchronous=settings.sqlite_synchronous,
+            )
+            # A route naming the system's backend gets this very adapter (`Backends` opens each once).
+            metered = await backends.spine(settings.system)
             projector = ControlPlaneProjector(metered, notifier, Partition.system(settings.default_env))
             await projector.catch_up()
             tokens = TokenService(
                 _lab_or(settings, settings.token_key, "token.key"), _external_issuer(settings)
             )
-            lab_views: ViewStore
-            if settings.system_in_memory:
-                lab_views = MemoryViewStore()
-            else:
-                views_path = settings.spine_path.with_name("views.db")
-                lab_views = await stack.enter_async_context(
-                    SQLiteViewStore(views_path, synchronous=settings.sqlite_synchronous)
-                )
-            # `secret://env/…` only where the environment is the developer's own (lab, or env dev)
-            secrets = ChainSecretResolver(
-                allow_env=settings.deployment == "lab" or settings.default_env == "dev",
-                base_dir=settings.data_dir,
-            )
-            spines = SpineRouter(
-                lab_store=metered,
-                lab_path=settings.spine_path,
-                projector=projector,
-                notifier=notifier,
-                metrics=app_metrics,
-                data_dir=settings.data_dir,
-                synchronous=settings.sqlite_synchronous,
-                stack=stack,
-                secrets=secrets,
-            )
+            lab_views = await backends.views(lab_views_of(settings.system), "views")
+            spines = SpineRouter(lab_store=metered, projector=projector, backends=backends)
             # Background work (projection runners, the control-plane follower) ends before any
             # store closes: stores, even those opened later by requests, live in the outer stack.
             async with anyio.create_task_group() as background:
@@ -123,15 +93,12 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                         projector=projector,
                         spines=spines,
                         system_spine=metered,
+                        backends=backends,
                         notifier=notifier,
                         metrics=app_metrics,
-                        data_dir=settings.data_dir,
-                        synchronous=settings.sqlite_synchronous,
-                        stack=stack,
                         task_group=background,
                         poll_seconds=settings.poll_seconds,
                         instance_id=settings.instance_id,
-                        secrets=secrets,
                     ),
                     clock=clock or _now,
                 )

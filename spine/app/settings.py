@@ -13,6 +13,8 @@ from typing import Literal
 import msgspec
 
 from spine.adapters.sqlite_file import Synchronous
+from spine.domain.backend_url import Backend, parse_backend_url
+from spine.domain.errors import InvalidRequest
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,9 +23,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path = Path("spine-data")
     # `lab` makes its own key material under data_dir; `production` must be given it.
     deployment: Literal["lab", "production"] = "lab"
-    # Where the system spine lives (control plane, routes; in lab also the embedded lab store):
-    # `sqlite:///ABSOLUTE/PATH.db`, `sqlite:///./relative.db`, or `memory://` (tests only).
-    # The one backend choice read from the environment; every other one is a route.
+    # Where the system spine lives (control plane, routes, audit trail; in lab also the lab store):
+    # a backend URL (`spine.domain.backend_url`): `sqlite:///PATH.db` (relative to the working
+    # directory), `dynamodb://TABLE?region=…`, `firestore://PROJECT`, `cosmos://DATABASE?endpoint=…`,
+    # or `memory://` (tests only). The one backend choice read from the environment; every other
+    # one is a route.
     system_url: str | None = None
     sqlite_synchronous: Synchronous = "FULL"
     redis_url: str | None = None
@@ -48,18 +52,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwks_file: Path | None = None
 
     @property
-    def spine_path(self) -> Path:
-        """The system spine's SQLite file (`memory://` has none)."""
+    def system(self) -> Backend:
+        """The backend `system_url` names (default: `spine.db` in the data dir), a SQLite path absolute."""
         url = self.system_url or f"sqlite:///{self.data_dir / 'spine.db'}"
-        if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///"))
-        if url == "memory://":
-            return self.data_dir / "memory"  # never opened
-        raise ValueError(f"SPINE_SYSTEM_URL must be sqlite:///PATH or memory://, not {url.split('?')[0]!r}")
-
-    @property
-    def system_in_memory(self) -> bool:
-        return self.system_url == "memory://"
+        try:
+            backend = parse_backend_url(url)
+        except InvalidRequest as exc:
+            raise ValueError(f"SPINE_SYSTEM_URL: {exc.message}") from None
+        if backend.backend_type == "sqlite":
+            return Backend(
+                backend_type="sqlite", config={"path": str(Path(backend.config["path"]).resolve())}
+            )
+        return backend
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -9,30 +9,19 @@ the first request that needs any other.
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
-from pathlib import Path
 
-import anyio
 import anyio.abc
-import msgspec
 
-from spine.adapters.cosmos_client import cosmos_options
-from spine.adapters.cosmos_views import DEFAULT_CONTAINER as COSMOS_VIEWS
-from spine.adapters.cosmos_views import CosmosViewStore
-from spine.adapters.dynamodb_table import dynamodb_options
-from spine.adapters.dynamodb_views import DynamoDBViewStore
-from spine.adapters.firestore_views import FirestoreViewStore
-from spine.adapters.memory_views import MemoryViewStore
-from spine.adapters.sqlite_file import Synchronous
-from spine.adapters.sqlite_views import SQLiteViewStore
 from spine.app.audit import AUDIT_PROJECT
+from spine.app.backends import Backends
 from spine.app.metrics import Metrics
 from spine.app.spines import SpineRouter
+from spine.domain.backend_url import Backend
 from spine.domain.context import RequestContext
-from spine.domain.errors import BackendUnavailable, SpineError
+from spine.domain.errors import SpineError
 from spine.domain.events import Event
 from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, Notifier, SecretResolver, ViewStore
+from spine.domain.ports import EventSpine, Notifier, ViewStore
 from spine.domain.routing import Route, resolve
 from spine.projections.catalog import VIEWS
 from spine.projections.control_plane import ControlPlaneProjector
@@ -49,15 +38,12 @@ class ViewRouter:
         projector: ControlPlaneProjector,
         spines: SpineRouter,
         system_spine: EventSpine,
+        backends: Backends,
         notifier: Notifier,
         metrics: Metrics,
-        data_dir: Path,
-        synchronous: Synchronous,
-        stack: AsyncExitStack,
         task_group: anyio.abc.TaskGroup,
         poll_seconds: float,
         instance_id: str,
-        secrets: SecretResolver,
     ) -> None:
         self._lab_views = lab_views
         self._projector = projector
@@ -65,16 +51,11 @@ class ViewRouter:
         self._system_spine = system_spine
         self._notifier = notifier
         self._metrics = metrics
-        self._data_dir = data_dir
-        self._synchronous = synchronous
-        self._stack = stack
+        self._backends = backends
         self._task_group = task_group
         self._poll_seconds = poll_seconds
         self._instance_id = instance_id
-        self._secrets = secrets
-        self._stores: dict[bytes, ViewStore] = {}
         self._runners: dict[tuple[str, int, str], Runner] = {}
-        self._lock = anyio.Lock()
 
     @property
     def runners(self) -> list[Runner]:
@@ -180,35 +161,6 @@ class ViewRouter:
         return store, resolution.warning
 
     async def _store(self, route: Route) -> ViewStore:
-        key = msgspec.json.encode((route.backend_type, route.config))
-        async with self._lock:
-            if key not in self._stores:
-                self._stores[key] = await self._connect(route)
-            return self._stores[key]
-
-    async def _connect(self, route: Route) -> ViewStore:
-        match route.backend_type:
-            case "sqlite":
-                path = (self._data_dir / str(route.config["path"])).resolve()
-                store = SQLiteViewStore(path, synchronous=self._synchronous)
-                return await self._stack.enter_async_context(store)
-            case "memory":
-                return MemoryViewStore()
-            case "dynamodb":
-                return await self._stack.enter_async_context(
-                    DynamoDBViewStore(**dynamodb_options(route.config))
-                )
-            case "cosmos":
-                key = await self._secrets.resolve(str(route.config["key"]))
-                # A container of their own: a route may name the one its event spine uses.
-                options = cosmos_options(route.config, key, container=COSMOS_VIEWS)
-                if "container" in route.config:
-                    options["container"] += "-views"
-                return await self._stack.enter_async_context(CosmosViewStore(**options))
-            case "firestore":
-                firestore = FirestoreViewStore.from_config(route.config, kind=route.resource_kind)
-                return await self._stack.enter_async_context(firestore)
-            case other:
-                raise BackendUnavailable(
-                    route.resource_kind, f"the {other} view store is not available in this build yet"
-                )
+        return await self._backends.views(
+            Backend(backend_type=route.backend_type, config=route.config), route.resource_kind
+        )

@@ -26,6 +26,8 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
     events: list[NewEvent]
     expected_version: ExpectedVersion = ANY
     meta: EventMeta
+    # Only `spine replay --into` sets it: a copied event keeps the time its first log recorded.
+    recorded_at: datetime | None = None
 
 
 class StoredId(msgspec.Struct, frozen=True):
@@ -79,7 +81,7 @@ def decide_append(
             position=head + offset,
             data=new.data,
             meta=request.meta,
-            recorded_at=recorded_at,
+            recorded_at=request.recorded_at or recorded_at,
         )
         for offset, new in enumerate(request.events, start=1)
     ]

@@ -176,6 +176,18 @@ def missing_platform_defaults(registry: Registry, env: str) -> list[str]:
     return [kind for kind in RESOURCE_KINDS if (kind, WILDCARD, env, WILDCARD) not in registry.routes]
 
 
+def check_config(backend_type: BackendType, config: dict[str, Any]) -> None:
+    """A backend's config names what it needs, and a secret only as a `secret://` reference."""
+    missing = [name for name in _REQUIRED_CONFIG[backend_type] if name not in config]
+    if missing:
+        raise InvalidRequest(f"a {backend_type} route needs config {missing}")
+    for name, value in config.items():
+        if any(word in name.lower() for word in _SECRETISH) and not is_secret_ref(value):
+            raise InvalidRequest(
+                f"config {name!r} looks like a secret: pass a secret:// reference, never a value"
+            )
+
+
 def plan_route(
     registry: Registry, route: Route, *, mode: str | None, now: datetime
 ) -> tuple[Planned, Route | None]:
@@ -184,14 +196,7 @@ def plan_route(
     `mode` is the tenant's (None for a platform default, which every mode may inherit: the
     resolution-time rule then refuses it to the modes that may not use it).
     """
-    missing = [name for name in _REQUIRED_CONFIG[route.backend_type] if name not in route.config]
-    if missing:
-        raise InvalidRequest(f"a {route.backend_type} route needs config {missing}")
-    for name, value in route.config.items():
-        if any(word in name.lower() for word in _SECRETISH) and not is_secret_ref(value):
-            raise InvalidRequest(
-                f"config {name!r} looks like a secret: pass a secret:// reference, never a value"
-            )
+    check_config(route.backend_type, route.config)
     for name, ref in route.secret_refs.items():
         if not is_secret_ref(ref):
             raise InvalidRequest(f"secret_refs[{name!r}] must be a secret://env|file|aws-sm/… reference")

@@ -21,7 +21,7 @@ def dynamodb_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     return {"table": f"spine-http-{uuid.uuid4().hex[:12]}", "region": dynamodb.REGION,
-            "endpoint_url": dynamodb._ensure(), "create_table": True}  # fmt: skip
+            "endpoint_url": dynamodb.endpoint(), "create_table": True}  # fmt: skip
 
 
 def cosmos_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:

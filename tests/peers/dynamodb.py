@@ -91,7 +91,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def _ensure() -> str:
+def endpoint() -> str:
     global _endpoint, _failure
     with _lock:
         if _endpoint is None and _failure is None:
@@ -108,12 +108,12 @@ def _ensure() -> str:
 @asynccontextmanager
 async def _table() -> AsyncIterator[tuple[str, str]]:
     """A fresh table name on the peer; the table is deleted when the test is done."""
-    endpoint = await anyio.to_thread.run_sync(_ensure)
+    url = await anyio.to_thread.run_sync(endpoint)
     name = f"spine-test-{uuid.uuid4().hex[:16]}"
     try:
-        yield endpoint, name
+        yield url, name
     finally:
-        async with _session().client("dynamodb", endpoint_url=endpoint, region_name=REGION) as client:
+        async with _session().client("dynamodb", endpoint_url=url, region_name=REGION) as client:
             with suppress(client.exceptions.ResourceNotFoundException):
                 await client.delete_table(TableName=name)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from spine.app.settings import Settings
+from spine.domain.backend_url import Backend, parse_backend_url
 
 SPINE = Path(__file__).parents[2] / "spine"
 # settings.py reads SPINE_* bootstrap configuration; the secret resolver's secret://env/ scheme
@@ -41,10 +42,65 @@ def test_the_one_backend_setting_is_the_system_spine() -> None:
         ("sqlite:///./rel/system.db", "rel/system.db"),
     ],
 )
-def test_system_url_forms(url: str, path: str) -> None:
-    assert Settings(system_url=url).spine_path == Path(path)
+def test_sqlite_system_urls_name_a_file_relative_to_the_working_directory(url: str, path: str) -> None:
+    assert Settings(system_url=url).system == Backend(
+        backend_type="sqlite", config={"path": str(Path(path).resolve())}
+    )
 
 
-def test_an_unknown_system_url_is_refused() -> None:
-    with pytest.raises(ValueError, match="SPINE_SYSTEM_URL"):
-        _ = Settings(system_url="dynamodb://t?region=r").spine_path
+@pytest.mark.parametrize(
+    ("url", "backend_type", "config"),
+    [
+        ("memory://", "memory", {}),
+        ("dynamodb://spine?region=eu-west-1", "dynamodb", {"table": "spine", "region": "eu-west-1"}),
+        (
+            "dynamodb://spine?region=us-east-1&endpoint_url=http://127.0.0.1:8000&create_table=true",
+            "dynamodb",
+            {
+                "table": "spine",
+                "region": "us-east-1",
+                "endpoint_url": "http://127.0.0.1:8000",
+                "create_table": True,
+            },
+        ),
+        ("firestore://acme-prod", "firestore", {"project": "acme-prod"}),
+        (
+            "firestore://acme-dev?database=spine&emulator_host=127.0.0.1:8686",
+            "firestore",
+            {"project": "acme-dev", "database": "spine", "emulator_host": "127.0.0.1:8686"},
+        ),
+        (
+            "cosmos://spine?endpoint=https://acme.documents.azure.com:443/&key=secret://env/COSMOS_KEY",
+            "cosmos",
+            {
+                "database": "spine",
+                "endpoint": "https://acme.documents.azure.com:443/",
+                "key": "secret://env/COSMOS_KEY",
+            },
+        ),
+    ],
+)
+def test_cloud_system_urls_carry_a_routes_config(
+    url: str, backend_type: str, config: dict[str, object]
+) -> None:
+    backend = Settings(system_url=url).system
+    assert backend == Backend(backend_type=backend_type, config=config)  # type: ignore[arg-type]
+    assert parse_backend_url(backend.url) == backend  # printed and parsed back, it names the same
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgres://db/spine", "starts with"),
+        ("spine.db", "starts with"),
+        ("dynamodb://spine", "needs config ['region']"),
+        ("dynamodb://?region=r", "names its table"),
+        ("cosmos://db?endpoint=https://x&key=plaintext", "looks like a secret"),
+        ("firestore://p?database", "NAME=VALUE"),
+    ],
+)
+def test_a_wrong_system_url_is_refused_saying_why(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match="SPINE_SYSTEM_URL") as refused:
+        _ = Settings(system_url=url).system
+    assert says in str(refused.value)
+    assert "plaintext" not in str(refused.value)

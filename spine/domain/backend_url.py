@@ -1,0 +1,75 @@
+"""One backend named by a URL: the form `SPINE_SYSTEM_URL` and `spine replay --into` take.
+
+    sqlite:///ABSOLUTE/PATH.db  or  sqlite:///./relative/to/data-dir.db
+    memory://                                                   (tests only: nothing is kept)
+    dynamodb://TABLE?region=REGION[&endpoint_url=URL][&create_table=true]
+    firestore://PROJECT[?database=NAME][&emulator_host=HOST:PORT]
+    cosmos://DATABASE?endpoint=URL&key=secret://…[&container=NAME]
+
+The host part is the backend's main name (table, project, database); every other key of a
+route's `config` goes in the query under its own name, so a URL and a route say the same thing.
+A secret is only ever a `secret://` reference, as in a route.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, get_args
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import msgspec
+
+from spine.domain.errors import InvalidRequest
+from spine.domain.routing import BackendType, check_config
+
+# The config key the host part names, per backend.
+_MAIN: Final[dict[str, str]] = {"dynamodb": "table", "firestore": "project", "cosmos": "database"}
+_FLAGS: Final = frozenset({"create_table"})
+
+
+class Backend(msgspec.Struct, frozen=True, kw_only=True):
+    backend_type: BackendType
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """The URL naming this backend (the inverse of `parse_backend_url`)."""
+        if self.backend_type == "sqlite":
+            return f"sqlite:///{self.config['path']}"
+        if self.backend_type == "memory":
+            return "memory://"
+        main = _MAIN[self.backend_type]
+        rest = {k: str(v).lower() if isinstance(v, bool) else v for k, v in self.config.items() if k != main}
+        query = urlencode(rest, safe=":/")
+        return f"{self.backend_type}://{self.config[main]}" + (f"?{query}" if query else "")
+
+
+def parse_backend_url(url: str) -> Backend:
+    """The backend `url` names; `InvalidRequest` saying what is wrong (never echoing the query)."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in get_args(BackendType) or scheme == "redis":
+        raise InvalidRequest(
+            f"a backend URL starts with sqlite://, memory://, dynamodb://, firestore:// or cosmos://, not {scheme!r}"
+        )
+    backend_type: BackendType = scheme  # type: ignore[assignment]  # checked against the Literal above
+    if backend_type == "sqlite":
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise InvalidRequest("a sqlite URL is sqlite:///ABSOLUTE/PATH or sqlite:///./RELATIVE/PATH")
+        return Backend(backend_type="sqlite", config={"path": url.removeprefix("sqlite:///")})
+    if backend_type == "memory":
+        return Backend(backend_type="memory")
+    parts = urlsplit(url)
+    config: dict[str, Any] = {}
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise InvalidRequest(
+            f"the query of a {backend_type} URL must be NAME=VALUE pairs joined by &"
+        ) from None
+    for name, value in pairs:
+        config[name] = value.lower() in ("1", "true", "yes") if name in _FLAGS else value
+    main = _MAIN[backend_type]
+    if not parts.netloc:
+        raise InvalidRequest(f"a {backend_type} URL names its {main}: {backend_type}://{main.upper()}?…")
+    config[main] = parts.netloc
+    check_config(backend_type, config)
+    return Backend(backend_type=backend_type, config=config)

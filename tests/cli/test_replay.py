@@ -1,0 +1,138 @@
+"""`spine replay --into`: a partition's log moved to DynamoDB (its real peer), verified, switched,
+and readers resuming at the positions they held before the move."""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from contextlib import aclosing
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.client import SpineClient
+from spine.domain.append import AppendRequest
+from spine.domain.events import Event, EventMeta, NewEvent
+from spine.domain.partition import Partition
+from tests.cli.conftest import Cli
+from tests.http.conftest import LiveServer
+from tests.peers import dynamodb
+
+PARTITION = Partition(tenant_id="t1", env="dev", project_id="p1")
+
+
+@pytest.fixture
+def table_url(monkeypatch: pytest.MonkeyPatch) -> str:
+    # the peer accepts any keys; Spine takes them from the default AWS chain, never from a URL
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    table = f"spine-move-{uuid.uuid4().hex[:12]}"
+    return f"dynamodb://{table}?region={dynamodb.REGION}&endpoint_url={dynamodb.endpoint()}&create_table=true"
+
+
+def _write(http: httpx.Client, headers: dict[str, str]) -> None:
+    """25 events over three streams, interleaved, some appended together, plus a memory write."""
+    for i in range(8):
+        for stream in ("agent-a", "agent-b"):
+            body = {"stream": stream, "events": [{"type": "step.done", "data": {"i": i, "s": stream}}]}
+            assert http.post("/v1/events", json=body, headers=headers).status_code == 201
+    batch = {
+        "stream": "plan",
+        "events": [{"type": "plan.made", "data": {"n": n}, "id": f"plan-{n}"} for n in range(8)],
+    }
+    assert http.post("/v1/events", json=batch, headers=headers).status_code == 201
+    assert http.put("/v1/memory/goal", json={"value": "ship"}, headers=headers).status_code == 200
+
+
+def _events(http: httpx.Client, headers: dict[str, str], after: int) -> list[dict[str, object]]:
+    answer = http.get("/v1/events", params={"after": after, "limit": 1000}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["events"])
+
+
+def test_a_moved_log_keeps_every_position_and_readers_resume_where_they_were(
+    cli: Cli, live: LiveServer, http: httpx.Client, admin: str, member: str, tmp_path: Path, table_url: str
+) -> None:
+    headers = {"Authorization": f"Bearer {member}", "X-Project-Id": "p1", "X-Surface-Id": "web"}
+    _write(http, headers)
+    before = _events(http, headers, after=10)
+    assert [e["position"] for e in before] == list(range(11, 26))
+
+    moved = cli("replay", "--tenant", "t1", "--project", "p1", "--into", table_url, "--range-size", "7",
+                "--data-dir", str(tmp_path), token=None)  # fmt: skip
+    assert "copied 25 events (25 in all)" in moved.stderr
+    assert moved.stderr.count("equal") == 4
+    assert "DIFFERS" not in moved.stderr
+    [switch] = [
+        line.strip() for line in moved.stdout.splitlines() if line.strip().startswith("spine routes set")
+    ]
+
+    again = cli("replay", "--tenant", "t1", "--project", "p1", "--into", table_url, "--data-dir", str(tmp_path),
+                token=None)  # fmt: skip
+    assert "copied 0 events (25 in all)" in again.stderr  # resumable: nothing twice
+
+    cli(*shlex.split(switch)[1:], token=admin)  # the printed command, as printed
+    assert _events(http, headers, after=10) == before  # same ids, positions, versions and times
+    appended = http.post(
+        "/v1/events", json={"stream": "agent-a", "events": [{"type": "step.done"}]}, headers=headers
+    )
+    assert appended.json()["first_position"] == 26
+    assert appended.json()["stream_version"] == 9
+
+    async def follow_from_20() -> list[Event]:
+        async with SpineClient(live.url, token=member, project_id="p1", surface_id="web") as client:
+            seen = []
+            with anyio.fail_after(10):
+                async with aclosing(client.follow(after=20)) as events:  # Last-Event-ID: 20
+                    async for event in events:
+                        seen.append(event)
+                        if event.position == 26:
+                            return seen
+        raise AssertionError("unreachable")
+
+    resumed = anyio.run(follow_from_20)
+    assert [e.position for e in resumed] == [21, 22, 23, 24, 25, 26]
+    assert [e.id for e in resumed[:5]] == [e["id"] for e in before[10:]]
+    wait = {**headers, "X-Spine-Min-Position": "26"}  # the view, rebuilt from the new log
+    assert http.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
+
+    settled = cli("replay", "--tenant", "t1", "--project", "p1", "--into", table_url, "--data-dir", str(tmp_path),
+                  token=None, code=1)  # fmt: skip
+    assert "already lives in" in settled.output
+
+
+def test_a_target_holding_another_log_is_refused(
+    cli: Cli, http: httpx.Client, member: str, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {member}", "X-Project-Id": "p1", "X-Surface-Id": "web"}
+    _write(http, headers)
+
+    async def foreign_event() -> None:
+        async with SQLiteSpine(tmp_path / "elsewhere.db") as other:
+            meta = EventMeta(tenant_id="t1", env="dev", project_id="p1")
+            await other.append(PARTITION, AppendRequest(stream="x", events=[NewEvent(type="x.y")], meta=meta))
+
+    anyio.run(foreign_event)
+    refused = cli("replay", "--tenant", "t1", "--project", "p1", "--into", "sqlite:///elsewhere.db",
+                  "--data-dir", str(tmp_path), token=None, code=1)  # fmt: skip
+    assert "holds another log" in refused.output
+
+
+def test_into_refuses_filters_and_a_malformed_url(cli: Cli, tmp_path: Path) -> None:
+    args = ("replay", "--tenant", "t1", "--project", "p1", "--data-dir", str(tmp_path))
+    assert "do not apply" in cli(*args, "--into", "memory://", "--after", "3", token=None, code=2).output
+    assert "needs config ['region']" in cli(*args, "--into", "dynamodb://t", token=None, code=2).output
+
+
+def test_replay_help_names_the_move() -> None:
+    from click.testing import CliRunner
+
+    from spine.app.cli import main
+
+    shown = CliRunner().invoke(main, ["replay", "--help"])
+    assert shown.exit_code == 0
+    assert "--into URL" in shown.output
+    assert "Last-Event-ID" in shown.output
