@@ -4,11 +4,12 @@
     memory://                                                   (tests only: nothing is kept)
     dynamodb://TABLE?region=REGION[&endpoint_url=URL][&create_table=true]
     firestore://PROJECT[?database=NAME][&emulator_host=HOST:PORT]
-    cosmos://DATABASE?endpoint=URL&key=secret://…[&container=NAME]
+    cosmos://HOST:PORT/DATABASE?key=secret://…[&tls=false][&container=NAME]
 
-The host part is the backend's main name (table, project, database); every other key of a
-route's `config` goes in the query under its own name, so a URL and a route say the same thing.
-A secret is only ever a `secret://` reference, as in a route.
+For DynamoDB and Firestore the host part is the table or project; for Cosmos DB it is the
+account's host and port (`https://` unless `tls=false`) and the path names the database. Every
+other key of a route's `config` goes in the query under its own name, so a URL and a route say
+the same thing. A secret is only ever a `secret://` reference, as in a route.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from spine.domain.errors import InvalidRequest
 from spine.domain.routing import BackendType, check_config
 
 # The config key the host part names, per backend.
-_MAIN: Final[dict[str, str]] = {"dynamodb": "table", "firestore": "project", "cosmos": "database"}
+_MAIN: Final[dict[str, str]] = {"dynamodb": "table", "firestore": "project"}
 _FLAGS: Final = frozenset({"create_table"})
 
 
@@ -37,10 +38,19 @@ class Backend(msgspec.Struct, frozen=True, kw_only=True):
             return f"sqlite:///{self.config['path']}"
         if self.backend_type == "memory":
             return "memory://"
+        if self.backend_type == "cosmos":
+            endpoint = urlsplit(str(self.config["endpoint"]))
+            rest = {k: v for k, v in self.config.items() if k not in ("endpoint", "database")}
+            if endpoint.scheme == "http":
+                rest["tls"] = "false"
+            return f"cosmos://{endpoint.netloc}/{self.config['database']}" + _query(rest)
         main = _MAIN[self.backend_type]
         rest = {k: str(v).lower() if isinstance(v, bool) else v for k, v in self.config.items() if k != main}
-        query = urlencode(rest, safe=":/")
-        return f"{self.backend_type}://{self.config[main]}" + (f"?{query}" if query else "")
+        return f"{self.backend_type}://{self.config[main]}" + _query(rest)
+
+
+def _query(values: dict[str, Any]) -> str:
+    return f"?{urlencode(values, safe=':/')}" if values else ""
 
 
 def parse_backend_url(url: str) -> Backend:
@@ -67,9 +77,16 @@ def parse_backend_url(url: str) -> Backend:
         ) from None
     for name, value in pairs:
         config[name] = value.lower() in ("1", "true", "yes") if name in _FLAGS else value
-    main = _MAIN[backend_type]
-    if not parts.netloc:
-        raise InvalidRequest(f"a {backend_type} URL names its {main}: {backend_type}://{main.upper()}?…")
-    config[main] = parts.netloc
+    if backend_type == "cosmos":
+        database = parts.path.strip("/")
+        if not parts.netloc or not database or "/" in database:
+            raise InvalidRequest("a cosmos URL is cosmos://HOST:PORT/DATABASE?key=secret://…")
+        scheme = "http" if str(config.pop("tls", "true")).lower() in ("0", "false", "no") else "https"
+        config.update(endpoint=f"{scheme}://{parts.netloc}/", database=database)
+    else:
+        main = _MAIN[backend_type]
+        if not parts.netloc or parts.path.strip("/"):
+            raise InvalidRequest(f"a {backend_type} URL names its {main}: {backend_type}://{main.upper()}?…")
+        config[main] = parts.netloc
     check_config(backend_type, config)
     return Backend(backend_type=backend_type, config=config)

@@ -4,6 +4,7 @@ survive the service's restart."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,9 +12,10 @@ from litestar.testing import TestClient
 
 from spine.app.factory import create_app
 from spine.app.settings import Settings
+from spine.domain.backend_url import Backend
 from tests.http.test_events_api import assert_problem
 from tests.peers import cosmos, dynamodb, firestore
-from tests.provision import admin_headers_sync, provision_sync
+from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 
 
 def dynamodb_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -73,3 +75,30 @@ def test_a_route_whose_secret_cannot_be_read_is_a_503_that_names_the_reference_o
     answer = client.get("/v1/events", headers=headers)
     problem = assert_problem(answer, 503, "secret.unavailable")
     assert "SPINE_TEST_MISSING_KEY" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "config_of"),
+    [("dynamodb", dynamodb_config), ("firestore", firestore_config), ("cosmos", cosmos_config)],
+)
+def test_the_system_spine_on_a_cloud_backend_keeps_the_control_plane_log_and_views_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, config_of: Any
+) -> None:
+    """SPINE_SYSTEM_URL names the peer: tenants, routes, a lab tenant's log and its views live
+    there, and a restarted service on a fresh data dir (another instance) finds them all."""
+    url = Backend(backend_type=backend, config=config_of(monkeypatch)).url  # type: ignore[arg-type]
+    first, second = (Settings(data_dir=tmp_path / name, system_url=url, bootstrap_key=BOOTSTRAP_KEY,
+                              token_key="k" * 32) for name in ("a", "b"))  # fmt: skip
+    with TestClient(create_app(first)) as client:
+        headers = provision_sync(client)
+        written = client.put("/v1/memory/goal", json={"value": "ship"}, headers=headers)
+        assert written.status_code == 200, written.text
+        wait = {**headers, "X-Spine-Min-Position": written.headers["x-spine-position"]}
+        assert client.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
+    assert not (tmp_path / "a").exists()  # nothing kept on local disk
+    with TestClient(create_app(second)) as client:
+        assert client.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
+        [event] = client.get("/v1/events", headers=headers).json()["events"]
+        assert (event["type"], event["position"]) == ("memory.set", 1)
+        routes = client.get("/v1/routes", headers=admin_headers_sync(client))
+        assert routes.status_code == 200, routes.text

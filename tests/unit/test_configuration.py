@@ -70,12 +70,22 @@ def test_sqlite_system_urls_name_a_file_relative_to_the_working_directory(url: s
             {"project": "acme-dev", "database": "spine", "emulator_host": "127.0.0.1:8686"},
         ),
         (
-            "cosmos://spine?endpoint=https://acme.documents.azure.com:443/&key=secret://env/COSMOS_KEY",
+            "cosmos://acme.documents.azure.com:443/spine?key=secret://env/COSMOS_KEY",
             "cosmos",
             {
                 "database": "spine",
                 "endpoint": "https://acme.documents.azure.com:443/",
                 "key": "secret://env/COSMOS_KEY",
+            },
+        ),
+        (
+            "cosmos://127.0.0.1:8081/spine?key=secret://env/K&tls=false&container=events",
+            "cosmos",
+            {
+                "database": "spine",
+                "endpoint": "http://127.0.0.1:8081/",
+                "key": "secret://env/K",
+                "container": "events",
             },
         ),
     ],
@@ -95,7 +105,8 @@ def test_cloud_system_urls_carry_a_routes_config(
         ("spine.db", "starts with"),
         ("dynamodb://spine", "needs config ['region']"),
         ("dynamodb://?region=r", "names its table"),
-        ("cosmos://db?endpoint=https://x&key=plaintext", "looks like a secret"),
+        ("cosmos://host:443/db?key=plaintext", "looks like a secret"),
+        ("cosmos://host:443?key=secret://env/K", "cosmos://HOST:PORT/DATABASE"),
         ("firestore://p?database", "NAME=VALUE"),
     ],
 )
