@@ -1,5 +1,5 @@
-"""`spine replay --into`: a partition's log moved to DynamoDB (its real peer), verified, switched,
-and readers resuming at the positions they held before the move."""
+"""`spine replay --into`: a partition's log moved to DynamoDB, Firestore and Cosmos DB (their real
+peers), verified, switched, and readers resuming at the positions they held before the move."""
 
 from __future__ import annotations
 
@@ -15,22 +15,38 @@ import pytest
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.client import SpineClient
 from spine.domain.append import AppendRequest
+from spine.domain.backend_url import Backend
 from spine.domain.events import Event, EventMeta, NewEvent
 from spine.domain.partition import Partition
 from tests.cli.conftest import Cli
 from tests.http.conftest import LiveServer
-from tests.peers import dynamodb
+from tests.peers import cosmos, dynamodb, firestore
 
 PARTITION = Partition(tenant_id="t1", env="dev", project_id="p1")
 
 
-@pytest.fixture
-def table_url(monkeypatch: pytest.MonkeyPatch) -> str:
+def _dynamodb(monkeypatch: pytest.MonkeyPatch) -> str:
     # the peer accepts any keys; Spine takes them from the default AWS chain, never from a URL
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     table = f"spine-move-{uuid.uuid4().hex[:12]}"
     return f"dynamodb://{table}?region={dynamodb.REGION}&endpoint_url={dynamodb.endpoint()}&create_table=true"
+
+
+def _firestore(_: pytest.MonkeyPatch) -> str:
+    return f"firestore://spine-move-{uuid.uuid4().hex[:12]}?emulator_host={firestore.emulator_host()}"
+
+
+def _cosmos(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SPINE_TEST_COSMOS_KEY", cosmos.KEY)  # by reference only (lab reads secret://env/…)
+    config = {"endpoint": cosmos.endpoint(), "database": f"spine-move-{uuid.uuid4().hex[:12]}",
+              "key": "secret://env/SPINE_TEST_COSMOS_KEY"}  # fmt: skip
+    return Backend(backend_type="cosmos", config=config).url
+
+
+@pytest.fixture(params=[_dynamodb, _firestore, _cosmos], ids=["dynamodb", "firestore", "cosmos"])
+def target_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    return str(request.param(monkeypatch))
 
 
 def _write(http: httpx.Client, headers: dict[str, str]) -> None:
@@ -54,14 +70,14 @@ def _events(http: httpx.Client, headers: dict[str, str], after: int) -> list[dic
 
 
 def test_a_moved_log_keeps_every_position_and_readers_resume_where_they_were(
-    cli: Cli, live: LiveServer, http: httpx.Client, admin: str, member: str, tmp_path: Path, table_url: str
+    cli: Cli, live: LiveServer, http: httpx.Client, admin: str, member: str, tmp_path: Path, target_url: str
 ) -> None:
     headers = {"Authorization": f"Bearer {member}", "X-Project-Id": "p1", "X-Surface-Id": "web"}
     _write(http, headers)
     before = _events(http, headers, after=10)
     assert [e["position"] for e in before] == list(range(11, 26))
 
-    moved = cli("replay", "--tenant", "t1", "--project", "p1", "--into", table_url, "--range-size", "7",
+    moved = cli("replay", "--tenant", "t1", "--project", "p1", "--into", target_url, "--range-size", "7",
                 "--data-dir", str(tmp_path), token=None)  # fmt: skip
     assert "copied 25 events (25 in all)" in moved.stderr
     assert moved.stderr.count("equal") == 4
@@ -70,7 +86,7 @@ def test_a_moved_log_keeps_every_position_and_readers_resume_where_they_were(
         line.strip() for line in moved.stdout.splitlines() if line.strip().startswith("spine routes set")
     ]
 
-    again = cli("replay", "--tenant", "t1", "--project", "p1", "--into", table_url, "--data-dir", str(tmp_path),
+    again = cli("replay", "--tenant", "t1", "--project", "p1", "--into", target_url, "--data-dir", str(tmp_path),
                 token=None)  # fmt: skip
     assert "copied 0 events (25 in all)" in again.stderr  # resumable: nothing twice
 
@@ -99,7 +115,7 @@ def test_a_moved_log_keeps_every_position_and_readers_resume_where_they_were(
     wait = {**headers, "X-Spine-Min-Position": "26"}  # the view, rebuilt from the new log
     assert http.get("/v1/memory/goal", headers=wait).json()["value"] == "ship"
 
-    settled = cli("replay", "--tenant", "t1", "--project", "p1", "--into", table_url, "--data-dir", str(tmp_path),
+    settled = cli("replay", "--tenant", "t1", "--project", "p1", "--into", target_url, "--data-dir", str(tmp_path),
                   token=None, code=1)  # fmt: skip
     assert "already lives in" in settled.output
 
