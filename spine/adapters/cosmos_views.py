@@ -19,6 +19,12 @@ it writes its documents first and moves the checkpoint last. An apply that fails
 correct for its own position; the projection runtime re-delivers from the checkpoint and
 converges on the same state. Until then a reader may see some of the batch's documents before the
 checkpoint says they are there: ops are all-or-nothing for the checkpoint, not for readers.
+This holds for an apply of any size, one op included, so `max_apply_size` is None: cutting
+applies smaller would isolate no reader, only cost a checkpoint write per cut. Closing the gap
+takes one transactional batch per apply (its creates, its replaces `If-Match`, the checkpoint;
+at most 100 operations and 2 MB), which then bounds `max_apply_size`; the peer cannot run
+that (it rejects a replace or upsert in a batch: the Python SDK does not name each operation's
+partition key, which the peer requires), so it is not written here.
 Leases compare wall-clock times, like the SQLite store's. TTL is not used.
 """
 
@@ -68,6 +74,8 @@ def _generations_id(partition_key: str, projection: str) -> str:
 
 class CosmosViewStore:
     """`async with CosmosViewStore(endpoint=..., database=..., key=...) as views:`."""
+
+    max_apply_size: int | None = None  # no apply is one transaction here: see the module docstring
 
     def __init__(
         self,
@@ -153,6 +161,9 @@ class CosmosViewStore:
             todo = await self._write(space, todo)
             attempt += 1
         await self._advance(space, checkpoint)
+
+    def op_size(self, op: ViewOp) -> int:
+        return 1
 
     async def _write(self, space: str, ops: dict[str, ViewOp]) -> dict[str, ViewOp]:
         """One round: create or replace what is newer; returns the ops another writer raced."""

@@ -16,12 +16,20 @@ over `_PART_BYTES` is split into parts: DynamoDB items hold at most 400 KB.
 checkpoint with "absent, or lower". An op whose condition fails was delivered before: the
 transaction's cancellation reasons name those items, and it is retried without them.
 
-The gap: DynamoDB transactions hold at most 100 items. An `apply` whose ops (after keeping only
-the newest op per document) and checkpoint fit in one transaction is atomic. A larger one is
-written in several transactions, in parallel, and the checkpoint after all of them succeeded:
-if one fails, `apply` raises with some ops written and the checkpoint unmoved. The projection
-delivers those events again and the position rule skips what was written, so the view converges
-to the same state; a reader may meanwhile see part of that batch.
+Atomicity: a DynamoDB transaction holds at most 100 items and 4 MB. `max_apply_size` is 99 item
+slots (the 100th item is the checkpoint) and `op_size` counts the items a document's write takes
+(the document and its parts), or one slot per `_SLOT_BYTES` it carries where that is more, so ops
+that fill the 99 slots also stay under the 3.8 MB this store allows a transaction. An `apply`
+whose ops (the newest per document) fit is one transaction with its checkpoint; the projection
+runtime issues no larger one unless a single event's own ops exceed it.
+
+The gap: a larger apply is written in several transactions, in parallel, and the checkpoint after
+all of them succeeded: if one fails, `apply` raises with some ops written and the checkpoint
+unmoved. The projection delivers those events again and the position rule skips what was written,
+so the view converges to the same state; a reader may meanwhile see part of that batch. And even
+one transaction is isolated only from single-item reads (`get`, `checkpoint`): a `list` is a Query,
+which DynamoDB isolates from transactions read-committed only, so a page read while an apply
+commits may hold some of its documents and not the others.
 
 Leases use wall-clock time (`time.time()`), since processes share them.
 """
@@ -49,6 +57,7 @@ _ITEM_OVERHEAD = 300
 _COMPRESS_OVER = 8 * 1024
 _PART_BYTES = 350_000
 _PARALLEL = 8
+_SLOT_BYTES = _MAX_BYTES // (_MAX_ITEMS - 1)  # one item slot's share of a transaction's bytes
 _encoder = msgspec.json.Encoder()
 _data_decoder = msgspec.json.Decoder(dict)
 _Known = list[tuple[str, str]]  # named here: inside the class, `list` is the method
@@ -77,6 +86,8 @@ def _doc_sk(collection: str, key_: str) -> str:
 
 class DynamoDBViewStore:
     """`async with DynamoDBViewStore(table, region=…) as views:`."""
+
+    max_apply_size: int | None = _MAX_ITEMS - 1  # item slots, one kept for the checkpoint
 
     def __init__(
         self,
@@ -177,6 +188,11 @@ class DynamoDBViewStore:
 
         await asyncio.gather(*(write(batch) for batch in batches))
         await self._transact([[mark]])
+
+    def op_size(self, op: ViewOp) -> int:
+        """Item slots: the items of the document's write, or its bytes in `_SLOT_BYTES`, if more."""
+        unit = self._writes("", _doc_sk(op.collection, op.key), op)
+        return max(len(unit), -(-_unit_bytes(unit) // _SLOT_BYTES))
 
     def _writes(self, space: str, sk: str, op: ViewOp) -> _Unit:
         """The document's conditional put, then any parts it is split into."""
@@ -297,7 +313,7 @@ def _batches(units: _Units) -> list[_Units]:
     batches: list[_Units] = []
     count = size = 0
     for unit in units:
-        grow = sum(_ITEM_OVERHEAD + _bytes(item) for item in unit)
+        grow = _unit_bytes(unit)
         if not batches or count + len(unit) > _MAX_ITEMS - 1 or size + grow > _MAX_BYTES:
             batches.append([])
             count = size = 0
@@ -305,6 +321,11 @@ def _batches(units: _Units) -> list[_Units]:
         count += len(unit)
         size += grow
     return batches
+
+
+def _unit_bytes(unit: _Unit) -> int:
+    """What a document's writes count toward a transaction's bytes, as `_batches` packs them."""
+    return sum(_ITEM_OVERHEAD + _bytes(item) for item in unit)
 
 
 def _bytes(item: Item) -> int:

@@ -17,11 +17,18 @@ JSON bytes (Firestore's own values cannot hold every JSON: no arrays in arrays),
 documents when it outgrows the 1 MiB document limit.
 
 Limits and gaps: one Firestore commit carries at most 10 MiB (4 MiB against the emulator, whose
-gRPC server refuses larger messages), so an `apply` whose writes exceed that (far beyond a
-projection batch of 500 events) is written as several transactions, the
-checkpoint in the last: if one of those fails, the documents of the earlier ones stay, newer than
-the checkpoint says, until re-delivery reaches them again (the position rule makes that
-harmless). Keys longer than 1,500 bytes are listed in the order of their first 1,500 bytes.
+gRPC server refuses larger messages); Firestore no longer limits how many writes it holds. So
+`max_apply_size` is in bytes: the commit budget of `firestore_client.commit_bytes` (9 MB, or
+3.9 MB against the emulator) less `_CHECKPOINT_BYTES` for the checkpoint's write, and `op_size`
+is `_op_bytes`: an op's JSON, key and collection, and a write's overhead for the document and for
+each part it is split into. Deleting the parts an older, larger version of a document left is not
+counted: each such delete is a name of ~200 bytes, within the margin between budget and limit. An
+`apply` whose ops fit is one transaction with its checkpoint; the projection runtime issues no
+larger one unless a single event's own ops exceed it. The gap: a larger apply is written as
+several transactions, the checkpoint in the last: if one of those fails, the documents of the
+earlier ones stay, newer than the checkpoint says, until re-delivery reaches them again (the
+position rule makes that harmless), and a reader may see them meanwhile.
+Keys longer than 1,500 bytes are listed in the order of their first 1,500 bytes.
 `drop` deletes in batches, not atomically (as the SQLite store does). Leases use wall-clock time.
 """
 
@@ -57,6 +64,8 @@ T = TypeVar("T")
 _SPACES, _LEASES, _GENERATIONS = "view_spaces", "view_leases", "view_generations"
 _DOC_BYTES = 1_000_000  # of Firestore's 1 MiB per document, with room for names and overhead
 _DROP_BATCH = 500
+_CHECKPOINT_BYTES = 1_000  # the checkpoint's write in an apply's commit: the space's name and a number
+_WRITE_BYTES = 300  # a write's overhead besides its data: the document's name, field names, framing
 _Known = list[tuple[str, str]]  # named here: inside the class, `list` is the method
 _Docs = list[ViewDoc]
 _Encoded = list[tuple[ViewOp, bytes | None]]
@@ -83,7 +92,7 @@ class FirestoreViewStore:
         self.kind = kind
         self._emulator_host = emulator_host
         self._retrying = Retrying(kind, seconds=retry_seconds, attempt_seconds=attempt_seconds)
-        self._commit_bytes = commit_bytes(emulator_host)
+        self._apply_bytes = commit_bytes(emulator_host) - _CHECKPOINT_BYTES
         self._client: AsyncClient | None = None
 
     @classmethod
@@ -107,6 +116,14 @@ class FirestoreViewStore:
         if self._client is not None:
             await close_client(self._client)
             self._client = None
+
+    @property
+    def max_apply_size(self) -> int | None:
+        """Bytes (as `_op_bytes` counts them) of one commit, less the checkpoint's write."""
+        return self._apply_bytes
+
+    def op_size(self, op: ViewOp) -> int:
+        return _op_bytes(op, None if isinstance(op, Delete) else _encoder.encode(op.data))
 
     @property
     def client(self) -> AsyncClient:
@@ -165,7 +182,7 @@ class FirestoreViewStore:
 
     async def apply(self, space: str, ops: Sequence[ViewOp], checkpoint: int) -> None:
         encoded = [(op, None if isinstance(op, Delete) else _encoder.encode(op.data)) for op in ops]
-        chunks = _chunks(encoded, self._commit_bytes)
+        chunks = _chunks(encoded, self._apply_bytes)
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             await self._transaction(self._apply, space, chunk, checkpoint if last else None)
@@ -287,7 +304,7 @@ def _write(
 ) -> None:
     """Set one view document (and its parts), removing parts an older, larger version left."""
     if isinstance(op, Upsert) and data is not None:
-        room = _DOC_BYTES - 2 * len(op.key.encode()) - 200
+        room = _room(op.key)
         rest = [data[i : i + _DOC_BYTES] for i in range(room, len(data), _DOC_BYTES)]
         fields: dict[str, object] = {"k": op.key, "p": op.position, "d": data[:room]}
         if rest:
@@ -303,12 +320,25 @@ def _write(
         transaction.delete(ref.parent.document(f"{ref.id}.{i}"))
 
 
+def _room(key: str) -> int:
+    """How much of a document's JSON its first document holds, beside its key and position."""
+    return _DOC_BYTES - 2 * len(key.encode()) - 200
+
+
+def _op_bytes(op: ViewOp, data: bytes | None) -> int:
+    """What an op's writes add to a commit, generously: its JSON, its key (a field, and hashed in
+    the name), its collection, and a write's overhead for the document and each of its parts."""
+    size = len(data) if data else 0
+    writes = 1 + len(range(_room(op.key), size, _DOC_BYTES))  # as `_write` splits it
+    return 2 * len(op.key.encode()) + len(op.collection.encode()) + _WRITE_BYTES * writes + size
+
+
 def _chunks(ops: _Encoded, most: int) -> list[_Encoded]:
     """Ops split where one commit would outgrow `most` bytes (one chunk, nearly always)."""
     chunks: list[_Encoded] = [[]]
     size = 0
     for op, data in ops:
-        grows = 2 * len(op.key) + len(op.collection) + 300 + (len(data) if data else 0)
+        grows = _op_bytes(op, data)
         if chunks[-1] and size + grows > most:
             chunks.append([])
             size = 0

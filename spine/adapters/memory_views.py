@@ -13,6 +13,8 @@ _Known = list[tuple[str, str]]  # named here: inside the class, `list` is the me
 class MemoryViewStore:
     """Dicts per space. No method awaits, so the event loop makes each batch atomic."""
 
+    max_apply_size: int | None = None  # any apply is atomic
+
     def __init__(self) -> None:
         # space -> collection -> key -> (position, data or None for a tombstone)
         self._spaces: dict[str, dict[str, dict[str, tuple[int, dict[str, object] | None]]]] = {}
@@ -51,6 +53,9 @@ class MemoryViewStore:
                 case Delete():
                     docs[op.key] = (op.position, None)
         self._checkpoints[space] = max(self._checkpoints.get(space, 0), checkpoint)
+
+    def op_size(self, op: ViewOp) -> int:
+        return 1
 
     async def checkpoint(self, space: str) -> int:
         return self._checkpoints.get(space, 0)

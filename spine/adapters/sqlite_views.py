@@ -83,6 +83,8 @@ _data_decoder = msgspec.json.Decoder(dict)
 class SQLiteViewStore:
     """`async with SQLiteViewStore(path) as views:`; writes are serialized, reads run beside them."""
 
+    max_apply_size: int | None = None  # one SQLite transaction takes any apply
+
     def __init__(
         self, path: str | Path, *, synchronous: Synchronous = "FULL", busy_timeout_ms: int = 5000
     ) -> None:
@@ -158,6 +160,9 @@ class SQLiteViewStore:
         with self._transaction() as connection:
             connection.executemany(_UPSERT, rows)
             connection.execute(_CHECKPOINT, (space, checkpoint))
+
+    def op_size(self, op: ViewOp) -> int:
+        return 1
 
     async def checkpoint(self, space: str) -> int:
         with _translate_errors():

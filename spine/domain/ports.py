@@ -78,7 +78,28 @@ class ViewStore(Protocol):
 
     Error contract: every method raises `BackendUnavailable` when the store cannot be reached;
     `apply` writes all of its ops and the checkpoint, or (raising) none of them.
+
+    Atomicity has a size. `max_apply_size` says how much one `apply` may carry, in `op_size`
+    units summed over its ops, and still be one transaction: ops and checkpoint become visible to
+    readers together (to single-document reads at least: a DynamoDB `list` may straddle a
+    commit, see its docstring). None: any apply is one, or, as the Cosmos store's docstring
+    explains, no size would make one. The projection runtime cuts its batches, at event
+    boundaries, to fit.
+    The remaining gap: an apply over `max_apply_size` (in the runtime, only an event whose own
+    ops do not fit) is written in several transactions with the checkpoint in the last. Should
+    one fail, `apply` raises with part of its ops written and the checkpoint unmoved, so a reader
+    may see part of that batch until re-delivery writes the rest; the view converges, since no
+    document moves backwards.
     """
+
+    @property
+    def max_apply_size(self) -> int | None:
+        """How much one atomic `apply` holds, in `op_size` units, room for the checkpoint kept."""
+        ...
+
+    def op_size(self, op: ViewOp) -> int:
+        """What `op` takes of `max_apply_size` (its document's parts and bytes counted); >= 1."""
+        ...
 
     async def get(self, space: str, collection: str, key: str) -> ViewDoc | None:
         """The live document, or None when absent or deleted."""

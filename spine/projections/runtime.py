@@ -2,9 +2,10 @@
 
 Loop: read the log after the view's checkpoint (only the event types it handles; the page's
 `next` passes the rest), turn events into view ops with the projection's pure `apply`, write the
-ops and the new checkpoint in one batch, then wait for the partition to advance. A crash between
-reading and writing only means the same events are read again; their ops are skipped because no
-document moves backwards, so nothing is counted twice.
+ops and the new checkpoint together, then wait for the partition to advance. A page whose ops do
+not fit in one transaction of the view store is written as several, cut between events, each
+with its own checkpoint. A crash between reading and writing only means the same events are read
+again; their ops are skipped because no document moves backwards, so nothing is counted twice.
 
 Of several processes, the one holding a space's lease projects it; the others read the view and
 follow its checkpoint. A rebuild builds the next generation from position 0 in a space of its own
@@ -69,12 +70,61 @@ async def project(
         page = await spine.read(partition, after=position, limit=PAGE, types=types)
         if page.next == position:
             return position
-        ops = _newest([op for event in page.events for op in _ops(projection, event)])
-        await views.apply(space, ops, checkpoint=page.next)
-        position = page.next
-        on_batch(position, page.head, page.events)
+        for checkpoint, events, ops in _batches(projection, views, page.events, page.next):
+            await views.apply(space, ops, checkpoint=checkpoint)
+            position = checkpoint
+            on_batch(position, page.head, events)
         if position >= page.head:
             return position
+
+
+_Batch = tuple[int, list[Event], list[ViewOp]]  # (checkpoint, events, their ops: one per document)
+_Doc = tuple[str, str]  # (collection, key)
+
+
+def _batches(projection: Projection, views: ViewStore, events: list[Event], next_: int) -> list[_Batch]:
+    """A page's events cut, at event boundaries, into runs whose ops fit in one atomic apply.
+
+    A run keeps one op per document (`_newest`), within the run and never across runs, and its
+    checkpoint is its last event's position; the last run's is the page's `next`, which may pass
+    events the projection does not read. So a checkpoint p always means that every op of the
+    events up to p is written. An event whose own ops do not fit goes alone, and the store writes
+    it in several transactions (see `ViewStore.max_apply_size`).
+    """
+    room = views.max_apply_size
+    if room is None:
+        return [(next_, events, _newest([op for event in events for op in _ops(projection, event)]))]
+    batches: list[_Batch] = []
+    run: list[Event] = []
+    kept: dict[_Doc, tuple[ViewOp, int]] = {}  # the run's newest op per document, and its size
+    used = 0
+    for event in events:
+        own = [(op, views.op_size(op)) for op in _newest(_ops(projection, event))]
+        wins = _wins(kept, own)
+        if kept and used + sum(grows for *_, grows in wins) > room:
+            batches.append((run[-1].position, run, [op for op, _ in kept.values()]))
+            run, kept, used = [], {}, 0
+            wins = _wins(kept, own)
+        run.append(event)
+        for doc, op, size, grows in wins:
+            kept[doc] = (op, size)
+            used += grows
+    batches.append((next_, run, [op for op, _ in kept.values()]))
+    return batches
+
+
+def _wins(
+    kept: dict[_Doc, tuple[ViewOp, int]], own: list[tuple[ViewOp, int]]
+) -> list[tuple[_Doc, ViewOp, int, int]]:
+    """Those of an event's (op, size) that a run keeping `kept` would keep (as `_newest` decides),
+    each with what it adds to the run's size."""
+    wins = []
+    for op, size in own:
+        doc = (op.collection, op.key)
+        before = kept.get(doc)
+        if before is None or op.position > before[0].position:
+            wins.append((doc, op, size, size - (before[1] if before else 0)))
+    return wins
 
 
 def _newest(ops: list[ViewOp]) -> list[ViewOp]:

@@ -188,3 +188,40 @@ async def test_a_view_document_over_400_kb_and_a_batch_over_one_transaction(tabl
         assert doc.data == {"blob": blob}
         assert [d.key for d in await views.list("s", "c", after="k247")] == ["k248", "k249"]
         assert await views.checkpoint("s") == 251
+
+
+async def test_an_apply_filling_max_apply_size_is_one_transaction_whatever_its_documents_weigh(
+    table: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """99 item slots: a small document takes one; a large one its items, or its bytes in shares
+    of 3.8 MB where that is more. Filled to the last slot with documents of ~400 KB compressed (two
+    items each, ~3.6 MB in all), an apply is still one transaction with its checkpoint."""
+    endpoint, name = table
+    async with DynamoDBViewStore(
+        name, region=REGION, endpoint_url=endpoint, session=_session(), create_table=True
+    ) as views:
+        transactions: list[int] = []
+        transact = views._table.transact
+
+        async def counted(items: list[dict[str, object]], token: str) -> None:
+            transactions.append(len(items))
+            await transact(items, token)
+
+        monkeypatch.setattr(views._table, "transact", counted)
+        blob = base64.b64encode(os.urandom(400_000)).decode()  # ~400 KB once compressed: two items
+        big = Upsert(collection="c", key="big0", data={"blob": blob}, position=1)
+        size = views.op_size(big)
+        assert size > 2  # its bytes weigh more than its two items
+        bigs = [
+            Upsert(collection="c", key=f"big{i}", data={"blob": blob}, position=i + 1)
+            for i in range(99 // size)
+        ]
+        smalls = [
+            Upsert(collection="c", key=f"k{i:02d}", data={"i": i}, position=100 + i) for i in range(99 % size)
+        ]
+        ops = [*bigs, *smalls]
+        assert sum(views.op_size(op) for op in ops) == views.max_apply_size == 99
+        await views.apply("s", ops, checkpoint=200)
+        assert transactions == [2 * len(bigs) + len(smalls) + 1]  # documents, their parts, the checkpoint
+        assert [d.key for d in await views.list("s", "c", limit=200)] == sorted(op.key for op in ops)
+        assert await views.checkpoint("s") == 200

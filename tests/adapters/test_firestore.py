@@ -239,3 +239,41 @@ async def test_a_view_document_over_one_mib_is_split_and_shrinks_cleanly(config:
         assert len([d async for d in collection.stream()]) == 1  # a tombstone only
         assert await views.get(SPACE, "c", "k") is None
         assert await views.list(SPACE, "c") == []
+
+
+async def test_an_apply_of_max_apply_size_is_one_transaction_and_one_op_more_is_two(
+    config: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`max_apply_size` is the very figure at which the store cuts an apply in two."""
+
+    def blob(key: str, size: int, position: int) -> Upsert:
+        return Upsert(collection="c", key=key, data={"blob": "z" * size}, position=position)
+
+    async with FirestoreViewStore.from_config(config) as views:
+        transactions: list[str] = []
+        transaction = views._transaction
+
+        async def counted(body: Any, *args: Any) -> Any:
+            transactions.append(body.__name__)
+            return await transaction(body, *args)
+
+        monkeypatch.setattr(views, "_transaction", counted)
+        room = views.max_apply_size
+        assert room is not None
+        ops = [blob(f"k{i}", 900_000, i + 1) for i in range(room // 950_000)]  # the rest: one document
+        rest = room - sum(views.op_size(op) for op in ops)
+        ops.append(blob("last", rest - views.op_size(blob("last", 0, 9)), 9))
+        assert sum(views.op_size(op) for op in ops) == room
+        await views.apply(SPACE, ops, checkpoint=9)
+        assert transactions == ["_apply"]
+        assert await views.checkpoint(SPACE) == 9
+
+        transactions.clear()
+        newer = [blob(op.key, len(op.data["blob"]), 10) for op in ops]
+        await views.apply(SPACE, [*newer, blob("one-more", 0, 10)], checkpoint=10)
+        assert transactions == ["_apply", "_apply"]
+        assert {d.key: d.position for d in await views.list(SPACE, "c")} == {
+            **{op.key: 10 for op in ops},
+            "one-more": 10,
+        }
+        assert await views.checkpoint(SPACE) == 10
