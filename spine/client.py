@@ -13,7 +13,7 @@ Problem answers raise `SpineClientError`; a request whose answer never arrived r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -131,7 +131,7 @@ class SpineClient:
         reconnect: bool = True,
         idle_timeout: float | None = 60.0,
         max_retry_seconds: float = 30.0,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Every event after `after`, live, over Server-Sent Events.
 
         With `reconnect`, a dropped connection, a connect error or a 5xx answer is retried after

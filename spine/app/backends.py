@@ -88,7 +88,7 @@ class Backends:
         config: dict[str, Any] = dict(backend.config)
         if backend.backend_type == "sqlite":  # one file, however a route spells its path
             config["path"] = str(self._path(backend))
-        return msgspec.json.encode((backend.backend_type, config))
+        return msgspec.json.encode((backend.backend_type, config), order="sorted")
 
     def _path(self, backend: Backend) -> Path:
         return (self._data_dir / str(backend.config["path"])).resolve()
