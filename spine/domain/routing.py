@@ -17,7 +17,7 @@ import msgspec
 
 from spine.domain.control_plane import Planned
 from spine.domain.errors import ForbiddenBackend, ForbiddenRoute, InvalidRequest, MissingRoute, NotFound
-from spine.domain.events import ANY, Event, NewEvent
+from spine.domain.events import Event, NewEvent
 from spine.domain.partition import IDENTIFIER_PATTERN
 from spine.domain.secrets import is_secret_ref
 
@@ -110,6 +110,9 @@ class Registry:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str, str, str], Route] = {}
         self.history: list[RouteChange] = []
+        # each route's stream version: a change expects it, so of two racing changes the second
+        # is planned again on the first's outcome (and its switch audited), never lost
+        self.versions: dict[tuple[str, str, str, str], int] = {}
 
     def apply(self, event: Event) -> None:
         if event.type == "route.set":
@@ -118,6 +121,7 @@ class Registry:
             # A route carries the rationale of its last switch; a change that is no switch has none.
             switched = previous is None or route.last_switch_time != previous.last_switch_time
             self.routes[route.key] = route
+            self.versions[route.key] = event.version
             self.history.append(
                 RouteChange(
                     position=event.position,
@@ -133,6 +137,7 @@ class Registry:
             deleted = msgspec.convert(event.data, RouteDeleted)
             key = (deleted.resource_kind, deleted.tenant_id, deleted.env, deleted.project_id)
             self.routes.pop(key, None)
+            self.versions[key] = event.version
             self.history.append(
                 RouteChange(
                     position=event.position,
@@ -215,7 +220,8 @@ def plan_route(
             switch_rationale=route.switch_rationale or previous.switch_rationale,
         )
     event = NewEvent(type="route.set", data=msgspec.to_builtins(route))
-    return Planned(stream=route_stream(*route.key), event=event, expected_version=ANY), previous
+    expected = registry.versions.get(route.key, 0)
+    return Planned(stream=route_stream(*route.key), event=event, expected_version=expected), previous
 
 
 def plan_delete(registry: Registry, deleted: RouteDeleted) -> Planned:
@@ -223,7 +229,7 @@ def plan_delete(registry: Registry, deleted: RouteDeleted) -> Planned:
     if key not in registry.routes:
         raise NotFound("route", "/".join(key))
     event = NewEvent(type="route.deleted", data=msgspec.to_builtins(deleted))
-    return Planned(stream=route_stream(*key), event=event, expected_version=ANY)
+    return Planned(stream=route_stream(*key), event=event, expected_version=registry.versions[key])
 
 
 def route_stream(kind: str, tenant_id: str, env: str, project_id: str) -> str:

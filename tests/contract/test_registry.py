@@ -312,3 +312,35 @@ async def test_follow_picks_up_writes_made_through_another_service(
             await until(lambda: "t9" in follower.state.tenants)
             tg.cancel_scope.cancel()
     assert snapshot(follower) == snapshot(writer.projector)
+
+
+async def test_a_route_change_planned_on_a_registry_that_missed_a_switch_is_planned_again(
+    spine: EventSpine, notifier: LocalNotifier
+) -> None:
+    """Process B plans a tier change on the route it knows (DynamoDB) while A switches it to
+    Firestore: B's change cannot land as planned (it would undo the switch unrecorded); planned
+    again, it is itself a switch back, with the previous backend and history to show it."""
+    one = service_on(spine, notifier)
+    await seed(one)
+    await set_route(one, route())  # DynamoDB
+    async with another_process(spine, notifier) as other:
+        two = service_on(other, notifier)
+        await two.projector.catch_up()
+        stale, _ = plan_route(two.projector.registry, route(tier="gold"), mode="saas", now=datetime.now(UTC))
+        await set_route(one, route(**FIRESTORE, switch_rationale="latency"))
+        request = AppendRequest(stream=stale.stream, events=[stale.event], expected_version=stale.expected_version,
+                                meta=META)  # fmt: skip
+        with pytest.raises(VersionConflict):
+            await other.append(SYS, request)
+        await set_route(two, route(tier="gold"))
+        key = ("event_spine", "t1", "dev", "*")
+        await one.projector.catch_up()
+        for registry in (one.projector.registry, two.projector.registry):
+            assert (registry.routes[key].backend_type, registry.routes[key].previous_backend_type) == (
+                "dynamodb",
+                "firestore",
+            )
+            backends = [
+                change.route.backend_type for change in registry.history if change.route and change.key == key
+            ]
+            assert backends == ["dynamodb", "firestore", "dynamodb"]
