@@ -15,6 +15,9 @@ multiple of SQLite's. Figures are printed, never asserted.
 (c) 1 appender, batches of 100 events per request, 100 x `--events` events, on one stream.
 (d) replay of the partition (c) built, from position 0, in pages of 1000: `read_encoded` (stored
     JSON, what SSE catch-up and `spine replay` send), then `read` (decoded `Event`s).
+(e) `spine replay --into`: a SQLite partition of 4 x `--events` events, appended one at a time by
+    16 appenders (so streams interleave and nearly every event is an append of its own), copied
+    into the backend; then its verification (both logs read and hashed per range).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import pytest
 from _env import REPO, header, load
 
 from spine.adapters.local_notifier import LocalNotifier
+from spine.adapters.sqlite_spine import SQLiteSpine
+from spine.app.move import copy_log, digests
 from spine.domain.append import AppendRequest
 from spine.domain.events import EventMeta, NewEvent
 from spine.domain.partition import Partition
@@ -93,6 +98,8 @@ CASES = {
     "c": f"(c) 1 appender x {BATCH}-event batches",
     "d1": f"(d) replay, read_encoded {PAGE}/page",
     "d2": f"(d) replay, read {PAGE}/page, decoded",
+    "e1": "(e) move into it: copy",
+    "e2": "(e) move into it: verify both logs",
 }
 
 
@@ -133,6 +140,32 @@ async def replay(spine: EventSpine, *, encoded: bool) -> Run:
         cursor = page.next
 
 
+async def move(target: EventSpine, events: int) -> tuple[Run, Run]:
+    """`spine replay --into`'s copy and verification from a fresh SQLite partition into `target`."""
+    with tempfile.TemporaryDirectory(prefix="spine-bench-source-") as directory:
+        async with SQLiteSpine(Path(directory) / "source.db") as source:
+            await appends(source, APPENDERS, max(1, events // APPENDERS), 1)  # untimed
+            pages: list[float] = []
+            mark = time.perf_counter()
+
+            def page_done(_: int) -> None:
+                nonlocal mark
+                pages.append(time.perf_counter() - mark)
+                mark = time.perf_counter()
+
+            started = time.perf_counter()
+            head, _ = await copy_log(source, target, PARTITION, page_done)
+            copied = Run(head, time.perf_counter() - started, pages[1:])  # the first call is the start
+            pages.clear()
+            started = mark = time.perf_counter()
+            same = await digests(source, PARTITION, head, 10_000, page_done) == await digests(
+                target, PARTITION, head, 10_000, page_done
+            )
+            if not same:
+                raise RuntimeError("the copy differs from its source")
+            return copied, Run(2 * head, time.perf_counter() - started, pages)
+
+
 async def stored_bytes(spine: EventSpine) -> float:
     """The mean size of an event's stored JSON, from the first page (untimed)."""
     page = await spine.read_encoded(PARTITION, limit=PAGE)
@@ -164,8 +197,13 @@ async def measure(backend: str, events: int, runs: int) -> tuple[dict[str, Resul
         results["d2"].runs.append(await replay(spine, encoded=False))
         stored = await stored_bytes(spine)
 
+    async def moved(spine: EventSpine) -> None:
+        copied, verified = await move(spine, CONCURRENT_EVENTS * events)
+        results["e1"].runs.append(copied)
+        results["e2"].runs.append(verified)
+
     for _ in range(runs):
-        for case in (single, concurrent, batched_then_replayed):
+        for case in (single, concurrent, batched_then_replayed, moved):
             await fresh(case)
     return results, stored
 
@@ -201,7 +239,7 @@ async def main(backends: list[str], events: int, runs: int) -> None:
     print(header("bench_backends: EventSpine append and replay per backend (peers are local emulators)"))
     data_bytes = len(msgspec.json.encode(DATA))
     print(
-        f"  events: (a) {events:,}, (b) {CONCURRENT_EVENTS * events:,}, (c) and (d) {BATCHED_EVENTS * events:,};"
+        f"  events: (a) {events:,}, (b) and (e) {CONCURRENT_EVENTS * events:,}, (c) and (d) {BATCHED_EVENTS * events:,};"
         f" {runs} run(s) each; event data {data_bytes} bytes of JSON"
     )
     results: dict[str, dict[str, Result]] = {}
@@ -218,7 +256,9 @@ async def main(backends: list[str], events: int, runs: int) -> None:
             f"  {backend:<10} done in {time.perf_counter() - started:.0f} s; mean stored event {stored:.0f} bytes"
         )
     print_table(results, runs)
-    print(f"\n  p50/p99: per append request for (a)-(c), per page for (d). After the run: {load()}")
+    print(
+        f"\n  p50/p99: per append request for (a)-(c), per page of 1000 for (d) and (e). After the run: {load()}"
+    )
 
 
 if __name__ == "__main__":

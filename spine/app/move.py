@@ -1,12 +1,14 @@
 """Moving a partition's log to another backend: copy it position for position, then prove it.
 
 The copy appends the source's events to the target in position order, each run of one stream's
-events as one append that expects the stream's version before it and carries the events' ids,
-metadata and recording time. So the target holds the same events at the same positions with the
-same stream versions: every cursor, `Last-Event-ID` and view checkpoint stays valid across the
-move. A copy that was interrupted goes on from the target's head; a retried append is answered
-from its ids. If anything else writes to the target partition meanwhile, positions would differ:
-the copy stops and says so.
+events as one append that names the position it must land at, expects the stream's version
+before it and carries the events' ids, metadata and recording time. So the target holds the same
+events at the same positions with the same stream versions: every cursor, `Last-Event-ID` and
+view checkpoint stays valid across the move. Up to `IN_FLIGHT` appends are queued at once (every
+adapter queues a partition's appends in the order they are made, and group-commits them), and
+since each names its position, one that fails makes those after it fail too, never land out of
+place. A copy that was interrupted goes on from the target's head; a retried append is answered
+from its ids. If anything else writes to the target partition meanwhile, the copy stops and says so.
 
 The proof reads both logs again and compares, per range of positions, the count and a SHA-256 of
 the events (id, type, stream, version, position, data, metadata, time) in canonical JSON.
@@ -17,15 +19,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 
+import anyio
 import msgspec
 
 from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
-from spine.domain.errors import InvalidRequest
+from spine.domain.errors import InvalidRequest, PositionConflict
 from spine.domain.events import Event, NewEvent
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine
 
 PAGE = 1000
+IN_FLIGHT = 256  # appends a copy keeps queued, so that group commits carry many of them
 Progress = Callable[[int], None]  # called with the last position done
 
 
@@ -55,25 +59,39 @@ async def copy_log(
         raise MoveRefused(f"the target's event at position {start} is not the source's: it holds another log")
     cursor = start
     progress(cursor)
+    window = anyio.Semaphore(IN_FLIGHT)
+
+    async def land(request: AppendRequest) -> None:
+        try:
+            await target.append(partition, request)
+        except PositionConflict as exc:
+            raise MoveRefused(f"{exc.message}: something else writes to the target partition") from exc
+        finally:
+            window.release()
+
     while cursor < head:
         page = await source.read(partition, after=cursor, limit=min(PAGE, head - cursor))
-        for run in _runs(page.events):
-            first = run[0]
-            request = AppendRequest(
-                stream=first.stream,
-                events=[NewEvent(type=e.type, data=e.data, id=e.id) for e in run],
-                expected_version=first.version - 1,
-                meta=first.meta,
-                recorded_at=first.recorded_at,
-            )
-            landed = (await target.append(partition, request)).first_position
-            if landed != first.position:
-                raise MoveRefused(
-                    f"position {first.position} landed at {landed}: something else writes to the target partition"
-                )
+        # Appends started in order are queued in order; each also names its position, so none can
+        # land out of place, even if one before it fails.
+        async with anyio.create_task_group() as appends:
+            for run in _runs(page.events):
+                await window.acquire()
+                appends.start_soon(land, _request(run))
         cursor = page.events[-1].position if page.events else head
         progress(cursor)
     return head, head - start
+
+
+def _request(run: list[Event]) -> AppendRequest:
+    first = run[0]
+    return AppendRequest(
+        stream=first.stream,
+        events=[NewEvent(type=e.type, data=e.data, id=e.id) for e in run],
+        expected_version=first.version - 1,
+        meta=first.meta,
+        recorded_at=first.recorded_at,
+        expected_position=first.position,
+    )
 
 
 async def digests(

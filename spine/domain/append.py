@@ -12,7 +12,7 @@ from datetime import datetime
 
 import msgspec
 
-from spine.domain.errors import IdempotencyConflict, InvalidRequest, VersionConflict
+from spine.domain.errors import IdempotencyConflict, InvalidRequest, PositionConflict, VersionConflict
 from spine.domain.events import ANY, NO_STREAM, AppendResult, Event, EventMeta, ExpectedVersion, NewEvent
 from spine.domain.ids import new_event_id
 
@@ -26,8 +26,10 @@ class AppendRequest(msgspec.Struct, frozen=True, kw_only=True):
     events: list[NewEvent]
     expected_version: ExpectedVersion = ANY
     meta: EventMeta
-    # Only `spine replay --into` sets it: a copied event keeps the time its first log recorded.
+    # Only `spine replay --into` sets these: a copied event keeps the time its first log recorded,
+    # and lands at its position or not at all (so copies can be pipelined without reordering).
     recorded_at: datetime | None = None
+    expected_position: int | None = None
 
 
 class StoredId(msgspec.Struct, frozen=True):
@@ -67,10 +69,14 @@ def decide_append(
 
     Returns the events to insert (empty when every id is already stored in this stream: a retry,
     answered with the stored positions) and the result to acknowledge. Raises
-    `IdempotencyConflict` when only part of the batch is stored, or stored in another stream, and `VersionConflict` when `expected_version` does not hold.
+    `IdempotencyConflict` when only part of the batch is stored, or stored in another stream,
+    `PositionConflict` when `expected_position` is not the next position, and `VersionConflict`
+    when `expected_version` does not hold.
     """
     if stored:
         return [], _replayed(request, stored)
+    if request.expected_position is not None and request.expected_position != head + 1:
+        raise PositionConflict(request.expected_position, head + 1)
     _check_expected(request.stream, request.expected_version, stream_version)
     events = [
         Event(

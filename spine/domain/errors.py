@@ -94,6 +94,20 @@ class VersionConflict(SpineError):
         return {"stream": self.stream, "expected_version": self.expected, "current_version": self.actual}
 
 
+class PositionConflict(SpineError):
+    """The partition's next position is not the one an append asked for (copies keep positions)."""
+
+    code = "spine.position_conflict"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"the partition's next position is {actual}, not {expected}")
+        self.expected = expected
+        self.actual = actual
+
+    def details(self) -> dict[str, object]:
+        return {"expected_position": self.expected, "next_position": self.actual}
+
+
 class IdempotencyConflict(SpineError):
     """Some, but not all, event ids of an append are already stored, or stored in another stream.
 

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 
 from spine.adapters.local_notifier import LocalNotifier
 from spine.domain.append import AppendRequest
-from spine.domain.errors import IdempotencyConflict, InvalidCursor, InvalidRequest, VersionConflict
+from spine.domain.errors import (
+    IdempotencyConflict,
+    InvalidCursor,
+    InvalidRequest,
+    PositionConflict,
+    VersionConflict,
+)
 from spine.domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent, event_decoder
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine
@@ -319,3 +326,43 @@ async def test_encoded_reads_are_the_stored_json_of_the_same_page(spine: EventSp
         assert [(pos, type_, event_decoder.decode(body)) for pos, type_, body in encoded.events] == [
             (e.position, e.type, e) for e in page.events
         ]
+
+
+def at(request: AppendRequest, position: int) -> AppendRequest:
+    return msgspec.structs.replace(request, expected_position=position)
+
+
+async def test_an_append_naming_its_position_lands_there_or_not_at_all(spine: EventSpine) -> None:
+    """What `spine replay --into` relies on: a copied run lands at its source position or is
+    refused, and a retry of one that landed is answered by its ids wherever the head is now."""
+    await spine.append(P, req("a", "x"))
+    landed = await spine.append(P, at(req("b", "x", "y", ids=["c-1", "c-2"]), 2))
+    assert (landed.first_position, landed.last_position) == (2, 3)
+    for wrong in (3, 5):
+        with pytest.raises(PositionConflict) as caught:
+            await spine.append(P, at(req("c", "x"), wrong))
+        assert (caught.value.expected, caught.value.actual) == (wrong, 4)
+    assert await spine.head(P) == 3
+    assert await spine.append(P, at(req("b", "x", "y", ids=["c-1", "c-2"]), 2)) == landed
+
+
+async def test_appends_made_in_order_land_in_order_and_none_after_a_refused_one(spine: EventSpine) -> None:
+    """Appends queued together, each naming its position: all land in the order they were made;
+    when one of them is refused, every later one is refused too rather than land out of place."""
+    plan = [at(req(f"s{i % 7}", "x", ids=[f"o-{i}"]), i + 1) for i in range(120)]
+    broken = [*plan[:60], at(req("s0", "x", ids=["o-bad"], expected=0), 61), *plan[61:]]
+    outcomes: dict[int, int | type[Exception]] = {}
+
+    async def append(index: int, request: AppendRequest) -> None:
+        try:
+            outcomes[index] = (await spine.append(P, request)).first_position
+        except (VersionConflict, PositionConflict) as exc:
+            outcomes[index] = type(exc)
+
+    async with anyio.create_task_group() as tg:
+        for index, request in enumerate(broken):
+            tg.start_soon(append, index, request)
+    assert [outcomes[i] for i in range(60)] == list(range(1, 61))
+    assert outcomes[60] is VersionConflict
+    assert {outcomes[i] for i in range(61, 120)} == {PositionConflict}
+    assert [e.id for e in await all_events(spine)] == [f"o-{i}" for i in range(60)]
