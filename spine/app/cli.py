@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from spine.app.cli_projections import projections
-from spine.app.cli_replay import replay
+from spine.app.cli_replay import replay, system_url_option
 from spine.app.cli_routes import doctor, routes
 from spine.app.settings import Settings
 
@@ -32,17 +32,24 @@ def main() -> None:
 @click.option(
     "--redis-url", default=None, help="Redis for cross-process notifications [env SPINE_REDIS_URL]."
 )
+@system_url_option
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
-def serve(host: str, port: int, data_dir: Path | None, redis_url: str | None, log_level: str) -> None:
+def serve(
+    host: str, port: int, data_dir: Path | None, redis_url: str | None, system_url: str | None, log_level: str
+) -> None:
     """Run the HTTP service (embedded SQLite store by default)."""
     from spine.app.factory import create_app
     from spine.app.logs import configure_logging
     from spine.app.server import serve_app
 
     configure_logging(log_level)
-    settings = Settings.from_env(data_dir=data_dir, redis_url=redis_url)
+    settings = Settings.from_env(data_dir=data_dir, redis_url=redis_url, system_url=system_url)
+    try:
+        settings.system  # noqa: B018  # a wrong URL is a usage error, said before anything starts
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--system-url' / SPINE_SYSTEM_URL") from None
     logging.getLogger("spine").info(
         "serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir.resolve())}
     )

@@ -41,6 +41,14 @@ from spine.domain.routing import resolve
 from spine.projections.control_plane import ControlPlaneProjector
 
 _DATA_DIR_HELP = "Where the embedded store lives [env SPINE_DATA_DIR; default ./spine-data]."
+system_url_option = click.option(
+    "--system-url",
+    metavar="URL",
+    default=None,
+    help="Where the system spine (control plane, routes) lives: sqlite:///PATH, dynamodb://TABLE?region=…, "
+    "firestore://PROJECT, cosmos://HOST:PORT/DATABASE?key=secret://… [env SPINE_SYSTEM_URL; "
+    "default spine.db in the data dir].",
+)
 
 
 @click.command()
@@ -71,6 +79,7 @@ _DATA_DIR_HELP = "Where the embedded store lives [env SPINE_DATA_DIR; default ./
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_DIR_HELP
 )
+@system_url_option
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal]."
 )
@@ -85,6 +94,7 @@ def replay(
     into: str | None,
     range_size: int,
     data_dir: Path | None,
+    system_url: str | None,
     progress: bool | None,
 ) -> None:
     """Print a partition's events after a cursor as JSON lines on stdout, or move its log (--into).
@@ -93,17 +103,17 @@ def replay(
     and Last-Event-ID stay valid once the route is switched. It is resumable (run it again to copy
     what is new), and refuses a target that holds another log.
     """
-    settings = Settings.from_env(data_dir=data_dir)
+    settings = Settings.from_env(data_dir=data_dir, system_url=system_url)
     try:
+        system = settings.system
         partition = Partition(tenant_id=tenant, env=normalize_env(env), project_id=project)
         target = None if into is None else parse_backend_url(into)
-    except (msgspec.ValidationError, SpineError) as exc:
+    except (msgspec.ValidationError, SpineError, ValueError) as exc:
         raise click.BadParameter(getattr(exc, "message", str(exc))) from exc
     if target is not None and (after or limit or stream or types):
         raise click.BadParameter(
             "--into moves the whole log: --after, --limit, --stream and --type do not apply"
         )
-    system = settings.system
     if system.backend_type == "sqlite" and not Path(system.config["path"]).exists():
         raise click.ClickException(f"no spine at {system.config['path']}")
     show = sys.stderr.isatty() if progress is None else progress

@@ -3,6 +3,7 @@ peers), verified, switched, and readers resuming at the positions they held befo
 
 from __future__ import annotations
 
+import json
 import shlex
 import uuid
 from contextlib import aclosing
@@ -141,6 +142,24 @@ def test_into_refuses_filters_and_a_malformed_url(cli: Cli, tmp_path: Path) -> N
     args = ("replay", "--tenant", "t1", "--project", "p1", "--data-dir", str(tmp_path))
     assert "do not apply" in cli(*args, "--into", "memory://", "--after", "3", token=None, code=2).output
     assert "needs config ['region']" in cli(*args, "--into", "dynamodb://t", token=None, code=2).output
+    assert "starts with" in cli(*args, "--system-url", "postgres://db", token=None, code=2).output
+
+
+def test_replay_reads_the_system_spine_a_system_url_names(
+    cli: Cli, http: httpx.Client, member: str, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {member}", "X-Project-Id": "p1", "X-Surface-Id": "web"}
+    _write(http, headers)
+    elsewhere = tmp_path / "elsewhere"
+    args = ("replay", "--tenant", "t1", "--project", "p1", "--data-dir", str(elsewhere), "--no-progress")
+    printed = cli(*args, "--system-url", f"sqlite:///{tmp_path / 'spine.db'}", token=None)
+    assert [json.loads(line)["position"] for line in printed.stdout.splitlines()] == list(range(1, 26))
+
+
+def test_serve_refuses_a_malformed_system_url_before_starting(cli: Cli) -> None:
+    assert (
+        "needs config ['region']" in cli("serve", "--system-url", "dynamodb://t", token=None, code=2).output
+    )
 
 
 def test_replay_help_names_the_move() -> None:
