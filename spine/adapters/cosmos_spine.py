@@ -1,14 +1,8 @@
 """Cosmos DB spine (`azure.cosmos.aio`): one container partitioned by `/partition`.
 
-Layout, per partition (one logical partition, so every query below stays inside it):
-- a **commit item** per group commit, id `c{first position:020}`: `first`, `last`, a random
-  `nonce`, the summary `streams` / `sv` (per stream: first and last version in this commit),
-  `types` (distinct, or null when too many to list), `starts` (the first position of each of its
-  items), and `ids` plus `events` (the events as one JSON string, exactly as `event_encoder`
-  writes them) of its first chunk of events;
-- **part items** `p{first:020}.{nonce}.{n}` holding the further chunks (`ids`, `events`) of a
-  commit larger than one item may be (Cosmos allows 2 MB; `item_bytes` per chunk leaves room for
-  the summary, and keeps requests under the 1 MiB aiohttp sends without yielding).
+Layout (see `cosmos_commits`): per partition, a commit item per group commit and part items for
+the further chunks of a large one. The read side is in `cosmos_reads`; this module is the writer
+(one per partition) and the spine's interface.
 
 Atomicity and gapless positions: the commit item is created *only if absent* at the position
 after the head its writer read, so of two writers racing for a position one wins and the other
@@ -39,35 +33,21 @@ writes and never older state than it has seen.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable
-from contextlib import suppress
 from datetime import UTC, datetime
-from itertools import accumulate
 from types import TracebackType
-from typing import Any
 
 import msgspec
-from azure.cosmos.exceptions import CosmosResourceExistsError
 
-from spine.adapters.cosmos_client import CosmosContainer, Item, backoff, gather
+from spine.adapters import cosmos_reads
+from spine.adapters.cosmos_client import CosmosContainer, backoff, gather
+from spine.adapters.cosmos_commits import sent_size, write_commit
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
-from spine.domain.cursor import check_cursor
 from spine.domain.errors import BackendUnavailable, InvalidRequest, SpineError
-from spine.domain.events import (
-    AppendResult,
-    EncodedEvent,
-    EncodedPage,
-    Event,
-    Page,
-    decode_events,
-    decode_page,
-    event_encoder,
-)
+from spine.domain.events import AppendResult, EncodedPage, Event, Page, decode_page
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -83,49 +63,18 @@ CommitObserver = Callable[[int, int, float], None]
 ITEM_BYTES = 786_432
 _MAX_REQUESTS_PER_COMMIT = 256  # bounds the streams summary of one commit item
 _MAX_EVENTS_PER_COMMIT = 10_000
-_MAX_TYPES_BYTES = 16_384  # a longer distinct-types summary is stored as null ("any")
-_MAX_FILTER_TYPES = 32  # longer type filters are applied to events only, not to commit items
-_IDS_PER_QUERY = 100
 _CATCH_UP = 1000  # commits another writer may add before the cache is dropped rather than caught up
 _MAX_RACES = 50
 _MAX_CACHED_STREAMS = 10_000  # per partition
 _MAX_IDLE_LANES = 1000
 _EVENT_OVERHEAD = 4096  # an event's bytes beyond its data: ids, meta, names, timestamps
 
-
-class _Head(msgspec.Struct, frozen=True, gc=False):
-    """What a commit needs to know of a stored event, decoded without its data."""
-
-    id: str
-    type: str
-    stream: str
-    version: int
-    position: int
-
-
-_heads_decoder = msgspec.json.Decoder(list[_Head])
-_raws_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 
-_HEAD = "SELECT TOP 1 VALUE c.last FROM c WHERE c.partition = @p AND c.kind = 'commit' ORDER BY c.first DESC"
-_STREAM_VERSION = (
-    "SELECT TOP 1 VALUE c.sv FROM c WHERE c.partition = @p AND c.kind = 'commit'"
-    " AND ARRAY_CONTAINS(c.streams, @s) ORDER BY c.first DESC"
-)
-_COMMITS = "c.first, c.last, c.nonce, c.starts, c.events FROM c WHERE c.partition = @p AND c.kind = 'commit'"
 _CAUGHT_UP = (
     f"SELECT TOP {_CATCH_UP} c.first, c.last, c.sv FROM c WHERE c.partition = @p AND c.kind = 'commit'"  # noqa: S608
     " AND c.first > @h ORDER BY c.first"
 )
-_NONCE = "SELECT VALUE c.nonce FROM c WHERE c.partition = @p AND c.id = @id"
-
-
-def _commit_id(first: int) -> str:
-    return f"c{first:020d}"
-
-
-def _part_id(first: int, nonce: str, n: int) -> str:
-    return f"p{first:020d}.{nonce}.{n}"
 
 
 class _Pending:
@@ -212,7 +161,7 @@ class CosmosSpine:
     async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
         validate(request)
         limit = self._item_bytes - _EVENT_OVERHEAD
-        if any(_sent_size(_encoder.encode(event.data)) > limit for event in request.events):
+        if any(sent_size(_encoder.encode(event.data)) > limit for event in request.events):
             # checked here, so that it cannot fail the other appends of its group commit
             raise InvalidRequest(f"an event's data must encode to at most {limit} bytes on this backend")
         if not self._open:
@@ -289,7 +238,7 @@ class CosmosSpine:
         ids = [i for pending in batch for i in client_ids(pending.request)]
         for attempt in range(_MAX_RACES):
             await self._know(lane, streams)
-            stored = await self._stored_ids(key, ids)
+            stored = await cosmos_reads.stored_ids(self._store, key, ids)
             assert lane.head is not None
             head, versions = lane.head, {stream: lane.versions[stream] for stream in streams}
             written: dict[str, StoredId] = {}
@@ -316,7 +265,7 @@ class CosmosSpine:
                     events.extend(new)
                     head, versions[request.stream] = result.last_position, result.stream_version
                 outcomes.append(result)
-            if not events or await self._write(key, events):
+            if not events or await write_commit(self._store, key, events, self._item_bytes):
                 lane.learn(head, versions)
                 return outcomes
             await self._catch_up(lane)
@@ -328,9 +277,9 @@ class CosmosSpine:
         key = lane.partition.key
         if lane.head is None:
             lane.versions.clear()
-            lane.head = await self._head(key)
+            lane.head = await cosmos_reads.head_of(self._store, key)
         missing = [stream for stream in streams if stream not in lane.versions]
-        found = await gather(*(self._stream_version(key, stream) for stream in missing))
+        found = await gather(*(cosmos_reads.stream_version(self._store, key, stream) for stream in missing))
         lane.learn(lane.head, dict(zip(missing, found, strict=True)))
 
     async def _catch_up(self, lane: _Lane) -> None:
@@ -348,121 +297,6 @@ class CosmosSpine:
                 if entry["s"] in lane.versions:
                     lane.versions[entry["s"]] = entry["v"]
         lane.head = rows[-1]["last"]
-
-    async def _write(self, key: str, events: list[Event]) -> bool:
-        """Create the commit item (parts first); False when another writer has that position."""
-        nonce = uuid.uuid4().hex
-        first = events[0].position
-        chunks = _chunks(events, self._item_bytes)
-        starts = list(accumulate((len(ids) for _, ids in chunks[:-1]), initial=first))
-        parts = [
-            {"id": _part_id(first, nonce, n), "partition": key, "kind": "part", "commit": first, "nonce": nonce,
-             "ids": chunk_ids, "events": text}
-            for n, (text, chunk_ids) in enumerate(chunks[1:], start=1)
-        ]  # fmt: skip
-        if parts:
-            await gather(*(self._create_part(part) for part in parts))
-        text, chunk_ids = chunks[0]
-        commit = {
-            "id": _commit_id(first),
-            "partition": key,
-            "kind": "commit",
-            "first": first,
-            "last": events[-1].position,
-            "nonce": nonce,
-            "starts": starts,  # the first position of each item: the commit's, then its parts'
-            "parts": len(parts),
-            **_summary(events),
-            "ids": chunk_ids,
-            "events": text,
-        }
-        try:
-            await self._store.call(self._store.proxy.create_item, commit, passthrough=frozenset({409}))
-            landed = True
-        except CosmosResourceExistsError:
-            # The position is taken: by another writer, or by our own create the SDK re-sent.
-            landed = await self._nonce(key, commit["id"]) == nonce
-        except BackendUnavailable:
-            # The outcome is unknown: find out if the store can say, else the caller may retry.
-            if await self._nonce(key, commit["id"]) != nonce:
-                raise
-            landed = True
-        if not landed:
-            await self._discard(key, parts)
-        return landed
-
-    async def _create_part(self, part: Item) -> None:
-        with suppress(CosmosResourceExistsError):  # our own, re-sent: the id carries the nonce
-            await self._store.call(self._store.proxy.create_item, part, passthrough=frozenset({409}))
-
-    async def _discard(self, key: str, parts: list[Item]) -> None:
-        """Best effort: a loser's parts are never referenced, only their space is wasted."""
-        for part in parts:
-            try:
-                await self._store.proxy.delete_item(part["id"], partition_key=key)
-            except Exception as exc:
-                log.warning("could not delete an unreferenced part", extra={"error": type(exc).__name__})
-
-    # state reads
-
-    async def _head(self, key: str) -> int:
-        rows = await self._store.query(_HEAD, key, {"@p": key})
-        return int(rows[0]) if rows else 0
-
-    async def _stream_version(self, key: str, stream: str) -> int:
-        rows = await self._store.query(_STREAM_VERSION, key, {"@p": key, "@s": stream})
-        return next((int(entry["v"]) for entry in rows[0] if entry["s"] == stream), 0) if rows else 0
-
-    async def _nonce(self, key: str, item_id: str) -> str | None:
-        rows = await self._store.query(_NONCE, key, {"@p": key, "@id": item_id})
-        return str(rows[0]) if rows else None
-
-    async def _stored_ids(self, key: str, ids: list[str]) -> dict[str, StoredId]:
-        """Where the given ids are stored, from committed items only."""
-        wanted = set(ids)
-        items: dict[str, Item] = {}
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ids[start : start + _IDS_PER_QUERY]
-            names = [f"@i{n}" for n in range(len(chunk))]
-            rows = await self._store.query(
-                # one row per stored id; the index serves `i IN (...)`
-                "SELECT c.id, c.kind, c.commit, c.nonce FROM c JOIN i IN c.ids"  # noqa: S608
-                f" WHERE c.partition = @p AND i IN ({', '.join(names)})",
-                key,
-                {"@p": key, **dict(zip(names, chunk, strict=True))},
-            )
-            items.update((row["id"], row) for row in rows)
-        found: dict[str, StoredId] = {}
-        for item_id, row in items.items():
-            if row["kind"] == "part" and await self._nonce(key, _commit_id(row["commit"])) != row["nonce"]:
-                continue  # a part of a commit that lost its race, or of a writer that died
-            item = await self._store.call(self._store.proxy.read_item, item_id, key)
-            for head in _heads_decoder.decode(item["events"]):
-                if head.id in wanted:
-                    found[head.id] = StoredId(head.id, head.stream, head.version, head.position)
-        return found
-
-    async def _events_of(
-        self, key: str, row: Item, after: int = 0, upper: int | None = None
-    ) -> list[tuple[_Head, msgspec.Raw]]:
-        """A commit's events in position order, from those of its items that hold positions in
-        (after, upper]: a page of a large commit reads only its own parts."""
-        starts: list[int] = row["starts"]
-        ends = [start - 1 for start in starts[1:]] + [row["last"]]
-        wanted = [n for n in range(len(starts)) if ends[n] > after and (upper is None or starts[n] <= upper)]
-        parts = await gather(
-            *(
-                self._store.call(self._store.proxy.read_item, _part_id(row["first"], row["nonce"], n), key)
-                for n in wanted
-                if n
-            )
-        )
-        texts = [row["events"]] if 0 in wanted else []
-        texts.extend(part["events"] for part in parts)
-        events: list[tuple[_Head, msgspec.Raw]] = []
-        for text in texts:
-            events.extend(zip(_heads_decoder.decode(text), _raws_decoder.decode(text), strict=True))
-        return events
 
     # reads
 
@@ -488,83 +322,19 @@ class CosmosSpine:
         stream: str | None = None,
         types: Collection[str] = (),
     ) -> EncodedPage:
-        key = partition.key
-        head = await self._head(key)
-        check_cursor(after, head)
-        if limit < 1 or after == head:
-            return EncodedPage(events=[], next=after if limit < 1 else head, head=head)
-        wanted = frozenset(types)
-        if stream is None and not wanted:
-            # Positions are gapless: exactly the commits overlapping (after, upper] hold the page.
-            upper = min(head, after + limit)
-            rows = await self._store.query(
-                f"SELECT {_COMMITS} AND c.last > @a AND c.first <= @u ORDER BY c.first",
-                key,
-                {"@p": key, "@a": after, "@u": upper},
-            )
-            events = [
-                (h.position, h.type, bytes(raw))
-                for row in rows
-                for h, raw in await self._events_of(key, row, after, upper)
-                if after < h.position <= upper
-            ]
-            return EncodedPage(events=events, next=upper, head=head)
-        sql = f"SELECT TOP {min(limit, 50)} {_COMMITS} AND c.last > @a AND c.first <= @h"
-        params: dict[str, object] = {"@p": key, "@h": head}
-        if stream is not None:
-            sql += " AND ARRAY_CONTAINS(c.streams, @s)"
-            params["@s"] = stream
-        if wanted and len(wanted) <= _MAX_FILTER_TYPES:
-            any_type = " OR ".join(f"ARRAY_CONTAINS(c.types, @t{n})" for n in range(len(wanted)))
-            sql += f" AND (IS_NULL(c.types) OR {any_type})"
-            params.update({f"@t{n}": t for n, t in enumerate(sorted(wanted))})
-        sql += " ORDER BY c.first"
-        matched: list[EncodedEvent] = []
-        cursor = after
-        while len(matched) < limit and cursor < head:
-            rows = await self._store.query(sql, key, {**params, "@a": cursor})
-            if not rows:
-                break
-            for row in rows:
-                for h, raw in await self._events_of(key, row, cursor, head):
-                    if h.position <= cursor or h.position > head or len(matched) == limit:
-                        continue
-                    if (stream is None or h.stream == stream) and (not wanted or h.type in wanted):
-                        matched.append((h.position, h.type, bytes(raw)))
-                if len(matched) == limit:
-                    break
-            cursor = rows[-1]["last"]
-        next_position = matched[-1][0] if len(matched) == limit else head
-        return EncodedPage(events=matched, next=next_position, head=head)
+        return await cosmos_reads.read_encoded(
+            self._store, partition, after=after, limit=limit, stream=stream, types=types
+        )
 
     async def read_stream(
         self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000
     ) -> tuple[list[Event], int]:
-        key = partition.key
-        version = await self._stream_version(key, stream)
-        if after_version >= version or limit < 1:
-            return [], version
-        sql = (
-            f"SELECT TOP {min(limit, 50)} {_COMMITS} AND c.first > @f AND EXISTS(SELECT VALUE x FROM x"  # noqa: S608
-            " IN c.sv WHERE x.s = @s AND x.v > @a AND x.f <= @v) ORDER BY c.first"
+        return await cosmos_reads.read_stream(
+            self._store, partition, stream, after_version=after_version, limit=limit
         )
-        params = {"@p": key, "@s": stream, "@a": after_version, "@v": version}
-        raws: list[bytes] = []
-        cursor, last_version = 0, after_version
-        while len(raws) < limit and last_version < version:
-            rows = await self._store.query(sql, key, {**params, "@f": cursor})
-            if not rows:
-                break
-            for row in rows:
-                for h, raw in await self._events_of(key, row):
-                    if h.stream == stream and last_version < h.version <= version and len(raws) < limit:
-                        raws.append(bytes(raw))
-                        last_version = h.version
-            cursor = rows[-1]["first"]
-        return decode_events(raws), version
 
     async def head(self, partition: Partition) -> int:
-        return await self._head(partition.key)
+        return await cosmos_reads.head_of(self._store, partition.key)
 
 
 def _take(queue: deque[_Pending]) -> list[_Pending]:
@@ -577,45 +347,3 @@ def _take(queue: deque[_Pending]) -> list[_Pending]:
         batch.append(queue.popleft())
         events += size
     return batch
-
-
-def _summary(events: list[Event]) -> dict[str, Any]:
-    """What queries select commits by: streams with their version ranges, and distinct types."""
-    ranges: dict[str, list[int]] = {}
-    for event in events:
-        span = ranges.setdefault(event.stream, [event.version, event.version])
-        span[1] = event.version
-    types = sorted({event.type for event in events})
-    listed = sum(len(t) + 3 for t in types) <= _MAX_TYPES_BYTES
-    return {
-        "streams": list(ranges),
-        "sv": [{"s": stream, "f": span[0], "v": span[1]} for stream, span in ranges.items()],
-        "types": types if listed else None,
-    }
-
-
-def _chunks(events: list[Event], budget: int) -> list[tuple[str, list[str]]]:
-    """Events as JSON-array strings of at most `budget` bytes each (as sent: quotes escaped), with ids."""
-    chunks: list[tuple[str, list[str]]] = []
-    bodies: list[bytes] = []
-    ids: list[str] = []
-    size = 0
-    for event in events:
-        body = event_encoder.encode(event)
-        cost = _sent_size(body) + len(event.id) + 4
-        if bodies and size + cost > budget:
-            chunks.append(("[" + b",".join(bodies).decode() + "]", ids))
-            bodies, ids, size = [], [], 0
-        bodies.append(body)
-        ids.append(event.id)
-        size += cost
-    chunks.append(("[" + b",".join(bodies).decode() + "]", ids))
-    return chunks
-
-
-def _sent_size(body: bytes) -> int:
-    """The size of `body` as a JSON string in a request: quotes and backslashes escaped, and
-    non-ASCII characters too (the SDK sends `ensure_ascii` JSON)."""
-    if body.isascii():
-        return len(body) + body.count(b'"') + body.count(b"\\")
-    return len(json.dumps(body.decode()))
