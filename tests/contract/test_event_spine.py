@@ -5,9 +5,6 @@ An adapter is done when this whole file passes against its real peer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import anyio
 import anyio.lowlevel
 import msgspec
@@ -25,23 +22,9 @@ from spine.domain.errors import (
 from spine.domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent, event_decoder
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine
-from tests.backends import SPINES
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
 OTHER = Partition(tenant_id="t2", env="dev", project_id="p1")
-
-
-@pytest.fixture
-def notifier() -> LocalNotifier:
-    return LocalNotifier()
-
-
-@pytest.fixture(params=list(SPINES))
-async def spine(
-    request: pytest.FixtureRequest, tmp_path: Path, notifier: LocalNotifier
-) -> AsyncIterator[EventSpine]:
-    async with SPINES[request.param](tmp_path, notifier) as adapter:
-        yield adapter
 
 
 def req(

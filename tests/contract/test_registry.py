@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -43,7 +42,6 @@ from spine.domain.partition import SYSTEM_TENANT, Partition
 from spine.domain.ports import EventSpine
 from spine.domain.routing import WILDCARD, Route, RouteDeleted, plan_delete, plan_route, resolve, route_stream
 from spine.projections.control_plane import ControlPlaneProjector
-from tests.backends import SPINES
 from tests.peers import cosmos, dynamodb, firestore
 from tests.unit.test_routing import route
 
@@ -51,19 +49,6 @@ SYS = Partition.system("dev")
 META = msgspec.structs.replace(system_meta("dev"), user_id="root")
 FIRESTORE = {"backend_type": "firestore", "config": {"project": "p"}}
 COSMOS = {"backend_type": "cosmos", "config": {"endpoint": "e", "database": "d", "key": "secret://env/K"}}
-
-
-@pytest.fixture
-def notifier() -> LocalNotifier:
-    return LocalNotifier()
-
-
-@pytest.fixture(params=list(SPINES))
-async def spine(
-    request: pytest.FixtureRequest, tmp_path: Path, notifier: LocalNotifier
-) -> AsyncIterator[EventSpine]:
-    async with SPINES[request.param](tmp_path, notifier) as adapter:
-        yield adapter
 
 
 @asynccontextmanager
