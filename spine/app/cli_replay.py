@@ -66,7 +66,7 @@ system_url_option = click.option(
     metavar="URL",
     default=None,
     help="Copy the whole log into this backend instead, verify it and print the route to switch: "
-    "dynamodb://TABLE?region=…, firestore://PROJECT, cosmos://DATABASE?endpoint=…&key=secret://…, "
+    "dynamodb://TABLE?region=…, firestore://PROJECT, cosmos://HOST:PORT/DATABASE?key=secret://…, "
     "sqlite:///PATH (relative: in the data dir).",
 )
 @click.option(
