@@ -45,9 +45,11 @@ import msgspec
 from spine.adapters import cosmos_reads
 from spine.adapters.cosmos_client import CosmosContainer, backoff, gather
 from spine.adapters.cosmos_commits import sent_size, write_commit
+from spine.adapters.decoded_reads import DecodedReads
+from spine.adapters.group_commit import answer
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.errors import BackendUnavailable, InvalidRequest, SpineError
-from spine.domain.events import AppendResult, EncodedPage, Event, Page, decode_page
+from spine.domain.events import AppendResult, EncodedPage, Event
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -111,7 +113,7 @@ class _Lane:
         self.versions.clear()
 
 
-class CosmosSpine:
+class CosmosSpine(DecodedReads):
     """`async with CosmosSpine(endpoint=..., database=..., key=...) as spine:`; leaving it waits for
     queued appends, then closes the client."""
 
@@ -207,8 +209,7 @@ class CosmosSpine:
                 lane.forget()
             # Only when cancelled (the loop is going away): nobody may wait forever.
             for pending in [*batch, *lane.pending]:
-                if not pending.future.done():
-                    pending.future.set_exception(BackendUnavailable(KIND, "the event spine was closed"))
+                answer(pending.future, BackendUnavailable(KIND, "the event spine was closed"))
             lane.pending.clear()
 
     async def _resolve(
@@ -219,12 +220,7 @@ class CosmosSpine:
             if isinstance(outcome, AppendResult):
                 events += outcome.last_position - outcome.first_position + 1
                 head = max(head, outcome.last_position)
-            if pending.future.done():  # the caller went away; the outcome stands all the same
-                continue
-            if isinstance(outcome, AppendResult):
-                pending.future.set_result(outcome)
-            else:
-                pending.future.set_exception(outcome)
+            answer(pending.future, outcome)
         if self._on_commit is not None:
             self._on_commit(len(batch), events, elapsed)
         if self._notifier is not None and head:
@@ -299,19 +295,6 @@ class CosmosSpine:
         lane.head = rows[-1]["last"]
 
     # reads
-
-    async def read(
-        self,
-        partition: Partition,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        stream: str | None = None,
-        types: Collection[str] = (),
-    ) -> Page:
-        page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        # One decoder call for the whole page is several times faster than one per event.
-        return decode_page(page)
 
     async def read_encoded(
         self,

@@ -10,7 +10,6 @@ them and says which condition, if any, failed.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import uuid
 from collections import OrderedDict
@@ -19,24 +18,13 @@ from datetime import UTC, datetime
 
 from spine.adapters.dynamodb_log import HEAD_SK, ITEM_OVERHEAD, Sizer, chunked, head_pk, id_pk, pos, stream_pk
 from spine.adapters.dynamodb_table import Cancelled, DynamoTable, Item, n, s
-from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append
+from spine.adapters.group_commit import Pending
+from spine.domain.append import StoredId, client_ids, decide_append
 from spine.domain.errors import SpineError
 from spine.domain.events import AppendResult, Event, event_encoder
-from spine.domain.partition import Partition
 
 MAX_ITEMS = 100  # DynamoDB's limit of items in one transaction
 MAX_BYTES = 3_800_000  # of its 4 MB limit on a transaction's items
-
-
-class Pending:
-    __slots__ = ("future", "partition", "request")
-
-    def __init__(
-        self, partition: Partition, request: AppendRequest, future: asyncio.Future[AppendResult]
-    ) -> None:
-        self.partition = partition
-        self.request = request
-        self.future = future
 
 
 @dataclass

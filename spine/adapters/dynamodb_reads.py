@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Collection
 from typing import Any
 
-from spine.adapters.dynamodb_commits import Pending
 from spine.adapters.dynamodb_log import (
     HEAD_SK,
     bodies_of,
@@ -26,6 +25,7 @@ from spine.adapters.dynamodb_log import (
     stream_pk,
 )
 from spine.adapters.dynamodb_table import DynamoTable, Item, s
+from spine.adapters.group_commit import Pending
 from spine.domain.append import StoredId, client_ids
 from spine.domain.cursor import check_cursor
 from spine.domain.events import EncodedEvent, EncodedPage, Event, decode_events

@@ -45,13 +45,15 @@ from types import TracebackType
 from typing import Any
 
 from spine.adapters import dynamodb_reads
-from spine.adapters.dynamodb_commits import Pending, Plan, State, commit_once, plan_commit
+from spine.adapters.decoded_reads import DecodedReads
+from spine.adapters.dynamodb_commits import Plan, State, commit_once, plan_commit
 from spine.adapters.dynamodb_locked import LOCK_SECONDS, Locked, commit_locked, settle
 from spine.adapters.dynamodb_log import HEAD_SK, stream_pk
 from spine.adapters.dynamodb_table import DynamoTable
+from spine.adapters.group_commit import Announcements, Pending, answer
 from spine.domain.append import AppendRequest, validate
 from spine.domain.errors import BackendUnavailable, SpineError
-from spine.domain.events import AppendResult, EncodedPage, Event, Page, decode_page
+from spine.domain.events import AppendResult, EncodedPage, Event
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -63,7 +65,7 @@ _MAX_CACHED_STREAMS = 10_000  # per partition
 _MAX_CACHED_PARTITIONS = 10_000
 
 
-class DynamoDBSpine:
+class DynamoDBSpine(DecodedReads):
     """`async with DynamoDBSpine(table, region=…) as spine:`; leaving it drains pending appends."""
 
     def __init__(
@@ -90,7 +92,7 @@ class DynamoDBSpine:
         self._open = False
         self._queues: dict[str, deque[Pending]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
-        self._announcing: set[asyncio.Task[None]] = set()
+        self._announcements = Announcements()
         self._cache: OrderedDict[str, State] = OrderedDict()
 
     async def __aenter__(self) -> DynamoDBSpine:
@@ -104,8 +106,7 @@ class DynamoDBSpine:
         self._open = False
         while self._writers:
             await asyncio.gather(*self._writers.values(), return_exceptions=True)
-        if self._announcing:
-            await asyncio.gather(*self._announcing)
+        await self._announcements.drain()
         await self._table.__aexit__(exc_type, exc, tb)
 
     # appends
@@ -136,8 +137,7 @@ class DynamoDBSpine:
                         log.exception("dynamodb spine writer failed")
                         exc = BackendUnavailable(KIND, f"the event spine failed ({type(exc).__name__})")
                     for pending in group:
-                        if not pending.future.done():
-                            pending.future.set_exception(exc)
+                        answer(pending.future, exc)
                     continue
                 queue.extendleft(reversed(leftover))
         finally:
@@ -212,34 +212,14 @@ class DynamoDBSpine:
             state.versions.popitem(last=False)
         outcomes = plan.outcomes + [(write.pending, write.result) for write in plan.writes]
         for pending, outcome in outcomes:
-            if pending.future.done():
-                continue
-            if isinstance(outcome, AppendResult):
-                pending.future.set_result(outcome)
-            else:
-                pending.future.set_exception(outcome)
-        if plan.writes and self._notifier is not None:
-            partition = plan.writes[0].pending.partition
-            task = asyncio.create_task(self._notifier.publish(partition, state.head))
-            self._announcing.add(task)
-            task.add_done_callback(self._announcing.discard)
+            answer(pending.future, outcome)
+        if plan.writes:
+            self._announcements.publish(self._notifier, {plan.writes[0].pending.partition: state.head})
 
     # reads
 
     async def head(self, partition: Partition) -> int:
         return (await dynamodb_reads.read_head(self._table, partition.key))[0]
-
-    async def read(
-        self,
-        partition: Partition,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        stream: str | None = None,
-        types: Collection[str] = (),
-    ) -> Page:
-        page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        return decode_page(page)
 
     async def read_encoded(
         self,

@@ -47,6 +47,7 @@ from google.cloud.firestore import AsyncClient
 from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from spine.adapters import firestore_reads
+from spine.adapters.decoded_reads import DecodedReads
 from spine.adapters.firestore_client import (
     DEFAULT_DATABASE,
     Retrying,
@@ -58,9 +59,10 @@ from spine.adapters.firestore_client import (
     open_client,
 )
 from spine.adapters.firestore_transaction import Cache, Pending, Plan, decide
+from spine.adapters.group_commit import Announcements, answer, settle
 from spine.domain.append import AppendRequest, validate
 from spine.domain.errors import BackendUnavailable, InvalidRequest, SpineError
-from spine.domain.events import AppendResult, EncodedPage, Event, Page, decode_page, event_encoder
+from spine.domain.events import AppendResult, EncodedPage, Event, event_encoder
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 
@@ -84,7 +86,7 @@ _REFUSED = (
 _STOP = object()
 
 
-class FirestoreSpine:
+class FirestoreSpine(DecodedReads):
     """`async with FirestoreSpine(project=…) as spine:` opens the client and the writer task."""
 
     def __init__(
@@ -109,7 +111,7 @@ class FirestoreSpine:
         self._inbox: asyncio.Queue[Pending | object] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._carry: Pending | None = None
-        self._announcing: set[asyncio.Task[None]] = set()
+        self._announcements = Announcements()
         self._cache = Cache()
 
     @classmethod
@@ -146,10 +148,9 @@ class FirestoreSpine:
             self._writer = None
         while not self._inbox.empty():  # arrived while the writer stopped: never sent
             item = self._inbox.get_nowait()
-            if isinstance(item, Pending) and not item.future.done():
-                item.future.set_exception(BackendUnavailable(KIND, "the event spine was closed"))
-        if self._announcing:
-            await asyncio.gather(*self._announcing)
+            if isinstance(item, Pending):
+                answer(item.future, BackendUnavailable(KIND, "the event spine was closed"))
+        await self._announcements.drain()
         if self._client is not None:
             await close_client(self._client)
             self._client = None
@@ -219,25 +220,10 @@ class FirestoreSpine:
     def _resolve(
         self, batch: list[Pending], outcomes: list[AppendResult | SpineError], elapsed: float
     ) -> None:
-        heads: dict[Partition, int] = {}
-        events = 0
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, AppendResult):
-                events += outcome.last_position - outcome.first_position + 1
-                heads[pending.partition] = max(heads.get(pending.partition, 0), outcome.last_position)
-            if pending.future.done():  # the caller went away; the outcome stands all the same
-                continue
-            if isinstance(outcome, AppendResult):
-                pending.future.set_result(outcome)
-            else:
-                pending.future.set_exception(outcome)
+        heads, events = settle(batch, outcomes)
         if self._on_commit is not None:
             self._on_commit(len(batch), events, elapsed)
-        if self._notifier is not None and heads:
-            # Announced here rather than by the callers, so a cancelled caller cannot swallow it.
-            task = asyncio.create_task(_announce(self._notifier, heads))
-            self._announcing.add(task)
-            task.add_done_callback(self._announcing.discard)
+        self._announcements.publish(self._notifier, heads)
 
     async def _commit(self, batch: list[Pending]) -> list[AppendResult | SpineError]:
         """One transaction for the batch, retried; every request gets its own outcome."""
@@ -270,18 +256,6 @@ class FirestoreSpine:
         return plan.outcomes
 
     # reads
-
-    async def read(
-        self,
-        partition: Partition,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        stream: str | None = None,
-        types: Collection[str] = (),
-    ) -> Page:
-        page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        return decode_page(page)
 
     async def read_encoded(
         self,
@@ -318,8 +292,3 @@ def _estimate(request: AppendRequest) -> int:
     """An upper bound of the bytes the request's events take once stored (ids, meta, positions…)."""
     per_event = 300 + 2 * len(request.stream) + len(event_encoder.encode(request.meta))
     return len(event_encoder.encode(request.events)) + len(request.events) * per_event
-
-
-async def _announce(notifier: Notifier, heads: dict[Partition, int]) -> None:
-    for partition, position in heads.items():
-        await notifier.publish(partition, position)

@@ -28,6 +28,8 @@ from types import TracebackType
 
 import anyio
 
+from spine.adapters.decoded_reads import DecodedReads
+from spine.adapters.group_commit import Announcements, Pending, settle
 from spine.adapters.sqlite_file import SQLiteFile, Synchronous
 from spine.domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
 from spine.domain.cursor import check_cursor
@@ -37,9 +39,7 @@ from spine.domain.events import (
     EncodedEvent,
     EncodedPage,
     Event,
-    Page,
     decode_events,
-    decode_page,
     event_encoder,
 )
 from spine.domain.partition import Partition
@@ -109,18 +109,7 @@ class _WriterCache:
         self._data_version = None
 
 
-class _Pending:
-    __slots__ = ("future", "partition", "request")
-
-    def __init__(
-        self, partition: Partition, request: AppendRequest, future: asyncio.Future[AppendResult]
-    ) -> None:
-        self.partition = partition
-        self.request = request
-        self.future = future
-
-
-class SQLiteSpine:
+class SQLiteSpine(DecodedReads):
     """`async with SQLiteSpine(path) as spine:` starts the writer thread; leaving it drains and closes."""
 
     def __init__(
@@ -135,12 +124,12 @@ class SQLiteSpine:
         self.path = Path(path)
         self._notifier = notifier
         self._on_commit = on_commit
-        self._inbox: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Pending | object] = queue.SimpleQueue()
         self._file = SQLiteFile(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         self._writer: sqlite3.Connection | None = None
         self._writer_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._announcing: set[asyncio.Task[None]] = set()
+        self._announcements = Announcements()
         self._cache = _WriterCache()
 
     # lifecycle
@@ -160,8 +149,7 @@ class SQLiteSpine:
             self._inbox.put(_STOP)
             await anyio.to_thread.run_sync(self._writer_thread.join)
             self._writer_thread = None
-        if self._announcing:
-            await asyncio.gather(*self._announcing)
+        await self._announcements.drain()
         self._file.close()
 
     # appends
@@ -170,7 +158,7 @@ class SQLiteSpine:
         validate(request)
         if self._loop is None or self._writer_thread is None:
             raise BackendUnavailable("event_spine", "the event spine is not started")
-        pending = _Pending(partition, request, self._loop.create_future())
+        pending = Pending(partition, request, self._loop.create_future())
         self._inbox.put(pending)
         # If the caller is cancelled the append may still commit; a retry with the same ids is safe.
         return await pending.future
@@ -182,7 +170,7 @@ class SQLiteSpine:
             first = self._inbox.get()
             if first is _STOP:
                 return
-            assert isinstance(first, _Pending)
+            assert isinstance(first, Pending)
             batch, stop = self._drain(first)
             started = time.perf_counter()
             outcomes: list[AppendResult | SpineError]
@@ -196,7 +184,7 @@ class SQLiteSpine:
             if stop:
                 return
 
-    def _drain(self, first: _Pending) -> tuple[list[_Pending], bool]:
+    def _drain(self, first: Pending) -> tuple[list[Pending], bool]:
         batch, events = [first], len(first.request.events)
         while events < _MAX_EVENTS_PER_COMMIT:
             try:
@@ -205,41 +193,21 @@ class SQLiteSpine:
                 break
             if item is _STOP:
                 return batch, True
-            assert isinstance(item, _Pending)
+            assert isinstance(item, Pending)
             batch.append(item)
             events += len(item.request.events)
         return batch, False
 
     def _resolve(
-        self, batch: list[_Pending], outcomes: list[AppendResult | SpineError], elapsed: float
+        self, batch: list[Pending], outcomes: list[AppendResult | SpineError], elapsed: float
     ) -> None:
         """On the event loop: hand each caller its outcome, then announce each partition's new head."""
-        heads: dict[Partition, int] = {}
-        events = 0
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, AppendResult):
-                events += outcome.last_position - outcome.first_position + 1
-                heads[pending.partition] = max(heads.get(pending.partition, 0), outcome.last_position)
-            if pending.future.done():  # the caller went away; the outcome stands all the same
-                continue
-            if isinstance(outcome, AppendResult):
-                pending.future.set_result(outcome)
-            else:
-                pending.future.set_exception(outcome)
+        heads, events = settle(batch, outcomes)
         if self._on_commit is not None:
             self._on_commit(len(batch), events, elapsed)
-        if self._notifier is not None and heads:
-            # Announced here rather than by the callers, so a cancelled caller cannot swallow it.
-            task = asyncio.create_task(self._announce(self._notifier, heads))
-            self._announcing.add(task)
-            task.add_done_callback(self._announcing.discard)
+        self._announcements.publish(self._notifier, heads)
 
-    @staticmethod
-    async def _announce(notifier: Notifier, heads: dict[Partition, int]) -> None:
-        for partition, position in heads.items():
-            await notifier.publish(partition, position)
-
-    def _commit(self, batch: list[_Pending]) -> list[AppendResult | SpineError]:
+    def _commit(self, batch: list[Pending]) -> list[AppendResult | SpineError]:
         """One transaction for the whole batch, on the writer thread."""
         connection = self._writer
         assert connection is not None
@@ -289,7 +257,7 @@ class SQLiteSpine:
         return outcomes
 
     def _state_for(
-        self, connection: sqlite3.Connection, batch: list[_Pending]
+        self, connection: sqlite3.Connection, batch: list[Pending]
     ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
         """Heads and stream versions the batch needs, from the cache where it is still true."""
         self._cache.check(connection)
@@ -325,18 +293,6 @@ class SQLiteSpine:
         return heads, versions
 
     # reads
-
-    async def read(
-        self,
-        partition: Partition,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        stream: str | None = None,
-        types: Collection[str] = (),
-    ) -> Page:
-        page = await self.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
-        return decode_page(page)
 
     async def read_encoded(
         self,
