@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -131,18 +130,6 @@ class SpineServer:
         return SpineClient(
             self.url, token=token, project_id=project_id, surface_id=surface, transport=transport
         )
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[SpineServer]:
-    spine = SpineServer(tmp_path / "data", tmp_path)
-    try:
-        await spine.start()
-        await spine.provision()
-        yield spine
-    finally:
-        with anyio.CancelScope(shield=True):
-            await spine.stop()
 
 
 def tick(event_id: str) -> dict[str, Any]:

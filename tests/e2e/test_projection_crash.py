@@ -20,7 +20,7 @@ import itertools
 import math
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,18 +301,6 @@ async def audit(http: httpx.AsyncClient, position: int) -> list[dict[str, Any]]:
 
 def by_stream(log: list[Event], stream: str) -> Iterator[Event]:
     return (event for event in log if event.stream == stream)
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[SpineServer]:
-    spine = SpineServer(tmp_path / "data", tmp_path)
-    try:
-        await spine.start()
-        await spine.provision()
-        yield spine
-    finally:
-        with anyio.CancelScope(shield=True):
-            await spine.stop()
 
 
 async def test_views_are_exact_after_sigkill_mid_write_and_restart(server: SpineServer) -> None:

@@ -3,11 +3,8 @@ starting again on the same data dir: every acknowledged version is read back, hi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
@@ -17,18 +14,6 @@ pytestmark = pytest.mark.e2e
 
 FLOW = "/v1/saves/flows/plan"
 LOCK = "/v1/strategy-locks/lock-1/snapshots"
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[SpineServer]:
-    spine = SpineServer(tmp_path / "data", tmp_path)
-    try:
-        await spine.start()
-        await spine.provision()
-        yield spine
-    finally:
-        with anyio.CancelScope(shield=True):
-            await spine.stop()
 
 
 def ok(answer: httpx.Response, status: int = 200) -> Any:

@@ -4,7 +4,6 @@ counts per name per day, batched ingest, idempotent retries, isolation and rebui
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +12,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from tests.http.conftest import Clock
 from tests.http.test_events_api import assert_problem
 from tests.provision import admin_headers_sync, provision_sync
 
@@ -24,23 +22,9 @@ COUNTS = "/v1/analytics/counts"
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, clock=clock)) as test_client:
-        yield test_client
+    return Clock(START)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,29 +10,14 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from tests.http.conftest import Clock
 from tests.http.test_events_api import assert_problem
 from tests.provision import admin_headers_sync, provision_sync
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, clock=clock)) as test_client:
-        yield test_client
+    return Clock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
 
 
 def use(client: TestClient, headers: dict[str, str], amount: float, unit: str = "tokens", **body: Any) -> Any:

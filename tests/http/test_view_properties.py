@@ -22,20 +22,13 @@ from litestar.testing import TestClient
 
 from spine.app.factory import create_app
 from spine.app.settings import Settings
+from tests.http.conftest import Clock
 from tests.http.test_events_api import assert_problem
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 
 # A fresh service per example (~0.1 s): no state leaks from one example into the next.
 PROPERTY = settings(max_examples=25, deadline=None)
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # three days before a month ends
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -66,7 +59,7 @@ class Api:
 def service(
     tmp: pytest.TempPathFactory, members: dict[str, str], projects: tuple[str, ...] = ("p1",)
 ) -> Iterator[Api]:
-    clock = Clock()
+    clock = Clock(START)
     # NORMAL: no fsync per commit; what is committed, and so every answer, is the same as with FULL
     config = Settings(data_dir=tmp.mktemp("spine"), bootstrap_key=BOOTSTRAP_KEY, sqlite_synchronous="NORMAL")
     with TestClient(create_app(config, clock=clock)) as client:
