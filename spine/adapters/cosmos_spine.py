@@ -52,6 +52,7 @@ from spine.domain.errors import BackendUnavailable, InvalidRequest, SpineError
 from spine.domain.events import AppendResult, EncodedPage, Event
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
+from spine.domain.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class CosmosSpine(DecodedReads):
         endpoint_discovery: bool | None = None,
         item_bytes: int = ITEM_BYTES,
         on_commit: CommitObserver | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self._store = CosmosContainer(
             KIND,
@@ -137,6 +139,7 @@ class CosmosSpine(DecodedReads):
             key=key,
             endpoint_discovery=endpoint_discovery,
             excluded_paths=("/events/?",),
+            timeouts=timeouts,
         )
         self._notifier = notifier
         self._item_bytes = item_bytes

@@ -43,6 +43,7 @@ from azure.cosmos.exceptions import CosmosBatchOperationError
 
 from spine.adapters.cosmos_client import CosmosContainer, Item, backoff, gather, status_of
 from spine.domain.errors import BackendUnavailable
+from spine.domain.timeouts import Timeouts
 from spine.domain.views import Delete, Generations, ViewDoc, ViewOp
 
 KIND = "view_store"
@@ -85,6 +86,7 @@ class CosmosViewStore:
         key: str,
         container: str = DEFAULT_CONTAINER,
         endpoint_discovery: bool | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self._store = CosmosContainer(
             KIND,
@@ -94,6 +96,7 @@ class CosmosViewStore:
             key=key,
             endpoint_discovery=endpoint_discovery,
             excluded_paths=("/data/?",),
+            timeouts=timeouts,
         )
         self._limit = asyncio.Semaphore(_CONCURRENCY)
 
@@ -346,7 +349,8 @@ class CosmosViewStore:
         rows = await self._store.query(
             "SELECT c.pkey, c.projection FROM c WHERE c.partition = @g", _GENERATIONS, {"@g": _GENERATIONS}
         )
-        return sorted((row["pkey"], row["projection"]) for row in rows)
+        # a record of another shape is handed on as strings, for the caller to skip
+        return sorted((str(row.get("pkey", "")), str(row.get("projection", ""))) for row in rows)
 
 
 def _doc(space: str, doc_id: str, op: ViewOp) -> Item:

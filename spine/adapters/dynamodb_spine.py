@@ -30,7 +30,8 @@ What DynamoDB Local lacks: nothing this adapter uses (transactions with cancella
 throttling retries are exercised only against AWS.
 
 Errors: throttling, 5xx, transaction conflicts and dropped connections are retried with backoff
-for `retry_seconds`, then raise `BackendUnavailable("event_spine")`: nothing was acknowledged.
+for `retry_seconds` (default: the route's `request_timeout_seconds`, see `dynamodb_table`), then
+raise `BackendUnavailable("event_spine")`: nothing was acknowledged.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from spine.domain.errors import BackendUnavailable, SpineError
 from spine.domain.events import AppendResult, EncodedPage, Event
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
+from spine.domain.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,8 @@ class DynamoDBSpine(DecodedReads):
         notifier: Notifier | None = None,
         session: Any = None,
         create_table: bool = False,
-        retry_seconds: float = 10.0,
+        timeouts: Timeouts | None = None,
+        retry_seconds: float | None = None,
     ) -> None:
         self._table = DynamoTable(
             table,
@@ -86,6 +89,7 @@ class DynamoDBSpine(DecodedReads):
             endpoint_url=endpoint_url,
             session=session,
             create=create_table,
+            timeouts=timeouts,
             retry_seconds=retry_seconds,
         )
         self._notifier = notifier

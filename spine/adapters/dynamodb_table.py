@@ -1,8 +1,12 @@
 """One DynamoDB table as Spine's DynamoDB adapters use it: a client, retries, errors translated.
 
 Every call goes through `DynamoTable.call`, which retries what DynamoDB says is worth retrying
-(throttling, 5xx, a transaction that collided with another one, a connection that dropped) with
-jittered exponential backoff for up to `retry_seconds`, then raises `BackendUnavailable(kind)`.
+(throttling, 5xx, a transaction that collided with another one, a connection that dropped or
+timed out) with jittered exponential backoff for up to `retry_seconds` (the route's
+`request_timeout_seconds`), each attempt bounded by what is left of it, then raises
+`BackendUnavailable(kind)`. The client connects within `connect_timeout_seconds` and waits for an
+answer at most `request_timeout_seconds` (`spine.domain.timeouts`), so an unreachable table
+fails in seconds.
 Transactions carry a `ClientRequestToken`, so retrying one whose answer was lost cannot apply it
 twice. Failed conditions are no error here: they come back as `ConditionFailed` or `Cancelled`
 for the adapter to decide. Messages name DynamoDB's error code, never its text (which may quote
@@ -24,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import aioboto3  # type: ignore[import-untyped]
+import aiohttp
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
@@ -33,14 +38,13 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from spine.domain.errors import BackendUnavailable
+from spine.domain.timeouts import Timeouts, timeouts_of
 
 log = logging.getLogger(__name__)
 
 Item = dict[str, Any]
 Key = tuple[str, str]
 
-# Our own loop retries, so the SDK does not (its retries would multiply ours).
-_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"total_max_attempts": 1})
 _RETRYABLE = frozenset(
     {
         "ThrottlingException",
@@ -58,6 +62,7 @@ _RETRYABLE_REASONS = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 )
 _BACKOFF_FIRST = 0.02
+_MIN_ATTEMPT_SECONDS = 0.05
 _BACKOFF_MAX = 1.0
 
 
@@ -111,7 +116,8 @@ class DynamoTable:
         endpoint_url: str | None = None,
         session: aioboto3.Session | None = None,
         create: bool = False,
-        retry_seconds: float = 10.0,
+        timeouts: Timeouts | None = None,
+        retry_seconds: float | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -119,7 +125,14 @@ class DynamoTable:
         self._endpoint_url = endpoint_url
         self._session = session
         self._create = create
-        self.retry_seconds = retry_seconds
+        self.timeouts = timeouts or Timeouts()
+        self.retry_seconds = self.timeouts.request if retry_seconds is None else retry_seconds
+        # Our own loop retries, so the SDK does not (its retries would multiply ours).
+        self._config = Config(
+            connect_timeout=self.timeouts.connect,
+            read_timeout=self.timeouts.request,
+            retries={"total_max_attempts": 1},
+        )
         self._stack = AsyncExitStack()
         self._client: Any = None
 
@@ -128,7 +141,7 @@ class DynamoTable:
         with self._translate():
             self._client = await self._stack.enter_async_context(
                 session.client(
-                    "dynamodb", region_name=self._region, endpoint_url=self._endpoint_url, config=_CONFIG
+                    "dynamodb", region_name=self._region, endpoint_url=self._endpoint_url, config=self._config
                 )
             )
         try:
@@ -154,9 +167,15 @@ class DynamoTable:
             if self._client is None:
                 raise BackendUnavailable(self.kind, f"the {self.kind} table {self.name!r} is not open")
             try:
-                with self._translate():
-                    answer: Item = await getattr(self._client, operation)(**kwargs)
-                    return answer
+                # each attempt within what is left of the budget (at least a moment to try)
+                async with asyncio.timeout(max(deadline - time.monotonic(), _MIN_ATTEMPT_SECONDS)):
+                    with self._translate():
+                        answer: Item = await getattr(self._client, operation)(**kwargs)
+                        return answer
+            except TimeoutError:
+                raise BackendUnavailable(
+                    self.kind, f"DynamoDB did not answer within {self.retry_seconds:g}s"
+                ) from None
             except _Retry as retry:
                 if time.monotonic() + delay > deadline:
                     raise BackendUnavailable(
@@ -231,13 +250,11 @@ class DynamoTable:
         if not self._create:
             return
         try:
-            await self._client.describe_table(TableName=self.name)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                with self._translate():
-                    raise
-        except BotoCoreError:
-            with self._translate():
+            await self.call("describe_table")  # retried and translated like every call
+        except BackendUnavailable as exc:
+            cause = exc.__cause__
+            missing = isinstance(cause, ClientError) and _code(cause) == "ResourceNotFoundException"
+            if not missing:
                 raise
         else:
             return
@@ -270,7 +287,7 @@ class DynamoTable:
         try:
             yield
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            code = _code(exc)
             if code == "ConditionalCheckFailedException":
                 raise ConditionFailed from exc
             if code == "TransactionCanceledException":
@@ -295,6 +312,12 @@ class DynamoTable:
             raise BackendUnavailable(
                 self.kind, f"DynamoDB is unreachable or misconfigured ({type(exc).__name__})"
             ) from exc
+        except (aiohttp.ClientError, OSError) as exc:  # what the HTTP stack let through untranslated
+            raise _Retry(type(exc).__name__) from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
 
 
 def _is_transient(exc: BotoCoreError) -> bool:
@@ -303,12 +326,14 @@ def _is_transient(exc: BotoCoreError) -> bool:
 
 
 def dynamodb_options(config: Mapping[str, object]) -> dict[str, Any]:
-    """A route's config (`{"table", "region", "endpoint_url"?, "create_table"?}`) as the adapters'
-    keyword arguments; credentials come from the default AWS chain, never from a route."""
+    """A route's config (`{"table", "region", "endpoint_url"?, "create_table"?,
+    "connect_timeout_seconds"?, "request_timeout_seconds"?}`) as the adapters' keyword arguments;
+    credentials come from the default AWS chain, never from a route."""
     endpoint = config.get("endpoint_url")
     return {
         "table": str(config["table"]),
         "region": str(config["region"]),
         "endpoint_url": None if endpoint is None else str(endpoint),
         "create_table": bool(config.get("create_table", False)),
+        "timeouts": timeouts_of(config),
     }

@@ -47,6 +47,7 @@ from typing import Any
 import msgspec
 
 from spine.adapters.dynamodb_table import Cancelled, ConditionFailed, DynamoTable, Item, b, key, n, s
+from spine.domain.timeouts import Timeouts
 from spine.domain.views import Delete, Generations, ViewDoc, ViewOp
 
 KIND = "view_store"
@@ -97,7 +98,8 @@ class DynamoDBViewStore:
         endpoint_url: str | None = None,
         session: Any = None,
         create_table: bool = False,
-        retry_seconds: float = 10.0,
+        timeouts: Timeouts | None = None,
+        retry_seconds: float | None = None,
     ) -> None:
         self._table = DynamoTable(
             table,
@@ -106,6 +108,7 @@ class DynamoDBViewStore:
             endpoint_url=endpoint_url,
             session=session,
             create=create_table,
+            timeouts=timeouts,
             retry_seconds=retry_seconds,
         )
 
@@ -304,8 +307,9 @@ class DynamoDBViewStore:
             ExpressionAttributeValues={":pk": s("g")},
             ProjectionExpression="sk",
         )
-        pairs = [item["sk"]["S"].split("|", 1) for item in items]
-        return sorted((pkey, projection) for pkey, projection in pairs)
+        # never raises on what is stored: a record of another shape is handed on for the caller to skip
+        pairs = (str(item.get("sk", {}).get("S", "")).partition("|") for item in items)
+        return sorted((pkey, projection) for pkey, _, projection in pairs)
 
 
 def _batches(units: _Units) -> list[_Units]:

@@ -8,6 +8,12 @@ Transient failures (contention that outlived the SDK's own retries, `UNAVAILABLE
 `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` throttling, `INTERNAL`, a timed-out attempt) are retried
 with jittered exponential backoff for a bounded time, then raised as `BackendUnavailable` (503,
 `Retry-After`). Messages name the failure's class, never a credential or a document's content.
+
+Timeouts (`spine.domain.timeouts`, from a route's config): a call, its attempts and their backoff
+included, ends within `request_timeout_seconds`. The gRPC channel gives a connection attempt
+`connect_timeout_seconds` and, after losing one, tries again at least that often: gRPC's own
+reconnect backoff grows to two minutes, which would keep a recovered backend unreachable (and
+its circuit breaker's probes failing) long after it is back.
 """
 
 from __future__ import annotations
@@ -20,14 +26,16 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import grpc  # type: ignore[import-untyped]
 from google.api_core import exceptions as google_errors
 from google.auth import exceptions as auth_errors
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.firestore import AsyncClient
 
-from spine.domain.errors import BackendUnavailable
+from spine.domain.errors import BackendUnavailable, InvalidRequest
+from spine.domain.timeouts import Timeouts, timeouts_of
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     google_errors.Unknown,
     google_errors.RetryError,
     TimeoutError,
+    grpc.RpcError,
+    OSError,
 )
 _DOC_ID_OK = re.compile(r"^[A-Za-z0-9_.:~@+=-]{1,500}$")
 
@@ -73,12 +83,68 @@ def firestore_config(config: Mapping[str, object], kind: str) -> dict[str, str |
     return {"project": project, "database": database, "emulator_host": emulator_host}
 
 
-def open_client(project: str, database: str, emulator_host: str | None, kind: str) -> AsyncClient:
+def firestore_timeouts(config: Mapping[str, object], kind: str) -> Timeouts:
+    """The route's `connect_timeout_seconds` and `request_timeout_seconds`, checked."""
+    try:
+        return timeouts_of(config)
+    except InvalidRequest as exc:
+        raise BackendUnavailable(kind, f"a firestore route's {exc.message}") from None
+
+
+class _Client(AsyncClient):
+    """`AsyncClient` whose gRPC channel connects within `connect_seconds` (see the module docstring).
+
+    The SDK builds its channel with fixed options in `_firestore_api_helper`; this is that method
+    with our options added, for the emulator's insecure channel and for Google's alike.
+    """
+
+    connect_seconds: float = Timeouts().connect
+
+    def _firestore_api_helper(self, transport: Any, client_class: Any, client_module: Any) -> Any:
+        if self._firestore_api_internal is None:
+            if self._emulator_host is not None:
+                # what the SDK's `_emulator_channel` sends: the emulator's owner token
+                options = [("Authorization", "Bearer owner"), *_channel_options(self.connect_seconds)]
+                channel = grpc.aio.insecure_channel(self._emulator_host, options=options)
+            else:
+                channel = transport.create_channel(
+                    self._target,
+                    credentials=self._credentials,
+                    options=[("grpc.keepalive_time_ms", 30000), *_channel_options(self.connect_seconds)],
+                )
+            self._transport = transport(host=self._target, channel=channel)
+            self._firestore_api_internal = client_class(
+                transport=self._transport, client_options=self._client_options
+            )
+            client_module._client_info = self._client_info
+        return self._firestore_api_internal
+
+
+def _channel_options(connect_seconds: float) -> list[tuple[str, Any]]:
+    ms = max(100, round(connect_seconds * 1000))
+    return [
+        ("grpc.max_send_message_length", -1),  # as the SDK's own: Firestore bounds messages itself
+        ("grpc.max_receive_message_length", -1),
+        # gRPC's connect timeout for one attempt is the larger of this and the backoff
+        ("grpc.min_reconnect_backoff_ms", ms),
+        ("grpc.initial_reconnect_backoff_ms", min(ms, 1000)),
+        ("grpc.max_reconnect_backoff_ms", ms),
+    ]
+
+
+def open_client(
+    project: str, database: str, emulator_host: str | None, kind: str, *, connect_seconds: float | None = None
+) -> AsyncClient:
     """A client bound to the running event loop's gRPC; close it with `close_client`."""
     with translate_errors(kind, "could not be opened"):
         if emulator_host is None:
-            return AsyncClient(project=project, database=database)
-        client = AsyncClient(project=project, database=database, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
+            client = _Client(project=project, database=database)
+        else:
+            client = _Client(project=project, database=database, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
+        if connect_seconds is not None:
+            client.connect_seconds = connect_seconds
+        if emulator_host is None:
+            return client
         # What FIRESTORE_EMULATOR_HOST does when the client is built (an insecure channel and the
         # emulator's owner token), chosen per route instead of per process. Read before the first
         # call, so setting it here, before any call, is enough.
@@ -140,7 +206,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def backend_error(exc: BaseException) -> BaseException | None:
     """The Google API, auth or timeout error behind `exc`, if there is one."""
-    backend = (google_errors.GoogleAPIError, auth_errors.GoogleAuthError, TimeoutError)
+    backend = (google_errors.GoogleAPIError, auth_errors.GoogleAuthError, grpc.RpcError, OSError)
     return next((e for e in _chain(exc) if isinstance(e, backend)), None)
 
 

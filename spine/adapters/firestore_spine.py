@@ -54,6 +54,7 @@ from spine.adapters.firestore_client import (
     close_client,
     commit_bytes,
     firestore_config,
+    firestore_timeouts,
     is_contention,
     is_transient,
     open_client,
@@ -99,10 +100,12 @@ class FirestoreSpine(DecodedReads):
         on_commit: CommitObserver | None = None,
         retry_seconds: float = 15.0,
         attempt_seconds: float = 10.0,
+        connect_seconds: float | None = None,
     ) -> None:
         self.project = project
         self.database = database
         self._emulator_host = emulator_host
+        self._connect_seconds = connect_seconds
         self._notifier = notifier
         self._on_commit = on_commit
         self._retrying = Retrying(KIND, seconds=retry_seconds, attempt_seconds=attempt_seconds)
@@ -122,20 +125,27 @@ class FirestoreSpine(DecodedReads):
         notifier: Notifier | None = None,
         on_commit: CommitObserver | None = None,
     ) -> FirestoreSpine:
-        """From a route's `config`: `{"project", "database"?, "emulator_host"?}`."""
+        """From a route's `config`: `{"project", "database"?, "emulator_host"?,
+        "connect_timeout_seconds"?, "request_timeout_seconds"?}`."""
         c = firestore_config(config, KIND)
+        timeouts = firestore_timeouts(config, KIND)
         return cls(
             project=str(c["project"]),
             database=str(c["database"]),
             emulator_host=c["emulator_host"],
             notifier=notifier,
             on_commit=on_commit,
+            retry_seconds=timeouts.request,
+            attempt_seconds=timeouts.request,
+            connect_seconds=timeouts.connect,
         )
 
     # lifecycle
 
     async def __aenter__(self) -> FirestoreSpine:
-        self._client = open_client(self.project, self.database, self._emulator_host, KIND)
+        self._client = open_client(
+            self.project, self.database, self._emulator_host, KIND, connect_seconds=self._connect_seconds
+        )
         self._writer = asyncio.create_task(self._write_loop(), name=f"firestore-spine:{self.project}")
         return self
 

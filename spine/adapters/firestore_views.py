@@ -55,6 +55,7 @@ from spine.adapters.firestore_client import (
     commit_bytes,
     doc_id,
     firestore_config,
+    firestore_timeouts,
     open_client,
 )
 from spine.domain.errors import BackendUnavailable
@@ -65,6 +66,7 @@ _SPACES, _LEASES, _GENERATIONS = "view_spaces", "view_leases", "view_generations
 _DOC_BYTES = 1_000_000  # of Firestore's 1 MiB per document, with room for names and overhead
 _DROP_BATCH = 500
 _CHECKPOINT_BYTES = 1_000  # the checkpoint's write in an apply's commit: the space's name and a number
+BULK_SECONDS = 30.0  # the least a batch's commit or a drop is given (see `_bulk`)
 _WRITE_BYTES = 300  # a write's overhead besides its data: the document's name, field names, framing
 _Known = list[tuple[str, str]]  # named here: inside the class, `list` is the method
 _Docs = list[ViewDoc]
@@ -86,28 +88,43 @@ class FirestoreViewStore:
         kind: str = "view_store",
         retry_seconds: float = 15.0,
         attempt_seconds: float = 30.0,
+        connect_seconds: float | None = None,
     ) -> None:
         self.project = project
         self.database = database
         self.kind = kind
         self._emulator_host = emulator_host
+        self._connect_seconds = connect_seconds
         self._retrying = Retrying(kind, seconds=retry_seconds, attempt_seconds=attempt_seconds)
+        # A projection's batch (a commit of up to ~9 MB) and dropping a generation are work no
+        # request waits for: they keep a budget that fits their size however short the route's
+        # request timeout, or a valid batch would time out again on every retry and stall its view.
+        self._bulk = Retrying(
+            kind, seconds=max(retry_seconds, BULK_SECONDS), attempt_seconds=max(attempt_seconds, BULK_SECONDS)
+        )
         self._apply_bytes = commit_bytes(emulator_host) - _CHECKPOINT_BYTES
         self._client: AsyncClient | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, object], *, kind: str = "view_store") -> FirestoreViewStore:
-        """From a route's `config`: `{"project", "database"?, "emulator_host"?}`."""
+        """From a route's `config`: `{"project", "database"?, "emulator_host"?,
+        "connect_timeout_seconds"?, "request_timeout_seconds"?}`."""
         c = firestore_config(config, kind)
+        timeouts = firestore_timeouts(config, kind)
         return cls(
             project=str(c["project"]),
             database=str(c["database"]),
             emulator_host=c["emulator_host"],
             kind=kind,
+            retry_seconds=timeouts.request,
+            attempt_seconds=timeouts.request,
+            connect_seconds=timeouts.connect,
         )
 
     async def __aenter__(self) -> FirestoreViewStore:
-        self._client = open_client(self.project, self.database, self._emulator_host, self.kind)
+        self._client = open_client(
+            self.project, self.database, self._emulator_host, self.kind, connect_seconds=self._connect_seconds
+        )
         return self
 
     async def __aexit__(
@@ -185,7 +202,7 @@ class FirestoreViewStore:
         chunks = _chunks(encoded, self._apply_bytes)
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            await self._transaction(self._apply, space, chunk, checkpoint if last else None)
+            await self._transaction(self._apply, space, chunk, checkpoint if last else None, bulk=True)
 
     async def _apply(
         self,
@@ -237,7 +254,7 @@ class FirestoreViewStore:
             batch.delete(self.client.collection(_LEASES).document(doc_id(space)))
             await batch.commit()
 
-        await self._retrying.run(attempt)
+        await self._bulk.run(attempt)
 
     # leases and generations
 
@@ -271,17 +288,20 @@ class FirestoreViewStore:
     async def known(self) -> _Known:
         async def attempt() -> _Known:
             query = self.client.collection(_GENERATIONS).select(["pkey", "projection"])
-            return sorted([(s.get("pkey"), s.get("projection")) async for s in query.stream()])
+            # `snapshot.get` raises for a missing field: a record of another shape is handed on
+            # as strings, for the caller to skip
+            docs = [snapshot.to_dict() or {} async for snapshot in query.stream()]
+            return sorted((str(doc.get("pkey", "")), str(doc.get("projection", ""))) for doc in docs)
 
         return await self._retrying.run(attempt)
 
     # helpers
 
-    async def _transaction(self, body: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def _transaction(self, body: Callable[..., Awaitable[T]], *args: Any, bulk: bool = False) -> T:
         async def attempt() -> T:
             return await async_transactional(body)(self.client.transaction(), *args)
 
-        return await self._retrying.run(attempt)
+        return await (self._bulk if bulk else self._retrying).run(attempt)
 
     def _space(self, space: str) -> AsyncDocumentReference:
         return self.client.collection(_SPACES).document(doc_id(space))

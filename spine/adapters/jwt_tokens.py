@@ -15,7 +15,9 @@ import anyio
 import jwt
 
 from spine.domain.errors import InvalidToken, MintingDisabled
+from spine.domain.identifiers import matches
 from spine.domain.identity import Principal
+from spine.domain.partition import normalize_env
 
 SPINE_ISSUER = "spine"
 SPINE_AUDIENCE = "spine"
@@ -120,6 +122,11 @@ class TokenService:
         tenant_id, env = claims.get("tenant_id"), claims.get("env")
         if not isinstance(tenant_id, str) or not isinstance(claims["sub"], str):
             raise InvalidToken("the token names no tenant_id or subject")
+        # They become parts of keys: a claim no identifier could be is a bad token, not a 500 later.
+        if not (matches(tenant_id) and matches(claims["sub"])):
+            raise InvalidToken("the token's tenant_id or subject is not a valid identifier")
+        if isinstance(env, str) and not matches(normalize_env(env)):
+            raise InvalidToken("the token's env is not a valid identifier")
         principal = Principal(
             user_id=claims["sub"],
             tenant_id=tenant_id,

@@ -3,6 +3,11 @@
 Every process pattern-subscribes to the spine's channels once and fans messages out to its local
 followers. Publishing is fire-and-forget: if Redis is down, followers fall back to polling the log,
 so a Redis outage costs latency, never an event.
+
+Timeouts (`spine.domain.timeouts`): connecting takes at most `connect_timeout_seconds` and a
+publish `request_timeout_seconds` (defaults 2 s and 5 s), so an unreachable Redis neither piles up
+publishing tasks nor holds a shutdown; the subscription's blocking read is exempt (redis-py waits
+for messages as long as it takes) and reconnects when its connection fails.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from redis.exceptions import RedisError
 
 from spine.adapters.local_notifier import LocalNotifier, LocalSubscription
 from spine.domain.partition import Partition
+from spine.domain.timeouts import Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +33,21 @@ _RECONNECT_DELAY_SECONDS = 1.0
 class RedisNotifier:
     """Notifier over Redis pub/sub; use as `async with RedisNotifier(url) as notifier`."""
 
-    def __init__(self, url: str, *, channel_prefix: str = CHANNEL_PREFIX) -> None:
+    def __init__(
+        self, url: str, *, channel_prefix: str = CHANNEL_PREFIX, timeouts: Timeouts | None = None
+    ) -> None:
         self._url = url
         self._prefix = channel_prefix
+        self._timeouts = timeouts or Timeouts()
         self._local = LocalNotifier()
         self._redis: aioredis.Redis | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self.listening = anyio.Event()
 
     async def __aenter__(self) -> RedisNotifier:
-        self._redis = aioredis.from_url(self._url)
+        self._redis = aioredis.from_url(
+            self._url, socket_connect_timeout=self._timeouts.connect, socket_timeout=self._timeouts.request
+        )
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._listen)

@@ -216,7 +216,7 @@ class SQLiteViewStore:
     def _known(self) -> _Known:
         with self._file.reader() as connection:
             rows = connection.execute("SELECT pkey, projection FROM view_generations ORDER BY 1, 2")
-            return [(pkey, projection) for pkey, projection in rows]
+            return [(str(pkey), str(projection)) for pkey, projection in rows]
 
     def _one(self, sql: str, values: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._file.reader() as connection:

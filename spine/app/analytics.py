@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
-from spine.app.reads import reflecting
+from spine.app.reads import Problem, reflecting, served_each
 from spine.domain.analytics import (
     BY_ID,
     AnalyticsRecord,
@@ -154,10 +154,16 @@ class _Appender:
 # Reads
 
 
+class Record(AnalyticsRecord, frozen=True, kw_only=True):
+    """An event of a list: `problem` says why its `properties` are null (`spine.app.reads.served_each`)."""
+
+    problem: Problem = msgspec.UNSET
+
+
 class EventsPage(msgspec.Struct, frozen=True, kw_only=True):
     """Events oldest first; `next` is the cursor of the following page (null on the last)."""
 
-    events: list[AnalyticsRecord]
+    events: list[Record]
     next: str | None
 
 
@@ -205,7 +211,7 @@ def _attributed(data: dict[str, Any], app_id: str | None, surface_id: str | None
 
 def _page(found: list[tuple[str, dict[str, Any]]], limit: int, *, more: bool) -> EventsPage:
     page = found[:limit]
-    records = [msgspec.convert(data, AnalyticsRecord) for _, data in page]
+    records = served_each([msgspec.convert(data, Record) for _, data in page])
     return EventsPage(events=records, next=page[-1][0] if more and page else None)
 
 

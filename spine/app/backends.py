@@ -7,11 +7,14 @@ one SQLite writer per file, one client per table or container.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-import anyio
 import msgspec
 
 from spine.adapters.cosmos_client import cosmos_options
@@ -30,24 +33,45 @@ from spine.adapters.secret_resolver import ChainSecretResolver
 from spine.adapters.sqlite_file import Synchronous
 from spine.adapters.sqlite_spine import SQLiteSpine
 from spine.adapters.sqlite_views import SQLiteViewStore
+from spine.app.breakers import Guard, GuardedViewStore
 from spine.app.metered_spine import MeteredSpine
 from spine.app.metrics import Metrics
 from spine.app.settings import Settings
 from spine.domain.backend_url import Backend
-from spine.domain.errors import BackendUnavailable
+from spine.domain.circuit_breaker import BreakerPolicy, BreakerStatus, CircuitBreaker
+from spine.domain.errors import BackendUnavailable, InvalidRequest
 from spine.domain.ports import EventSpine, Notifier, SecretResolver, ViewStore
+from spine.domain.routing import EMBEDDED
+from spine.domain.secrets import SecretFiles
 
 EVENT_SPINE = "event_spine"
+_SPINE, _VIEWS = "spine", "views"  # the two ports a backend may be opened as
+T = TypeVar("T")
 
 
 def secrets_for(settings: Settings) -> SecretResolver:
     # `secret://env/…` only where the environment is the developer's own (lab, or env dev)
     return ChainSecretResolver(
-        allow_env=settings.deployment == "lab" or settings.default_env == "dev", base_dir=settings.data_dir
+        allow_env=settings.deployment == "lab" or settings.default_env == "dev", files=secret_files(settings)
     )
 
 
+def secret_files(settings: Settings) -> SecretFiles:
+    """Where routes' secret files may be, as absolute paths: the resolver and route writes agree."""
+    root = None if settings.secrets_dir is None else os.path.abspath(settings.secrets_dir)
+    # `data_dir/secrets` holds the keys a lab deployment makes for itself (`spine.app.lab_secrets`)
+    return SecretFiles(root=root, own=os.path.abspath(settings.data_dir / "secrets"))
+
+
 class Backends:
+    """Each backend opened once, behind its circuit breaker (`spine.app.breakers`).
+
+    Opening is a call like any other: it goes through the backend's breaker, so a backend that
+    cannot be opened (unreachable, a key that is no key) fails fast once its breaker is open.
+    Concurrent requests for a backend that is being opened wait for that one attempt instead of
+    each making their own, and never wait on another backend's opening.
+    """
+
     def __init__(
         self,
         *,
@@ -57,6 +81,8 @@ class Backends:
         secrets: SecretResolver,
         data_dir: Path,
         synchronous: Synchronous,
+        breakers: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stack = stack
         self._notifier = notifier
@@ -64,25 +90,74 @@ class Backends:
         self._secrets = secrets
         self._data_dir = data_dir
         self._synchronous = synchronous
-        self._spines: dict[bytes, EventSpine] = {}
-        self._views: dict[bytes, ViewStore] = {}
-        self._lock = anyio.Lock()
+        self._policy = breakers or BreakerPolicy()
+        self._clock = clock
+        self._spines: dict[bytes, MeteredSpine] = {}
+        self._views: dict[bytes, GuardedViewStore] = {}
+        self._guards: dict[tuple[str, bytes], Guard] = {}
+        self._opening: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 
     async def spine(self, backend: Backend) -> EventSpine:
         """The event spine `backend` names, opened on first use."""
         key = self._key(backend)
-        async with self._lock:
-            if key not in self._spines:
-                self._spines[key] = MeteredSpine(await self._open_spine(backend), self._metrics)
-            return self._spines[key]
+        spine = self._spines.get(key)
+        if spine is None:
+            guard = self._guard(_SPINE, key, EVENT_SPINE, backend)
+
+            async def opened() -> MeteredSpine:
+                inner = await guard.call(lambda: _config_checked(EVENT_SPINE, self._open_spine(backend)))
+                return MeteredSpine(inner, self._metrics, guard)
+
+            spine = self._spines[key] = await self._once(_SPINE, key, opened, self._spines)
+        return spine
 
     async def views(self, backend: Backend, kind: str) -> ViewStore:
-        """The view store `backend` names (for resource `kind`, named in its errors)."""
+        """The view store `backend` names (for resource `kind`, named in its errors). While its
+        breaker is open this refuses at once, so a write is refused before anything is appended."""
         key = self._key(backend)
-        async with self._lock:
-            if key not in self._views:
-                self._views[key] = await self._open_views(backend, kind)
-            return self._views[key]
+        store = self._views.get(key)
+        if store is None:
+            guard = self._guard(_VIEWS, key, kind, backend)
+
+            async def opened() -> GuardedViewStore:
+                inner = await guard.call(lambda: _config_checked(kind, self._open_views(backend, kind)))
+                return GuardedViewStore(inner, guard)
+
+            store = self._views[key] = await self._once(_VIEWS, key, opened, self._views)
+        store.guard.check(kind)
+        return store
+
+    def breaker(self, backend: Backend, *, views: bool = False) -> BreakerStatus | None:
+        """The breaker of the spine (or view store) `backend` names, without calling it; None when
+        it was never opened or has none (embedded stores)."""
+        guard = self._guards.get((_VIEWS if views else _SPINE, self._key(backend)))
+        return None if guard is None else guard.status()
+
+    def _guard(self, port: str, key: bytes, kind: str, backend: Backend) -> Guard:
+        guard = self._guards.get((port, key))
+        if guard is None:
+            embedded = backend.backend_type in EMBEDDED  # no network to wait on: see `breakers`
+            breaker = None if embedded else CircuitBreaker(self._policy, self._clock)
+            guard = self._guards[(port, key)] = Guard(kind, backend.backend_type, breaker)
+        return guard
+
+    async def _once(
+        self, port: str, key: bytes, open_: Callable[[], Awaitable[T]], opened: Mapping[bytes, T]
+    ) -> T:
+        """`open_()` run once for every caller that asks while it runs, in a task of its own: a
+        caller that gives up (a client gone) cancels neither the opening nor the others' wait."""
+        if key in opened:
+            return opened[key]
+        future = self._opening.get((port, key))
+        if future is None:
+            future = self._opening[(port, key)] = asyncio.ensure_future(open_())
+            future.add_done_callback(lambda done: self._opened(port, key, done))
+        return cast(T, await asyncio.shield(future))
+
+    def _opened(self, port: str, key: bytes, done: asyncio.Future[Any]) -> None:
+        self._opening.pop((port, key), None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure nobody waited for any more is not logged as lost
 
     def _key(self, backend: Backend) -> bytes:
         config: dict[str, Any] = dict(backend.config)
@@ -150,6 +225,15 @@ class Backends:
                 )
             case other:
                 raise BackendUnavailable(kind, f"the {other} view store is not available in this build")
+
+
+async def _config_checked(kind: str, opening: Awaitable[T]) -> T:
+    """A route whose config an adapter refuses (a timeout that is no number of seconds) names a
+    backend that cannot be opened: 503 for the requests routed to it, not their 422."""
+    try:
+        return await opening
+    except InvalidRequest as exc:
+        raise BackendUnavailable(kind, f"the route's config is invalid: {exc.message}") from None
 
 
 def lab_views_of(system: Backend) -> Backend:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -10,11 +11,11 @@ import anyio
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 
 from spine.adapters.jwt_tokens import ExternalIssuer, TokenService
 from spine.adapters.local_notifier import LocalNotifier
 from spine.adapters.redis_notifier import RedisNotifier
+from spine.app.allow import AllowPlugin
 from spine.app.backends import Backends, lab_views_of, secrets_for
 from spine.app.control import ControlPlaneService
 from spine.app.controllers.analytics import AnalyticsController
@@ -34,13 +35,18 @@ from spine.app.controllers.sessions import SessionsController
 from spine.app.controllers.strategy_locks import StrategyLocksController
 from spine.app.errors import exception_handlers
 from spine.app.identity import IdentityService, identity_guard
+from spine.app.json_limits import json_depth_guard
 from spine.app.lab_secrets import lab_secret
+from spine.app.limits import limits_middleware
 from spine.app.metrics import Metrics
-from spine.app.middleware import echo_request_id, metrics_middleware
+from spine.app.middleware import ObservedApp, echo_request_id
+from spine.app.openapi import OpenAPIDeclarations, openapi_config
+from spine.app.paths import encoded_slash_guard
 from spine.app.services import Services, provide_call, provide_services
 from spine.app.settings import Settings
 from spine.app.spines import SpineRouter
 from spine.app.views import ViewRouter
+from spine.domain.circuit_breaker import BreakerPolicy
 from spine.domain.partition import Partition
 from spine.domain.ports import Notifier
 from spine.projections.control_plane import ControlPlaneProjector
@@ -66,6 +72,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 secrets=secrets_for(settings),
                 data_dir=settings.data_dir,
                 synchronous=settings.sqlite_synchronous,
+                breakers=BreakerPolicy(
+                    failures=settings.breaker_failures, cool_down_seconds=settings.breaker_cool_down_seconds
+                ),
+                # a test's clock moves breakers' cool-downs too; real time is monotonic
+                clock=time.monotonic if clock is None else (lambda: clock().timestamp()),
             )
             # A route naming the system's backend gets this very adapter (`Backends` opens each once).
             metered = await backends.spine(settings.system)
@@ -101,6 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                         instance_id=settings.instance_id,
                     ),
                     clock=clock or _now,
+                    backends=backends,
                 )
                 app.state.services = services
                 background.start_soon(projector.follow, settings.poll_seconds)
@@ -115,7 +127,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     services.draining.set()
                     background.cancel_scope.cancel()
 
-    return Litestar(
+    return ObservedApp(
+        metrics=app_metrics,  # and the access log: every request, routed or not
         route_handlers=[
             EventsController,
             StreamsController,
@@ -139,7 +152,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             ready,
             metrics,
         ],
-        guards=[identity_guard],
+        # The token first: a body (slow or deep) is read only for a verified caller, in one of its
+        # tenant's request slots; the identity guard checks the depth of what it decodes itself.
+        guards=[encoded_slash_guard, identity_guard, json_depth_guard],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "call": Provide(provide_call, sync_to_thread=False),
@@ -147,10 +162,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         state=State({"settings": settings}),
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
-        middleware=[metrics_middleware(app_metrics)],
+        middleware=[limits_middleware(settings)],
         before_send=[echo_request_id],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="Spine", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
+        plugins=[OpenAPIDeclarations(), AllowPlugin()],
         logging_config=None,  # `spine serve` installs JSON logging; the app must not replace it
         debug=False,
     )

@@ -14,28 +14,42 @@ from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers
 from litestar.handlers.base import BaseRouteHandler
 
 from spine.adapters.jwt_tokens import TokenService
 from spine.app.audit import AUDIT_PROJECT, record_audit
+from spine.app.limits import admit
 from spine.app.settings import Settings
 from spine.domain.context import RequestContext
 from spine.domain.errors import (
+    DuplicateIdentity,
     IdentityOverride,
     InvalidContext,
+    InvalidToken,
     MissingContext,
     MissingToken,
     NotMember,
     UnknownContext,
 )
+from spine.domain.identifiers import matches
 from spine.domain.identity import Principal, SentIdentity, check_claims, effective_env
-from spine.domain.partition import Identifier
+from spine.domain.json_depth import check_depth
 from spine.domain.ports import EventSpine
 from spine.projections.control_plane import ControlPlaneProjector
 
 log = logging.getLogger(__name__)
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_HEADERS = {
+    "tenant_id": "X-Tenant-Id",
+    "user_id": "X-User-Id",
+    "mode": "X-Mode",
+    "env": "X-Env",
+    "project_id": "X-Project-Id",
+    "surface_id": "X-Surface-Id",
+    "app_id": "X-App-Id",
+}
 
 
 class _PayloadIdentity(msgspec.Struct):
@@ -63,7 +77,10 @@ class IdentityService:
         self._settings = settings
 
     async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-        scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+        sent = connection.headers.getall("authorization", [])
+        if len(sent) > 1 or "," in "".join(sent):  # which one a proxy on the way checked is a guess
+            raise InvalidToken("send one `Authorization` header with one credential")
+        scheme, _, token = (sent or [""])[0].partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingToken("send `Authorization: Bearer <token>`")
         return await self.tokens.verify(token.strip())
@@ -72,6 +89,7 @@ class IdentityService:
         self, connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]
     ) -> RequestContext:
         principal = await self.principal(connection)
+        admit(connection, principal.tenant_id, opt)  # the earliest point the tenant is known for sure
         control = self._control.state
         if control.role_of(principal.tenant_id, principal.user_id) is None:
             await self._control.catch_up()  # a membership written a moment ago, maybe elsewhere
@@ -79,21 +97,16 @@ class IdentityService:
         tenant = control.tenants.get(principal.tenant_id)
         if role is None or tenant is None:
             raise NotMember(f"user {principal.user_id!r} is not a member of tenant {principal.tenant_id!r}")
-        headers = connection.headers
-        sent = SentIdentity(
-            tenant_id=headers.get("x-tenant-id"),
-            user_id=headers.get("x-user-id"),
-            mode=headers.get("x-mode"),
-            env=headers.get("x-env"),
-            project_id=headers.get("x-project-id"),
-            surface_id=headers.get("x-surface-id"),
-            app_id=headers.get("x-app-id"),
-        )
+        sent, twice = _sent_identity(connection.headers)
         env = _valid(effective_env(principal, sent, self._settings.default_env), "X-Env")
         data_route = opt.get("context", "data") == "data"
         # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
         payload = await _payload_identity(connection) if data_route else SentIdentity()
         try:
+            if twice is not None:
+                header = _HEADERS[twice]
+                actual = _truth(principal, tenant.mode).get(twice)
+                raise DuplicateIdentity(twice, header, connection.headers.getall(header), actual)
             check_claims(principal, tenant.mode, env, sent, payload)
         except IdentityOverride as exc:
             await self._audit_violation(principal, env, exc, connection)
@@ -186,6 +199,7 @@ async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> S
     if connection.scope.get("method") not in _BODY_METHODS:
         return SentIdentity()
     body: bytes = await connection.body()  # type: ignore[attr-defined]  # cached: the handler reads it again
+    check_depth(body, connection.app.state.settings.max_json_depth)  # before anything decodes it
     try:
         fields = _payload_decoder.decode(body)
     except msgspec.DecodeError:  # not a JSON object: the handler answers 422
@@ -195,17 +209,43 @@ async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> S
     )
 
 
+def _sent_identity(headers: Headers) -> tuple[SentIdentity, str | None]:
+    """What the identity headers state, and the first field whose header is sent more than once.
+
+    More than once is two field lines, or one with a comma: HTTP lets a proxy (or a client
+    library) join repeated lines into one, comma-separated, and no identifier holds a comma.
+    A repeated header states nothing here (the request is refused for it once the refusal can be
+    audited), so the env of the audit is the token's, or `X-Env` when that one is sent once.
+    """
+    values: dict[str, str | None] = {}
+    twice = None
+    for field, header in _HEADERS.items():
+        lines = headers.getall(header, [])
+        once = len(lines) == 1 and "," not in lines[0]
+        values[field] = lines[0] if once else None
+        if lines and not once and twice is None:
+            twice = field
+    return SentIdentity(**values), twice
+
+
+def _truth(principal: Principal, mode: str) -> dict[str, str | None]:
+    """What identity headers may only repeat; the context headers (project…) choose instead."""
+    return {
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "mode": mode,
+        "env": principal.env,
+    }
+
+
 def _named_project(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """The project a refused request named (its audit shows the violation), if a valid id."""
-    sent = connection.headers.get("x-project-id")
-    try:
-        return None if sent is None else msgspec.convert(sent, type=Identifier)
-    except msgspec.ValidationError:
-        return None
+    """The project a refused request named (its audit shows the violation), if one valid id."""
+    sent = connection.headers.getall("x-project-id", [])
+    return sent[0] if len(sent) == 1 and matches(sent[0]) else None  # a comma never matches
 
 
 def _valid(value: str, header: str) -> str:
-    try:
-        return msgspec.convert(value, type=Identifier)
-    except msgspec.ValidationError as exc:
-        raise InvalidContext(header) from exc
+    """A header's identifier, by the one domain rule; 400 `context.invalid_field` naming the header."""
+    if not matches(value):
+        raise InvalidContext(header)
+    return value

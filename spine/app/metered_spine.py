@@ -1,10 +1,13 @@
-"""An EventSpine decorator that counts appends and measures their latency."""
+"""An EventSpine decorator that counts appends, measures their latency, and calls the backend
+through its circuit breaker (`spine.app.breakers`): while the backend is known to be down, every
+call is refused at once, and no exception of the adapter reaches a client untranslated."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection
 
+from spine.app.breakers import Guard
 from spine.app.metrics import Metrics
 from spine.domain.append import AppendRequest
 from spine.domain.errors import SpineError
@@ -14,14 +17,15 @@ from spine.domain.ports import EventSpine
 
 
 class MeteredSpine:
-    def __init__(self, inner: EventSpine, metrics: Metrics) -> None:
+    def __init__(self, inner: EventSpine, metrics: Metrics, guard: Guard) -> None:
         self._inner = inner
         self._metrics = metrics
+        self.guard = guard
 
     async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
         started = time.perf_counter()
         try:
-            result = await self._inner.append(partition, request)
+            result = await self.guard.call(lambda: self._inner.append(partition, request))
         except SpineError as exc:
             self._metrics.appends.labels(exc.error_code).inc()
             raise
@@ -39,7 +43,9 @@ class MeteredSpine:
         stream: str | None = None,
         types: Collection[str] = (),
     ) -> Page:
-        return await self._inner.read(partition, after=after, limit=limit, stream=stream, types=types)
+        return await self.guard.call(
+            lambda: self._inner.read(partition, after=after, limit=limit, stream=stream, types=types)
+        )
 
     async def read_encoded(
         self,
@@ -50,12 +56,16 @@ class MeteredSpine:
         stream: str | None = None,
         types: Collection[str] = (),
     ) -> EncodedPage:
-        return await self._inner.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
+        return await self.guard.call(
+            lambda: self._inner.read_encoded(partition, after=after, limit=limit, stream=stream, types=types)
+        )
 
     async def read_stream(
         self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000
     ) -> tuple[list[Event], int]:
-        return await self._inner.read_stream(partition, stream, after_version=after_version, limit=limit)
+        return await self.guard.call(
+            lambda: self._inner.read_stream(partition, stream, after_version=after_version, limit=limit)
+        )
 
     async def head(self, partition: Partition) -> int:
-        return await self._inner.head(partition)
+        return await self.guard.call(lambda: self._inner.head(partition))

@@ -1,17 +1,36 @@
-"""Request ids and request metrics, as plain ASGI so they cost one function call per request."""
+"""Request ids, request metrics and the access log, as plain ASGI: one function call per request.
+
+They wrap the whole app (`ObservedApp`), not a route: Litestar's middleware runs only once a route
+matched, and an unknown path (404) or a method the path does not serve (405) must be counted and
+logged like any other answer.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from typing import Any, cast
 
+from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    HTTPScope,
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
+from spine.app.access_log import UNMATCHED, Answer, log_request
 from spine.app.metrics import Metrics
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9_.:-]{1,128}$")
+# Any token is a method to the HTTP parser: others are counted together, not one label each
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
 def request_id_of(scope: Scope) -> str:
@@ -32,31 +51,38 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
         message["headers"] = headers
 
 
-def metrics_middleware(metrics: Metrics) -> type:
-    class _Metered:
-        def __init__(self, app: ASGIApp) -> None:
-            self.app = app
+class ObservedApp(Litestar):
+    """The Litestar app, measured and logged once per HTTP request, whatever answered it."""
 
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await self.app(scope, receive, send)
-                return
-            request_id_of(scope)
-            started = time.perf_counter()
-            status = 500
+    def __init__(self, *, metrics: Metrics, **config: Any) -> None:
+        super().__init__(**config)
+        self._metrics = metrics
 
-            async def send_and_record(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            await self._observed(cast("HTTPScope", scope), cast("Receive", receive), cast("Send", send))
+        else:
+            await super().__call__(scope, receive, send)
 
-            try:
-                await self.app(scope, receive, send_and_record)
-            finally:
-                route = scope.get("path_template", "unmatched")
-                metrics.http_seconds.labels(scope["method"], route, str(status)).observe(
-                    time.perf_counter() - started
-                )
+    async def _observed(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
+        request_id_of(scope)
+        started = time.perf_counter()
+        answer = Answer()
 
-    return _Metered
+        async def seen(message: Message) -> None:
+            answer.see(message)
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, seen)
+        finally:
+            seconds = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = scope.get("path_template", UNMATCHED)
+            self._metrics.http_seconds.labels(method, route, str(answer.status)).observe(seconds)
+            log_request(scope, method, route, answer, seconds)

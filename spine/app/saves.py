@@ -3,6 +3,7 @@
 An update or delete reads the stream's last event, decides, and appends expecting the version it
 read. With a precondition the writer named, a conflict is the answer (409); without one, another
 writer got there first and the write is decided again on the new version (last writer wins).
+A save never created is 404 whatever the precondition (RFC 9110 §13.2.1: the answer without it).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from spine.app.preconditions import Precondition
 from spine.domain.append import AppendRequest
 from spine.domain.context import RequestContext
 from spine.domain.errors import SaveConflict, VersionConflict
 from spine.domain.events import NO_STREAM, AppendResult, Event, ExpectedVersion, NewEvent
 from spine.domain.ports import EventSpine
-from spine.domain.saves import created_event, decide_delete, decide_update, stream_of
+from spine.domain.saves import DELETED, created_event, decide_delete, decide_update, stream_of
 
 MAX_ATTEMPTS = 50  # each conflict means another version of the save landed: someone made progress
 _END = 10**18  # a version past any stream's: reading after it answers the version alone
@@ -44,21 +46,24 @@ async def update(
     save_id: str,
     name: str,
     body: Any,
-    precondition: int | None,
+    wanted: Precondition | None,
 ) -> AppendResult:
     def decide(last: Event | None) -> NewEvent:
+        # `If-Match: *` holds of a live save only: writing over a tombstone brings the save back
+        precondition = _version(wanted, last, live=last is not None and last.type != DELETED)
         return decide_update(kind, save_id, name, body, last, precondition)
 
-    return await _append_decided(spine, ctx, stream_of(kind, save_id), decide, precondition)
+    return await _append_decided(spine, ctx, stream_of(kind, save_id), decide, wanted)
 
 
 async def delete(
-    spine: EventSpine, ctx: RequestContext, kind: str, save_id: str, precondition: int | None
+    spine: EventSpine, ctx: RequestContext, kind: str, save_id: str, wanted: Precondition | None
 ) -> AppendResult:
     def decide(last: Event | None) -> NewEvent:
-        return decide_delete(kind, save_id, last, precondition)
+        # deleting a tombstone is 404 whatever the precondition: `decide_delete` says so
+        return decide_delete(kind, save_id, last, _version(wanted, last, live=True))
 
-    return await _append_decided(spine, ctx, stream_of(kind, save_id), decide, precondition)
+    return await _append_decided(spine, ctx, stream_of(kind, save_id), decide, wanted)
 
 
 async def _append_decided(
@@ -66,7 +71,7 @@ async def _append_decided(
     ctx: RequestContext,
     stream: str,
     decide: Callable[[Event | None], NewEvent],
-    precondition: int | None,
+    wanted: Precondition | None,
 ) -> AppendResult:
     attempts = 0
     while True:
@@ -80,10 +85,17 @@ async def _append_decided(
             return await spine.append(ctx.partition, request)
         except VersionConflict as exc:
             attempts += 1
-            if precondition is not None or attempts >= MAX_ATTEMPTS:
-                raise SaveConflict(
-                    stream, precondition if precondition is not None else version, exc.actual
-                ) from exc
+            if wanted is not None or attempts >= MAX_ATTEMPTS:
+                # the version decided on: the writer's own when a precondition held
+                raise SaveConflict(stream, version, exc.actual) from exc
+
+
+def _version(wanted: Precondition | None, last: Event | None, *, live: bool) -> int | None:
+    """The version `decide_*` expects: none when unconditional, or when there is no save at all
+    (that is 404, decided there)."""
+    if wanted is None or last is None:
+        return None
+    return wanted.version_for(last.version, live=live)
 
 
 async def _last(spine: EventSpine, ctx: RequestContext, stream: str) -> tuple[Event | None, int]:

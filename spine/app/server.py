@@ -1,14 +1,18 @@
-"""Running the app under uvicorn, with a shutdown that lets SSE followers finish cleanly."""
+"""Running the app under uvicorn: slow clients cut, connections capped, and a shutdown that lets SSE
+followers finish cleanly."""
 
 from __future__ import annotations
 
 import socket
 import sys
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
+from spine.app.connections import http_protocol
 from spine.app.factory import begin_drain
+from spine.app.settings import Settings
 
 
 class DrainingServer(uvicorn.Server):
@@ -28,7 +32,25 @@ def serve_app(app: Litestar, *, host: str, port: int) -> None:
     # default 5 ms switch interval a busy event loop kept every commit waiting ~4 ms per call
     # (16-18 ms commits under load). 1 ms halves commit latency; measured in bench/bench_http.py.
     sys.setswitchinterval(0.001)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=5
+    DrainingServer(server_config(app, host=host, port=port, timeout_graceful_shutdown=5), app).run()
+
+
+def server_config(app: Litestar, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for `app`, with its settings' slow-client timeouts and connection cap.
+
+    `max_connections` keeps the process answering (503 with `Retry-After`) under a flood of
+    sockets instead of running out of file descriptors, where accept() fails and clients hang
+    unanswered. Spine has no WebSocket route: upgrades are not offered.
+    """
+    settings: Settings = app.state.settings
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=http_protocol(settings),
+        ws="none",
+        limit_concurrency=settings.max_connections,
+        log_config=None,
+        access_log=False,
+        **options,
     )
-    DrainingServer(config, app).run()

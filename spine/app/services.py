@@ -12,6 +12,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from spine.app.backends import Backends
 from spine.app.control import ControlPlaneService
 from spine.app.identity import IdentityService
 from spine.app.metrics import Metrics
@@ -33,6 +34,7 @@ class Services:
     bootstrap_key: str | None
     spines: SpineRouter
     views: ViewRouter
+    backends: Backends  # every opened backend, behind its circuit breaker
     clock: Callable[[], datetime]
     # Set when the server begins to shut down: followers end their streams instead of being cut.
     draining: anyio.Event = field(default_factory=anyio.Event)

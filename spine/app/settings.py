@@ -8,19 +8,23 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from spine.adapters.sqlite_file import Synchronous
 from spine.domain.backend_url import Backend, parse_backend_url
 from spine.domain.errors import InvalidRequest
+from spine.domain.json_depth import DEFAULT_MAX_DEPTH, MAX_SETTABLE_DEPTH
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Never log a Settings: `bootstrap_key` and `token_key` are secrets."""
 
     data_dir: Path = Path("spine-data")
+    # The one directory routes' `secret://file/…` references may name (relative names resolve
+    # inside it); unset, no route may reference a file. Spine's own keys (data_dir/secrets) never.
+    secrets_dir: Path | None = None
     # `lab` makes its own key material under data_dir; `production` must be given it.
     deployment: Literal["lab", "production"] = "lab"
     # Where the system spine lives (control plane, routes, audit trail; in lab also the lab store):
@@ -36,8 +40,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     poll_seconds: float = 2.0
     retry_ms: int = 2000
     max_body_bytes: int = 4 * 1024 * 1024
+    # How deeply a body's JSON may nest (`spine.domain.json_depth`); deeper is 422 request.too_deep.
+    max_json_depth: Annotated[int, msgspec.Meta(ge=8, le=MAX_SETTABLE_DEPTH)] = DEFAULT_MAX_DEPTH
     ready_timeout_seconds: float = 2.0
     read_wait_seconds: float = 5.0  # how long a read with X-Spine-Min-Position waits for its view
+    # Circuit breakers (`spine.app.breakers`), one per opened cloud backend: after this many
+    # failures in a row its calls are refused at once (503, Retry-After) for the cool-down, then
+    # one probe call goes through and its success closes the breaker.
+    breaker_failures: Annotated[int, msgspec.Meta(ge=1)] = 3
+    breaker_cool_down_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Slow clients and concurrency (`spine.app.connections`, `spine.app.limits`): a request head must
+    # arrive whole within header_timeout_seconds, a body may pause at most body_timeout_seconds
+    # between chunks; caps on open connections (all tenants) and, per tenant, on requests in
+    # flight and SSE followers (a follower counts as both).
+    header_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    body_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_requests_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 256
+    max_followers_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 64
     # Names this process's projection leases. Kept across restarts (default: the host name) so a
     # restarted instance retakes them at once; give each process on one host its own.
     instance_id: str = msgspec.field(default_factory=socket.gethostname)

@@ -4,6 +4,10 @@ View stores are resolved through the routing registry like spines are; in lab, a
 route uses the embedded view store beside the embedded spine. One runner per (projection, store,
 partition) runs until shutdown: started at startup for every view a store already holds, and by
 the first request that needs any other.
+
+Operators start runners only for partitions that exist (`require_exists`); a stored view whose key
+does not parse, or whose partition does not exist, is skipped at startup with one log line: what
+is stored never keeps the service from starting.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from spine.app.metrics import Metrics
 from spine.app.spines import SpineRouter
 from spine.domain.backend_url import Backend
 from spine.domain.context import RequestContext
-from spine.domain.errors import SpineError
+from spine.domain.errors import InvalidIdentifier, NotFound, SpineError
 from spine.domain.events import Event
-from spine.domain.partition import Partition
+from spine.domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition
 from spine.domain.ports import EventSpine, Notifier, ViewStore
-from spine.domain.routing import Route, resolve
+from spine.domain.routing import Route, resolve, routed_envs
 from spine.projections.catalog import VIEWS
 from spine.projections.control_plane import ControlPlaneProjector
 from spine.projections.runtime import Projection, Rebuild, Runner
@@ -101,23 +105,66 @@ class ViewRouter:
         started = 0
         for store in dict.fromkeys(stores):
             for partition_key, name in await store.known():
-                if name not in VIEWS or (name, id(store), partition_key) in self._runners:
+                if (name, id(store), partition_key) in self._runners:
                     continue
-                partition = Partition.from_key(partition_key)
+                if name not in VIEWS:  # a newer version's view, or a record of another shape
+                    log.warning("stored view skipped: no such view here",
+                                extra={"projection": name[:100], "partition": partition_key[:300]})  # fmt: skip
+                    continue
                 try:
+                    partition = Partition.from_key(partition_key)
+                except InvalidIdentifier:  # written by an older version, or by hand: never fatal
+                    log.warning("stored view skipped: its partition key does not parse",
+                                extra={"projection": name, "partition": partition_key[:300]})  # fmt: skip
+                    continue
+                try:
+                    await self.require_exists(partition, catch_up=False)
                     spine = await self._spine_of(partition)
                 except SpineError as exc:
-                    log.warning("view not started", extra={"projection": name, "error_code": exc.error_code})
+                    log.warning("view not started", extra={"projection": name, "partition": partition_key,
+                                                           "error_code": exc.error_code})  # fmt: skip
                     continue
                 self._start(VIEWS[name][0], partition, spine, store)
                 started += 1
         return started
 
+    async def require_exists(self, partition: Partition, *, catch_up: bool = True) -> None:
+        """Raise `NotFound` (404) unless the partition exists, before any runner is started for it.
+
+        It exists when its tenant does, its project is one of the tenant's (or the tenant's audit
+        trail, or the control plane's own partition), and its env is known: the deployment's
+        default env, an env a route names for the tenant or the platform, or one the partition
+        has events in. Envs have no registry of their own; these are the envs an operator
+        declared or a client wrote to, so any other one is a typo, or a runner nobody needs.
+        """
+        state = self._projector.state
+
+        def project_known() -> bool:
+            return (
+                (partition.tenant_id, partition.project_id) in state.projects
+                or partition.project_id == AUDIT_PROJECT
+                or (partition.tenant_id, partition.project_id) == (SYSTEM_TENANT, SYSTEM_PROJECT)
+            )
+
+        if catch_up and (partition.tenant_id not in state.tenants or not project_known()):
+            await self._projector.catch_up()  # created a moment ago, maybe by another process
+        state.tenant(partition.tenant_id)
+        if not project_known():
+            raise NotFound("project", partition.project_id)
+        default_env = self._projector.partition.env  # the control plane lives in the default env
+        declared = routed_envs(self._projector.registry, partition.tenant_id) | {default_env}
+        if partition.env not in declared and await (await self._spine_of(partition)).head(partition) == 0:
+            raise NotFound("env", partition.env)
+
     async def rebuild(self, name: str, partitions: list[Partition]) -> list[Runner]:
         """Start rebuilding view `name` of each partition (one already under way goes on)."""
         projection, kind = VIEWS[name]
+        partitions = list(dict.fromkeys(partitions))
+        for partition in partitions:  # all of them, before anything starts
+            if not any(r.partition == partition for r in self.runners if r.projection.name == name):
+                await self.require_exists(partition)
         runners = []
-        for partition in dict.fromkeys(partitions):
+        for partition in partitions:
             runner = next(
                 (r for r in self.runners if r.projection.name == name and r.partition == partition), None
             )

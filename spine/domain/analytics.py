@@ -28,9 +28,9 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from spine.domain.audit import parse_time, part, time_text
-from spine.domain.blackboard import NAME_PATTERN as RUN_PATTERN
 from spine.domain.errors import InvalidCursor, InvalidRequest
 from spine.domain.events import Event, EventId, NewEvent
+from spine.domain.identifiers import NAME_PATTERN as RUN_PATTERN
 from spine.domain.identity import SentIdentity
 from spine.domain.partition import Partition
 from spine.domain.views import Upsert, ViewOp

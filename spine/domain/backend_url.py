@@ -6,10 +6,14 @@
     firestore://PROJECT[?database=NAME][&emulator_host=HOST:PORT]
     cosmos://HOST:PORT/DATABASE?key=secret://…[&tls=false][&container=NAME]
 
+Every cloud form also takes `connect_timeout_seconds=S` and `request_timeout_seconds=S`
+(`spine.domain.timeouts`; default 2 and 5).
+
 For DynamoDB and Firestore the host part is the table or project; for Cosmos DB it is the
 account's host and port (`https://` unless `tls=false`) and the path names the database. Every
 other key of a route's `config` goes in the query under its own name, so a URL and a route say
-the same thing. A secret is only ever a `secret://` reference, as in a route.
+the same thing. A secret is only ever a `secret://` reference, as in a route: the URL is held to
+the rule a route's config is (`check_config`), its user info included.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import msgspec
 
 from spine.domain.errors import InvalidRequest
 from spine.domain.routing import BackendType, check_config
+from spine.domain.secrets import check_secrets
+from spine.domain.timeouts import TIMEOUT_KEYS, timeouts_of
 
 # The config key the host part names, per backend.
 _MAIN: Final[dict[str, str]] = {"dynamodb": "table", "firestore": "project"}
@@ -61,6 +67,9 @@ def parse_backend_url(url: str) -> Backend:
             f"a backend URL starts with sqlite://, memory://, dynamodb://, firestore:// or cosmos://, not {scheme!r}"
         )
     backend_type: BackendType = scheme  # type: ignore[assignment]  # checked against the Literal above
+    # Credentials in the URL itself (`dynamodb://user:pw@TABLE`) would end up in the table's name,
+    # where no config rule would see them.
+    check_secrets(url.split("?", 1)[0], "the URL", files=None)
     if backend_type == "sqlite":
         if not url.startswith("sqlite:///") or url == "sqlite:///":
             raise InvalidRequest("a sqlite URL is sqlite:///ABSOLUTE/PATH or sqlite:///./RELATIVE/PATH")
@@ -77,6 +86,10 @@ def parse_backend_url(url: str) -> Backend:
         ) from None
     for name, value in pairs:
         config[name] = value.lower() in ("1", "true", "yes") if name in _FLAGS else value
+    timeouts = timeouts_of(config)  # numbers of seconds, as in a route's JSON; else refused
+    for name, seconds in zip(TIMEOUT_KEYS, (timeouts.connect, timeouts.request), strict=True):
+        if name in config:
+            config[name] = seconds
     if backend_type == "cosmos":
         database = parts.path.strip("/")
         if not parts.netloc or not database or "/" in database:
@@ -88,5 +101,6 @@ def parse_backend_url(url: str) -> Backend:
         if not parts.netloc or parts.path.strip("/"):
             raise InvalidRequest(f"a {backend_type} URL names its {main}: {backend_type}://{main.upper()}?…")
         config[main] = parts.netloc
-    check_config(backend_type, config)
+    # File references are confined where they are read (the resolver knows SPINE_SECRETS_DIR).
+    check_config(backend_type, config, files=None)
     return Backend(backend_type=backend_type, config=config)

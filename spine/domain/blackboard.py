@@ -12,11 +12,11 @@ from typing import Any
 import msgspec
 
 from spine.domain.events import Event, NewEvent
+from spine.domain.identifiers import NAME_PATTERN as NAME_PATTERN  # runs and keys: one home
 from spine.domain.views import Upsert, ViewOp
 
 COLLECTION = "blackboard"
 WRITTEN = "blackboard.written"
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,255}$"
 
 
 class EntryWritten(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,13 +15,13 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from spine.domain.blackboard import NAME_PATTERN as RUN_PATTERN
 from spine.domain.errors import BudgetExceeded
 from spine.domain.events import Event, EventId, NewEvent
+from spine.domain.identifiers import NAME_PATTERN as RUN_PATTERN
+from spine.domain.identifiers import UNIT_PATTERN as UNIT_PATTERN  # units: one home
 from spine.domain.partition import Partition
 from spine.domain.views import Upsert, ViewOp
 
-UNIT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$"
 MAX_AMOUNT = 1e15
 DECIMALS = 9  # sums are rounded to 1e-9 so that 0.1 + 0.2 does not pass a limit of 0.3
 

@@ -34,6 +34,56 @@ class InvalidRequest(SpineError):
     code = "request.invalid"
 
 
+class JsonTooDeep(InvalidRequest):
+    """A body whose JSON nests deeper than `max_json_depth`: refused before anything decodes it."""
+
+    code = "request.too_deep"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the JSON body nests deeper than {limit} levels")
+        self.limit = limit
+
+    def details(self) -> dict[str, object]:
+        return {"max_depth": self.limit}
+
+
+class Unreadable(SpineError):
+    """A stored document that nests deeper than Spine serves (an older version, without the body
+    limit, wrote it): answered as this problem, or marked in a list, instead of sent.
+
+    `kind` is `view` for a view's document; `document` when only the encoder could tell.
+    """
+
+    def __init__(self, kind: str, limit: int) -> None:
+        super().__init__(
+            f"the stored document nests deeper than the {limit} levels Spine serves (it was written"
+            " before JSON depth limits); write it again, or remove it"
+        )
+        self.kind = kind
+        self.limit = limit
+
+    @property
+    def error_code(self) -> str:
+        return f"{self.kind}.unreadable"
+
+    def details(self) -> dict[str, object]:
+        return {"max_depth": self.limit}
+
+
+class InvalidIdentifier(InvalidRequest):
+    """A name that becomes part of a key (tenant, env, project, run, key…) breaks its pattern.
+
+    Raised by `spine.domain.identifiers.check`, and so by building a `Partition` of such a name.
+    """
+
+    def __init__(self, field: str, pattern: str) -> None:
+        super().__init__(f"{field} must match {pattern}")
+        self.field = field
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
 class MissingContext(SpineError):
     """A required piece of identity (tenant, project, …) was not sent."""
 
@@ -94,6 +144,13 @@ class VersionConflict(SpineError):
         return {"stream": self.stream, "expected_version": self.expected, "current_version": self.actual}
 
 
+class PreconditionFailed(SpineError):
+    """An `If-Match` no current representation can match (RFC 9110 §13.1.1): `*` on a resource
+    never written or deleted, or weak tags only (If-Match compares strongly)."""
+
+    code = "precondition.failed"
+
+
 class PositionConflict(SpineError):
     """The partition's next position is not the one an append asked for (copies keep positions)."""
 
@@ -129,17 +186,25 @@ class IdempotencyConflict(SpineError):
 
 
 class BackendUnavailable(SpineError):
-    """A backend could not be reached or did not commit; the caller may retry later."""
+    """A backend could not be reached or did not commit; the caller may retry later.
+
+    `retry_after`: seconds until the backend's circuit breaker lets a call through again (None:
+    unknown, retry soon); answered as `Retry-After`.
+    """
 
     code = "backend_unavailable"
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.retry_after = retry_after
 
     @property
     def error_code(self) -> str:
         return f"{self.kind}.backend_unavailable"
+
+    def details(self) -> dict[str, object]:
+        return {"resource_kind": self.kind}
 
 
 class MissingToken(SpineError):
@@ -177,6 +242,17 @@ class IdentityOverride(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"field": self.field, "source": self.source}
+
+
+class DuplicateIdentity(IdentityOverride):
+    """An identity header sent more than once (two lines, or one line with a comma, as HTTP joins
+    them). Which value counts would be a guess (proxies and frameworks pick differently), so none
+    does: refused like a header that disagrees, even when the values are equal."""
+
+    def __init__(self, field: str, header: str, sent: list[str], actual: str | None) -> None:
+        super().__init__(field, "header", ", ".join(sent), actual)
+        self.message = f"header {header} is sent more than once; send it once, with one value"
+        self.args = (self.message,)
 
 
 class NotMember(SpineError):
@@ -321,6 +397,39 @@ class SecretUnavailable(SpineError):
         return {"ref": self.ref}
 
 
+class SecretInConfig(InvalidRequest):
+    """A route config (or backend URL) value that holds a secret instead of a `secret://` reference:
+    credentials in a URL, a secret-looking query parameter, a value under a secret-looking key.
+
+    The message names where the value is (`config.endpoint_url`), never the value.
+    """
+
+    code = "routing.secret_in_config"
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key} looks like a secret ({reason}): pass a secret:// reference, never a value")
+        self.key = key
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"key": self.key}
+
+
+class ForbiddenSecretRef(InvalidRequest):
+    """A route's secret reference that is malformed, names Spine's own secrets (`SPINE_*`
+    variables, its key files), or a file outside the configured secrets directory."""
+
+    code = "routing.invalid_secret_ref"
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"key": self.key}
+
+
 class NotReady(SpineError):
     """Outside lab, the service is not ready while a platform-default route is missing."""
 
@@ -346,6 +455,32 @@ class ProjectionLagging(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"min_position": self.wanted, "view_position": self.reached}
+
+
+class RequestTimeout(SpineError):
+    """A request body that stalled longer than the body timeout between two chunks (a slow client)."""
+
+    code = "request.timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body stalled for more than {seconds:g} s; the connection is closed")
+        self.seconds = seconds
+
+
+class TooManyConcurrent(SpineError):
+    """A tenant already has as many requests in flight, or SSE followers open, as its cap allows."""
+
+    def __init__(self, what: str, tenant_id: str, limit: int) -> None:
+        super().__init__(f"tenant {tenant_id!r} has {limit} {what} open, the most allowed; retry later")
+        self.what = what
+        self.limit = limit
+
+    @property
+    def error_code(self) -> str:
+        return f"concurrency.too_many_{self.what}"
+
+    def details(self) -> dict[str, object]:
+        return {"limit": self.limit}
 
 
 class BlackboardConflict(VersionConflict):

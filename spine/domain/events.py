@@ -12,9 +12,11 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-STREAM_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,255}$"
-TYPE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
-EVENT_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
+from spine.domain.identifiers import IDENTIFIER_PATTERN, NAME_PATTERN
+
+STREAM_PATTERN = NAME_PATTERN
+TYPE_PATTERN = IDENTIFIER_PATTERN
+EVENT_ID_PATTERN = IDENTIFIER_PATTERN
 
 StreamName = Annotated[str, msgspec.Meta(pattern=STREAM_PATTERN, description="aggregate id, e.g. session:42")]
 EventType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, description="e.g. memory.set")]

@@ -8,15 +8,15 @@ expires exactly what the live one did.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
 from spine.domain.events import Event, NewEvent
+from spine.domain.identifiers import NAME_PATTERN
 from spine.domain.views import Delete, Upsert, ViewOp
 
-KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,255}$"
-MemoryKey = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
+KEY_PATTERN = NAME_PATTERN
 COLLECTION = "memory"
 SET, DELETED = "memory.set", "memory.deleted"
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 
-# Identifiers travel in headers, paths and storage keys: keep them to a safe alphabet so that a
-# partition key can never be forged by joining two ids ("a/b" + "c" == "a" + "b/c").
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
-Identifier = Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
+from spine.domain.errors import InvalidIdentifier
+from spine.domain.identifiers import IDENTIFIER_PATTERN, Identifier, check
+
+__all__ = [
+    "IDENTIFIER_PATTERN",
+    "SYSTEM_PROJECT",
+    "SYSTEM_TENANT",
+    "Identifier",
+    "Partition",
+    "normalize_env",
+]
 
 SYSTEM_TENANT = "t_system"
 SYSTEM_PROJECT = "_"
 
 _ENV_ALIASES = {"production": "prod", "development": "dev", "stage": "staging"}
+# Partitions are built on every request from ids that were checked where they entered: remember
+# the last few thousand good ones, so the check costs a set lookup rather than a regex match.
+_CHECKED: set[str] = set()
+_CHECKED_MAX = 4096
 
 
 def normalize_env(env: str) -> str:
@@ -24,11 +33,26 @@ def normalize_env(env: str) -> str:
 
 
 class Partition(msgspec.Struct, frozen=True, kw_only=True):
-    """The unit of ordering: every event of a partition has one gapless `position` from 1."""
+    """The unit of ordering: every event of a partition has one gapless `position` from 1.
+
+    Its ids are checked however it is made (msgspec checks `Meta` patterns only when decoding),
+    so a partition of a malformed id cannot exist: building one raises `InvalidIdentifier` (422).
+    """
 
     tenant_id: Identifier
     env: Identifier
     project_id: Identifier
+
+    def __post_init__(self) -> None:
+        if not (self.tenant_id in _CHECKED and self.env in _CHECKED and self.project_id in _CHECKED):
+            ids = (
+                check("tenant_id", self.tenant_id),
+                check("env", self.env),
+                check("project_id", self.project_id),
+            )
+            if len(_CHECKED) >= _CHECKED_MAX:
+                _CHECKED.clear()
+            _CHECKED.update(ids)
 
     @property
     def key(self) -> str:
@@ -37,7 +61,11 @@ class Partition(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_key(cls, key: str) -> Partition:
-        tenant_id, env, project_id = key.split("/")
+        """The partition of a stored key; `InvalidIdentifier` for a key that is not one."""
+        parts = key.split("/") if isinstance(key, str) else []
+        if len(parts) != 3:
+            raise InvalidIdentifier("partition key", "tenant/env/project")
+        tenant_id, env, project_id = parts
         return cls(tenant_id=tenant_id, env=env, project_id=project_id)
 
     @classmethod

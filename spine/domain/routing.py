@@ -11,15 +11,23 @@ the embedded lab store when a route is missing.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
 from spine.domain.control_plane import Planned
-from spine.domain.errors import ForbiddenBackend, ForbiddenRoute, InvalidRequest, MissingRoute, NotFound
+from spine.domain.errors import (
+    ForbiddenBackend,
+    ForbiddenRoute,
+    ForbiddenSecretRef,
+    InvalidRequest,
+    MissingRoute,
+    NotFound,
+)
 from spine.domain.events import Event, NewEvent
-from spine.domain.partition import IDENTIFIER_PATTERN
-from spine.domain.secrets import is_secret_ref
+from spine.domain.identifiers import IDENTIFIER_PATTERN, Env
+from spine.domain.secrets import NO_SECRET_FILES, SecretFiles, check_secrets, is_secret_ref, redact
+from spine.domain.timeouts import timeouts_of
 
 ResourceKind = Literal[
     "event_spine",
@@ -36,7 +44,6 @@ BackendType = Literal["sqlite", "memory", "dynamodb", "firestore", "cosmos", "re
 EMBEDDED: Final = frozenset({"sqlite", "memory"})
 WILDCARD: Final = "*"
 LAB_MODE: Final = "lab"
-_SECRETISH = ("key", "secret", "password", "token", "credential", "connection_string")
 _REQUIRED_CONFIG: Final[dict[str, tuple[str, ...]]] = {
     "sqlite": ("path",),
     "memory": (),
@@ -45,13 +52,15 @@ _REQUIRED_CONFIG: Final[dict[str, tuple[str, ...]]] = {
     "cosmos": ("endpoint", "database", "key"),
     "redis": ("url",),
 }
-Scope = Annotated[str, msgspec.Meta(pattern=rf"({IDENTIFIER_PATTERN})|^\*$")]
+# a tenant or project id, or `*` (tenant-wide, platform default)
+SCOPE_PATTERN: Final = rf"({IDENTIFIER_PATTERN})|^\*$(?!\n)"
+Scope = Annotated[str, msgspec.Meta(pattern=SCOPE_PATTERN)]
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     resource_kind: ResourceKind
     tenant_id: Scope
-    env: Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
+    env: Env
     project_id: Scope = WILDCARD
     backend_type: BackendType
     config: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -66,6 +75,18 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     def key(self) -> tuple[str, str, str, str]:
         return (self.resource_kind, self.tenant_id, self.env, self.project_id)
 
+    def redacted(self) -> Route:
+        """This route as answers and logs show it: a record stored before secrets were refused in
+        configs may hold one (`http://user:pw@host`), and is shown with it as ``***``."""
+        return msgspec.structs.replace(
+            self,
+            config=cast(dict[str, Any], redact(self.config)),
+            secret_refs=cast(dict[str, str], redact(self.secret_refs, secret=True)),
+            tier=_shown(self.tier),
+            cost_notes=_shown(self.cost_notes),
+            switch_rationale=_shown(self.switch_rationale),
+        )
+
     def same_backend(self, other: Route) -> bool:
         return (self.backend_type, self.config, self.secret_refs) == (
             other.backend_type,
@@ -76,9 +97,9 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 class RouteDeleted(msgspec.Struct, frozen=True, kw_only=True):
     resource_kind: ResourceKind
-    tenant_id: str
-    env: str
-    project_id: str
+    tenant_id: Scope
+    env: Env
+    project_id: Scope
     rationale: str | None = None
 
 
@@ -92,6 +113,15 @@ class RouteChange(msgspec.Struct, frozen=True, kw_only=True):
     key: tuple[str, str, str, str]
     actor: str | None = None
     rationale: str | None = None
+
+    def redacted(self) -> RouteChange:
+        """This change as answers show it (`Route.redacted`)."""
+        route = None if self.route is None else self.route.redacted()
+        return msgspec.structs.replace(self, route=route, rationale=_shown(self.rationale))
+
+
+def _shown(text: str | None) -> str | None:
+    return None if text is None else cast(str, redact(text))
 
 
 HANDLES: Final = frozenset({"route.set", "route.deleted"})
@@ -181,30 +211,43 @@ def missing_platform_defaults(registry: Registry, env: str) -> list[str]:
     return [kind for kind in RESOURCE_KINDS if (kind, WILDCARD, env, WILDCARD) not in registry.routes]
 
 
-def check_config(backend_type: BackendType, config: dict[str, Any]) -> None:
-    """A backend's config names what it needs, and a secret only as a `secret://` reference."""
+def routed_envs(registry: Registry, tenant_id: str) -> set[str]:
+    """The envs a route names for `tenant_id`, its own or a platform default: envs an operator declared."""
+    return {route.env for route in registry.routes.values() if route.tenant_id in (tenant_id, WILDCARD)}
+
+
+def check_config(
+    backend_type: BackendType, config: dict[str, Any], *, files: SecretFiles | None = NO_SECRET_FILES
+) -> None:
+    """A backend's config names what it needs, and holds no secret (`check_secrets`): a secret only
+    as a `secret://` reference, never one of Spine's own. `files` None leaves the confinement of
+    file references to the resolver."""
     missing = [name for name in _REQUIRED_CONFIG[backend_type] if name not in config]
     if missing:
         raise InvalidRequest(f"a {backend_type} route needs config {missing}")
-    for name, value in config.items():
-        if any(word in name.lower() for word in _SECRETISH) and not is_secret_ref(value):
-            raise InvalidRequest(
-                f"config {name!r} looks like a secret: pass a secret:// reference, never a value"
-            )
+    check_secrets(config, "config", files=files)
+    timeouts_of(config)  # `connect_timeout_seconds`, `request_timeout_seconds`: numbers of seconds
 
 
 def plan_route(
-    registry: Registry, route: Route, *, mode: str | None, now: datetime
+    registry: Registry,
+    route: Route,
+    *,
+    mode: str | None,
+    now: datetime,
+    files: SecretFiles = NO_SECRET_FILES,
 ) -> tuple[Planned, Route | None]:
     """The `route.set` event for `route`, and the route it replaces (for the switch audit).
 
     `mode` is the tenant's (None for a platform default, which every mode may inherit: the
-    resolution-time rule then refuses it to the modes that may not use it).
+    resolution-time rule then refuses it to the modes that may not use it). `files` is where
+    the deployment's secret files may be (default: nowhere).
     """
-    check_config(route.backend_type, route.config)
+    check_config(route.backend_type, route.config, files=files)
     for name, ref in route.secret_refs.items():
         if not is_secret_ref(ref):
-            raise InvalidRequest(f"secret_refs[{name!r}] must be a secret://env|file|aws-sm/… reference")
+            raise ForbiddenSecretRef(f"secret_refs.{name}", "not a secret://env|file|aws-sm/… reference")
+    check_secrets(route.secret_refs, "secret_refs", files=files)
     if mode is not None and mode != LAB_MODE and route.backend_type in EMBEDDED:
         raise ForbiddenBackend(route.resource_kind, route.backend_type, mode)
     previous = registry.routes.get(route.key)

@@ -15,11 +15,12 @@ import msgspec
 
 from spine.domain.errors import SaveConflict, SaveNotFound
 from spine.domain.events import Event, NewEvent
+from spine.domain.identifiers import DOCUMENT_ID_PATTERN
 from spine.domain.views import Delete, Upsert, ViewOp
 
 KINDS: Final[dict[str, str]] = {"flows": "flow", "graphs": "graph", "overlays": "overlay"}  # → stream
 # as blackboard names, shorter: `save:overlay:{id}` stays a valid stream name (256 characters)
-ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,127}$"
+ID_PATTERN = DOCUMENT_ID_PATTERN
 SaveId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description="a UUIDv7 when omitted")]
 SaveName = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 

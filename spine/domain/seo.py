@@ -20,14 +20,13 @@ from typing import Annotated, Any, Final
 import msgspec
 
 from spine.domain.events import Event, NewEvent
+from spine.domain.identifiers import PAGE_PATTERN as PAGE_PATTERN  # slugs: one home
 from spine.domain.views import Delete, Upsert, ViewOp
 
 COLLECTION: Final = "seo"
 SAVED: Final = "seo.config_saved"
 DELETED: Final = "seo.config_deleted"
 
-# Page slugs: `home`, `blog.post-1`, `pricing_v2`. No '/' (one path segment) and no ':'.
-PAGE_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.~-]{0,127}$"
 MAX_TITLE, MAX_DESCRIPTION, MAX_URL = 70, 320, 2048
 MAX_ROBOTS = 512
 MAX_OPEN_GRAPH, MAX_OG_VALUE = 64, 2048

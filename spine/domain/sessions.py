@@ -12,11 +12,12 @@ from typing import Annotated, Any
 import msgspec
 
 from spine.domain.events import Event, NewEvent
+from spine.domain.identifiers import NAME_PATTERN
 from spine.domain.views import Upsert, ViewOp
 
 COLLECTION = "sessions"
 MESSAGE_ADDED = "session.message_added"
-SESSION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{0,255}$"
+SESSION_PATTERN = NAME_PATTERN
 Role = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z][a-z_-]{0,31}$", description="user, assistant, tool, system…")
 ]

@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 
 from spine.domain.events import Event, NewEvent
-from spine.domain.saves import ID_PATTERN
+from spine.domain.identifiers import DOCUMENT_ID_PATTERN
 from spine.domain.views import Upsert, ViewOp
 
-LOCK_PATTERN = ID_PATTERN
+LOCK_PATTERN = DOCUMENT_ID_PATTERN
 SNAPSHOT_TAKEN = "strategy_lock.snapshot_taken"
 LATEST, SNAPSHOTS = "strategy_locks.latest", "strategy_locks.snapshots"
 

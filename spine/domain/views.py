@@ -12,7 +12,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-ViewName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.:-]{0,127}$")]
+from spine.domain.identifiers import VIEW_NAME_PATTERN
+
+ViewName = Annotated[str, msgspec.Meta(pattern=VIEW_NAME_PATTERN)]
 
 
 class ViewDoc(msgspec.Struct, frozen=True, kw_only=True, gc=False):

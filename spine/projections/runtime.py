@@ -284,8 +284,20 @@ class Runner:
         """Until cancelled: catch up whenever the partition advances, or a poll interval passes."""
         try:
             async with self._notifier.subscribe(self.partition) as subscription:
+                failures = 0
                 while True:
-                    position = await self.catch_up()
+                    try:
+                        position = await self.catch_up()
+                    except Exception as exc:  # see `retry_delay`
+                        failures += 1
+                        log.warning(
+                            "view not advanced: retrying",
+                            extra={"projection": self.projection.name, "partition": self.partition.key,
+                                   "error": getattr(exc, "error_code", type(exc).__name__), "failures": failures},
+                        )  # fmt: skip
+                        await anyio.sleep(retry_delay(failures, self._poll_seconds))
+                        continue
+                    failures = 0
                     await subscription.wait(
                         position, self._poll_seconds if self.leading else FOLLOW_SECONDS * 20
                     )
@@ -322,6 +334,20 @@ class Runner:
     async def _paused(self) -> AsyncIterator[None]:
         async with self._lock:
             yield
+
+
+MAX_RETRY_SECONDS = 30.0
+
+
+def retry_delay(failures: int, poll_seconds: float) -> float:
+    """How long a background loop waits after its `failures`-th failure in a row.
+
+    A store that fails (unreachable, its breaker open, a bug in one partition's data) costs its own
+    views latency, never the process: the loop runs in the app's one task group, where an escaping
+    error would stop every other view and the control plane with it. Doubling, capped, so a dead
+    backend is not hammered and a recovered one is seen within `MAX_RETRY_SECONDS`.
+    """
+    return min(max(poll_seconds, 0.05) * 2.0 ** min(failures - 1, 10), MAX_RETRY_SECONDS)
 
 
 RebuildState = Literal["building", "swapped", "elsewhere", "failed"]

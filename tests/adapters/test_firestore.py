@@ -253,9 +253,9 @@ async def test_an_apply_of_max_apply_size_is_one_transaction_and_one_op_more_is_
         transactions: list[str] = []
         transaction = views._transaction
 
-        async def counted(body: Any, *args: Any) -> Any:
+        async def counted(body: Any, *args: Any, **options: Any) -> Any:
             transactions.append(body.__name__)
-            return await transaction(body, *args)
+            return await transaction(body, *args, **options)
 
         monkeypatch.setattr(views, "_transaction", counted)
         room = views.max_apply_size

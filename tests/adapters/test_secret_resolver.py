@@ -1,4 +1,5 @@
-"""`ChainSecretResolver`: env (lab and dev only), files, AWS Secrets Manager, and its TTL cache.
+"""`ChainSecretResolver`: env (lab and dev only), files (inside the secrets directory), AWS Secrets
+Manager, and its TTL cache; never Spine's own secrets.
 
 AWS Secrets Manager is a boundary we do not own: its tests talk to moto's server, run here as a
 stand-in Secrets Manager on 127.0.0.1, over the real HTTP protocol, through the real SDK.
@@ -22,6 +23,7 @@ import pytest
 
 from spine.adapters.secret_resolver import ChainSecretResolver
 from spine.domain.errors import InvalidSecretRef, SecretUnavailable, SpineError
+from spine.domain.secrets import SecretFiles
 from tests.conftest import require_server
 from tests.peers import free_port
 
@@ -47,39 +49,41 @@ def assert_hides(exc: SpineError, value: str) -> None:
 
 
 def resolver(tmp_path: Path, **kwargs: Any) -> ChainSecretResolver:
-    return ChainSecretResolver(**{"allow_env": True, "base_dir": tmp_path, **kwargs})
+    """Secret files may be anywhere under `tmp_path`; Spine's own keys are in `tmp_path/own`."""
+    files = SecretFiles(root=str(tmp_path), own=str(tmp_path / "own"))
+    return ChainSecretResolver(**{"allow_env": True, "files": files, **kwargs})
 
 
 # --- env -------------------------------------------------------------------------------------------
 
 
 async def test_env_is_read_where_allowed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPINE_TEST_DB_PASSWORD", VALUE)
-    assert await resolver(tmp_path).resolve("secret://env/SPINE_TEST_DB_PASSWORD") == VALUE
+    monkeypatch.setenv("TEST_SPINE_DB_PASSWORD", VALUE)
+    assert await resolver(tmp_path).resolve("secret://env/TEST_SPINE_DB_PASSWORD") == VALUE
 
 
 async def test_env_is_refused_outside_lab_and_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPINE_TEST_DB_PASSWORD", VALUE)
+    monkeypatch.setenv("TEST_SPINE_DB_PASSWORD", VALUE)
     with pytest.raises(InvalidSecretRef) as caught:
-        await resolver(tmp_path, allow_env=False).resolve("secret://env/SPINE_TEST_DB_PASSWORD")
+        await resolver(tmp_path, allow_env=False).resolve("secret://env/TEST_SPINE_DB_PASSWORD")
     assert caught.value.code == "secret.invalid_ref"
     assert "only in lab and dev" in str(caught.value)
     assert_hides(caught.value, VALUE)
 
 
 async def test_a_missing_variable_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SPINE_TEST_NOT_SET", raising=False)
+    monkeypatch.delenv("TEST_SPINE_NOT_SET", raising=False)
     with pytest.raises(SecretUnavailable) as caught:
-        await resolver(tmp_path).resolve("secret://env/SPINE_TEST_NOT_SET")
+        await resolver(tmp_path).resolve("secret://env/TEST_SPINE_NOT_SET")
     assert caught.value.code == "secret.unavailable"
-    assert "SPINE_TEST_NOT_SET" in str(caught.value)
-    assert caught.value.details() == {"ref": "secret://env/SPINE_TEST_NOT_SET"}
+    assert "TEST_SPINE_NOT_SET" in str(caught.value)
+    assert caught.value.details() == {"ref": "secret://env/TEST_SPINE_NOT_SET"}
 
 
 async def test_an_empty_variable_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPINE_TEST_EMPTY", "")
+    monkeypatch.setenv("TEST_SPINE_EMPTY", "")
     with pytest.raises(SecretUnavailable, match="empty"):
-        await resolver(tmp_path).resolve("secret://env/SPINE_TEST_EMPTY")
+        await resolver(tmp_path).resolve("secret://env/TEST_SPINE_EMPTY")
 
 
 @pytest.mark.parametrize("ref", ["secret://env/lower", "secret://vault/x", "not-a-ref"])
@@ -97,11 +101,9 @@ async def test_a_relative_path_resolves_against_base_dir(tmp_path: Path) -> None
     assert await resolver(tmp_path).resolve("secret://file/secrets/db") == VALUE
 
 
-async def test_an_absolute_path_ignores_base_dir(tmp_path: Path) -> None:
+async def test_an_absolute_path_inside_the_secrets_dir_resolves(tmp_path: Path) -> None:
     (tmp_path / "db").write_text(VALUE)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    assert await resolver(elsewhere).resolve(f"secret://file/{tmp_path / 'db'}") == VALUE
+    assert await resolver(tmp_path).resolve(f"secret://file/{tmp_path / 'db'}") == VALUE
 
 
 @pytest.mark.parametrize(
@@ -147,6 +149,82 @@ async def test_a_file_that_is_not_text_is_unavailable_and_not_quoted(tmp_path: P
     assert "UTF-8" in str(caught.value)
     assert_hides(caught.value, VALUE)
     assert "0xff" not in "".join(traceback.format_exception(caught.value))
+
+
+# --- Spine's own secrets and the secrets directory -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["SPINE_TOKEN_KEY", "SPINE_BOOTSTRAP_KEY", "SPINE_REDIS_URL"])
+async def test_spine_variables_are_never_resolved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Even where env references are allowed, and for a record an older version stored."""
+    monkeypatch.setenv(name, VALUE)
+    with pytest.raises(InvalidSecretRef, match="Spine's own configuration") as caught:
+        await resolver(tmp_path).resolve(f"secret://env/{name}")
+    assert_hides(caught.value, VALUE)
+
+
+@pytest.mark.parametrize("name", ["../outside", "a/../../outside", "inside/../../outside"])
+async def test_a_file_reference_never_climbs(tmp_path: Path, name: str) -> None:
+    secrets_dir = tmp_path / "secrets"
+    (secrets_dir / "inside").mkdir(parents=True)
+    (tmp_path / "outside").write_text(VALUE)
+    with pytest.raises(InvalidSecretRef, match=r"'\.\.'") as caught:
+        await resolver(secrets_dir).resolve(f"secret://file/{name}")
+    assert_hides(caught.value, VALUE)
+
+
+async def test_an_absolute_path_outside_the_secrets_dir_is_refused(tmp_path: Path) -> None:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (tmp_path / "db").write_text(VALUE)
+    with pytest.raises(InvalidSecretRef, match="outside the secrets directory") as caught:
+        await resolver(secrets_dir).resolve(f"secret://file/{tmp_path / 'db'}")
+    assert_hides(caught.value, VALUE)
+
+
+async def test_a_symlink_out_of_the_secrets_dir_is_refused_without_naming_its_target(tmp_path: Path) -> None:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    target = tmp_path / "private" / "host.key"
+    target.parent.mkdir()
+    target.write_text(VALUE)
+    (secrets_dir / "db").symlink_to(target)
+    (secrets_dir / "dir").symlink_to(target.parent, target_is_directory=True)
+    for ref in ("secret://file/db", "secret://file/dir/host.key"):
+        with pytest.raises(InvalidSecretRef, match="symbolic link") as caught:
+            await resolver(secrets_dir).resolve(ref)
+        assert_hides(caught.value, VALUE)
+        assert "private" not in str(caught.value)
+
+
+async def test_a_symlink_inside_the_secrets_dir_resolves(tmp_path: Path) -> None:
+    (tmp_path / "v1").write_text(VALUE)
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    assert await resolver(tmp_path).resolve("secret://file/current") == VALUE
+
+
+async def test_spines_own_key_files_are_refused_even_inside_the_secrets_dir(tmp_path: Path) -> None:
+    """`own` (data_dir/secrets) holds the bootstrap and token keys a lab deployment makes."""
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "token.key").write_text(VALUE)
+    (tmp_path / "link").symlink_to(tmp_path / "own" / "token.key")
+    for ref in ("secret://file/own/token.key", f"secret://file/{tmp_path / 'own' / 'token.key'}"):
+        with pytest.raises(InvalidSecretRef, match="Spine's own key material") as caught:
+            await resolver(tmp_path).resolve(ref)
+        assert_hides(caught.value, VALUE)
+    with pytest.raises(InvalidSecretRef, match="symbolic link"):
+        await resolver(tmp_path).resolve("secret://file/link")
+
+
+async def test_without_a_secrets_dir_no_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "db").write_text(VALUE)
+    secrets = ChainSecretResolver(allow_env=True, files=SecretFiles(root=None, own=None))
+    for ref in ("secret://file/db", f"secret://file/{tmp_path / 'db'}"):
+        with pytest.raises(InvalidSecretRef, match="SPINE_SECRETS_DIR") as caught:
+            await secrets.resolve(ref)
+        assert_hides(caught.value, VALUE)
 
 
 # --- cache -----------------------------------------------------------------------------------------

@@ -39,9 +39,9 @@ def _firestore(_: pytest.MonkeyPatch) -> str:
 
 
 def _cosmos(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("SPINE_TEST_COSMOS_KEY", cosmos.KEY)  # by reference only (lab reads secret://env/…)
+    monkeypatch.setenv("TEST_SPINE_COSMOS_KEY", cosmos.KEY)  # by reference only (lab reads secret://env/…)
     config = {"endpoint": cosmos.endpoint(), "database": f"spine-move-{uuid.uuid4().hex[:12]}",
-              "key": "secret://env/SPINE_TEST_COSMOS_KEY"}  # fmt: skip
+              "key": "secret://env/TEST_SPINE_COSMOS_KEY"}  # fmt: skip
     return Backend(backend_type="cosmos", config=config).url
 
 

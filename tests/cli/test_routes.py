@@ -164,7 +164,7 @@ def test_bad_input_is_refused_before_or_by_the_server(
     cosmos = ("--kind", "event_spine", "--tenant", "t1", "--env", "dev", "--backend", "cosmos")
     config = json.dumps({"endpoint": "e", "database": "d", "key": pasted})
     inline = cli("routes", "set", *cosmos, "--config", config, token=admin, code=1)
-    assert inline.stderr.startswith("Error: 422 request.invalid: config 'key' looks like a secret")
+    assert inline.stderr.startswith("Error: 422 routing.secret_in_config: config.key looks like a secret")
     assert pasted not in inline.output
     by_ref = json.dumps({"endpoint": "e", "database": "d", "key": "secret://env/COSMOS_KEY"})
     stored = cli(
@@ -232,8 +232,8 @@ def test_doctor_of_a_saas_tenant_without_routes_fails(cli: Cli, admin: str, http
 def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
     """The endpoint's semantics, as found: in lab a kind without a route is `missing` (with the
     warning that the embedded store serves it), so one event_spine route is not enough for exit 0:
-    doctor passes once every resource kind of the tenant has a route. Kinds other than event_spine
-    are `ok` without a probe (no adapter yet: a warning says so, and no round trip)."""
+    doctor passes once every resource kind of the tenant has a route. Every routed kind is probed
+    (the log's head, a view store's checkpoint) and shows its round trip."""
     cli("routes", "set", *EVENT_SPINE_A, "--config", '{"path": "t1.db"}', token=admin)
     partial = as_json(cli("doctor", "--tenant", "t1", "--json", token=admin, code=1))
     by_kind = {c["resource_kind"]: c for c in partial["checks"]}
@@ -251,6 +251,8 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
         "round_trip_ms": None,
         "warnings": ["lab falls back to the embedded store"],
         "error_code": "memory_store.missing_route",
+        "breaker": None,
+        "retry_after_seconds": None,
     }
     for kind in RESOURCE_KINDS:
         if kind != "event_spine":
@@ -258,10 +260,10 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
             cli("routes", "set", *route, token=admin)
     healthy = cli("doctor", "--tenant", "t1", token=admin)
     assert "deployment lab, env dev: ready" in healthy.stdout
-    assert "not probed: this build has no memory_store adapter yet" in healthy.stdout
     assert healthy.stderr == ""
     report = as_json(cli("doctor", "--tenant", "t1", "--json", token=admin))
     assert {c["status"] for c in report["checks"]} == {"ok"}
+    assert all(isinstance(c["round_trip_ms"], float) for c in report["checks"])
     # a store that cannot be opened (the path is a directory): `unreachable`, and exit 1 again
     cli("routes", "set", *EVENT_SPINE_A, "--config", '{"path": "."}', token=admin)
     broken = as_json(cli("doctor", "--tenant", "t1", "--json", token=admin, code=1))["checks"]

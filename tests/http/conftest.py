@@ -13,7 +13,7 @@ import uvicorn
 from litestar.testing import TestClient
 
 from spine.app.factory import create_app
-from spine.app.server import DrainingServer
+from spine.app.server import DrainingServer, server_config
 from spine.app.settings import Settings
 from tests.peers import free_port
 from tests.provision import BOOTSTRAP_KEY, provision, provision_sync
@@ -66,10 +66,11 @@ class LiveServer:
 
 
 def start_live_server(settings: Settings) -> LiveServer:
-    """uvicorn in a thread of its own, so SSE streams for real (the test client buffers bodies)."""
+    """uvicorn in a thread of its own, so SSE streams for real (the test client buffers bodies),
+    configured as `spine serve` configures it (the settings' slow-client timeouts and caps)."""
     port = free_port()
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, timeout_graceful_shutdown=1)
+    config = server_config(app, host="127.0.0.1", port=port, timeout_graceful_shutdown=1)
     server = DrainingServer(config, app)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

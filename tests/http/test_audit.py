@@ -179,7 +179,12 @@ def test_records_are_never_changed_nor_deleted(
     added = add(client, headers)
     before = records(client, headers, after=added)
     record_id = added.json()["id"]
-    for path, allowed in ((URL, "GET, POST"), (f"{URL}/{record_id}", "GET"), (f"{URL}/unknown", "GET")):
+    paths = (
+        (URL, "GET, OPTIONS, POST"),
+        (f"{URL}/{record_id}", "GET, OPTIONS"),
+        (f"{URL}/unknown", "GET, OPTIONS"),
+    )
+    for path, allowed in paths:
         body = {"action": "x", "resource": "y"} if method != "DELETE" else None
         response = client.request(method, path, json=body, headers=headers)
         problem = assert_problem(response, 405, "audit.append_only")

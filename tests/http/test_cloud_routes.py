@@ -28,9 +28,9 @@ def dynamodb_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def cosmos_config(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     # the account key reaches the service by reference only (lab may read secret://env/…)
-    monkeypatch.setenv("SPINE_TEST_COSMOS_KEY", cosmos.KEY)
+    monkeypatch.setenv("TEST_SPINE_COSMOS_KEY", cosmos.KEY)
     return {"endpoint": cosmos.endpoint(), "database": f"spine-http-{uuid.uuid4().hex[:12]}",
-            "key": "secret://env/SPINE_TEST_COSMOS_KEY"}  # fmt: skip
+            "key": "secret://env/TEST_SPINE_COSMOS_KEY"}  # fmt: skip
 
 
 def firestore_config(_: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -67,14 +67,14 @@ def test_a_tenant_routed_to_a_cloud_backend_keeps_its_log_and_views_there(
 def test_a_route_whose_secret_cannot_be_read_is_a_503_that_names_the_reference_only(
     client: TestClient, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("SPINE_TEST_MISSING_KEY", raising=False)
+    monkeypatch.delenv("TEST_SPINE_MISSING_KEY", raising=False)
     route = {"resource_kind": "event_spine", "tenant_id": "t1", "env": "dev", "project_id": "p1",
              "backend_type": "cosmos", "config": {"endpoint": "http://127.0.0.1:9", "database": "d",
-                                                  "key": "secret://env/SPINE_TEST_MISSING_KEY"}}  # fmt: skip
+                                                  "key": "secret://env/TEST_SPINE_MISSING_KEY"}}  # fmt: skip
     assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
     answer = client.get("/v1/events", headers=headers)
     problem = assert_problem(answer, 503, "secret.unavailable")
-    assert "SPINE_TEST_MISSING_KEY" in problem["message"]
+    assert "TEST_SPINE_MISSING_KEY" in problem["message"]
 
 
 @pytest.mark.parametrize(

@@ -106,20 +106,21 @@ def test_if_match_is_a_compare_and_set_too(client: TestClient, headers: dict[str
     )
     stale = client.put(f"{FLOWS}/f", json={"name": "n", "body": 2}, headers={**headers, "If-Match": '"1"'})
     assert assert_problem(stale, 409, "save_store.version_conflict")["current_version"] == 2
+    # If-Match compares strongly (RFC 9110): a weak tag never matches
     weak = client.put(f"{FLOWS}/f", json={"name": "n", "body": 3}, headers={**headers, "If-Match": 'W/"2"'})
-    assert ok(weak)["version"] == 3
+    assert_problem(weak, 412, "precondition.failed")
     star = client.put(f"{FLOWS}/f", json={"name": "n", "body": 4}, headers={**headers, "If-Match": "*"})
-    assert ok(star)["version"] == 4
+    assert ok(star)["version"] == 3
     garbage = client.put(f"{FLOWS}/f", json={"name": "n", "body": 5}, headers={**headers, "If-Match": "abc"})
     assert_problem(garbage, 422, "request.invalid")
-    disagree = {"name": "n", "body": 5, "expected_version": 4}
+    disagree = {"name": "n", "body": 5, "expected_version": 3}
     assert_problem(
-        client.put(f"{FLOWS}/f", json=disagree, headers={**headers, "If-Match": '"3"'}),
+        client.put(f"{FLOWS}/f", json=disagree, headers={**headers, "If-Match": '"2"'}),
         422,
         "request.invalid",
     )
-    agree = client.put(f"{FLOWS}/f", json=disagree, headers={**headers, "If-Match": '"4"'})
-    assert ok(agree)["version"] == 5
+    agree = client.put(f"{FLOWS}/f", json=disagree, headers={**headers, "If-Match": '"3"'})
+    assert ok(agree)["version"] == 4
 
 
 def test_updating_or_deleting_a_save_never_created_is_404_and_appends_nothing(

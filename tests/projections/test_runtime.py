@@ -31,7 +31,7 @@ from spine.domain.budget import (
     totals_prefix,
 )
 from spine.domain.context import RequestContext
-from spine.domain.errors import BudgetExceeded
+from spine.domain.errors import BackendUnavailable, BudgetExceeded
 from spine.domain.events import Event, EventMeta, NewEvent, Page
 from spine.domain.partition import Partition
 from spine.domain.ports import EventSpine, ViewStore
@@ -124,6 +124,37 @@ async def test_a_running_projection_follows_live_appends(stores: Stores) -> None
         assert await runner.wait_for(position, timeout=10)
         tg.cancel_scope.cancel()
     assert await view_of(runner) == {"x": "live"}
+
+
+class FailingViews:
+    """The real store, whose applies fail `failures` times first: a backend that is down a while."""
+
+    def __init__(self, inner: ViewStore, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def apply(self, space: str, ops: Sequence[ViewOp], checkpoint: int) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BackendUnavailable("memory_store", "the store is down")
+        await self.inner.apply(space, ops, checkpoint)
+
+
+async def test_a_store_that_fails_delays_its_view_and_never_stops_the_runner(stores: Stores) -> None:
+    """Runners share the app's task group: an error escaping one would stop every view and the
+    control plane. A failing store costs its own view latency, and the runner retries."""
+    views = FailingViews(stores.views, failures=3)
+    runner = Runner(KeyValue(), P, stores.spine, views, stores.notifier, poll_seconds=0.01)  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner.run)
+        position = await write(stores.spine, ("kv.set", {"key": "x", "value": "late"}))
+        assert await runner.wait_for(position, timeout=30)
+        tg.cancel_scope.cancel()
+    assert views.failures == 0
+    assert await view_of(runner) == {"x": "late"}
 
 
 async def test_wait_for_a_position_never_written_times_out(stores: Stores) -> None:

@@ -10,13 +10,14 @@ from spine.adapters.secret_resolver import ChainSecretResolver
 from spine.app.backends import Backends
 from spine.app.metrics import Metrics
 from spine.domain.backend_url import Backend
+from spine.domain.secrets import SecretFiles
 
 
 async def test_one_backend_spelled_two_ways_is_opened_once(tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
         backends = Backends(
             stack=stack, notifier=LocalNotifier(), metrics=Metrics(), data_dir=tmp_path, synchronous="FULL",
-            secrets=ChainSecretResolver(allow_env=False, base_dir=tmp_path),
+            secrets=ChainSecretResolver(allow_env=False, files=SecretFiles()),
         )  # fmt: skip
         # a URL's config and a route's JSON list the same keys in different orders
         first = await backends.spine(Backend(backend_type="memory", config={"table": "t", "region": "r"}))

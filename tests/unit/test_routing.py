@@ -19,6 +19,7 @@ from spine.domain.routing import (
     plan_route,
     resolve,
 )
+from spine.domain.secrets import SecretFiles
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 CLOUD = {"backend_type": "dynamodb", "config": {"table": "spine", "region": "eu-west-1"}}
@@ -124,7 +125,8 @@ def test_a_secret_reference_is_accepted_in_config() -> None:
     cosmos = route(
         backend_type="cosmos", config={"endpoint": "e", "database": "d", "key": "secret://file/cosmos"}
     )
-    plan_route(Registry(), cosmos, mode="enterprise", now=NOW)
+    files = SecretFiles(root="/run/secrets", own="/var/spine/secrets")
+    plan_route(Registry(), cosmos, mode="enterprise", now=NOW, files=files)
 
 
 def test_a_switch_records_the_previous_backend_and_when() -> None:

@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get, post, route
 from litestar.params import JSONBody, Parameter, PathParameter, QueryParameter
 
 from spine.app.audit import trail_partition
-from spine.app.reads import MinPosition, caught_up, reflecting, warning_header
+from spine.app.reads import MinPosition, Problem, caught_up, reflecting, served, served_each, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.audit import (
@@ -56,8 +56,14 @@ class RecordBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     id: EventId | None = None  # an idempotency key: a retry answers the first record's position
 
 
+class Record(AuditRecord, frozen=True, kw_only=True):
+    """A record of a list: `problem` says why its `details` are null (`spine.app.reads.served_each`)."""
+
+    problem: Problem = msgspec.UNSET
+
+
 class Records(msgspec.Struct, frozen=True, kw_only=True):
-    records: list[AuditRecord]
+    records: list[Record]
     next: str | None
 
 
@@ -95,7 +101,7 @@ class AuditController(Controller):
         sources = [(project, ""), (trail, scope(call.ctx.project_id)), (trail, scope(TENANT_WIDE))]
         pages = [await _range(runner, query, prefix, limit) for runner, prefix in sources]
         page, cursor = merge(pages, limit=limit, before=query.before)
-        records = [msgspec.convert(data, AuditRecord) for _, data in page]
+        records = served_each([msgspec.convert(data, Record) for _, data in page])
         return Response(Records(records=records, next=cursor), headers=warning_header(warning))
 
     @get("/{record_id:str}", summary="One record, by its event id")
@@ -109,16 +115,17 @@ class AuditController(Controller):
             record = None if doc is None else msgspec.convert(doc.data, AuditRecord)
             readable = record is not None and _readable_actor(call, None) in (None, record.actor)
             if record is not None and readable and concerns(record, call.ctx.project_id):
-                return Response(record, headers=warning_header(warning))
+                return Response(served(record), headers=warning_header(warning))
         raise AuditNotFound(record_id)
 
+    # A 405 handler serves nothing: its `Allow` is the path's, as OPTIONS answers it (`spine.app.allow`)
     @route("/", http_method=["PUT", "PATCH", "DELETE"], status_code=405, summary="Refused: append-only")
     async def refuse_change(self, request: Request[Any, Any, Any]) -> None:
-        raise AuditAppendOnly(request.method, ("GET", "POST"))
+        raise AuditAppendOnly(request.method, ("GET", "OPTIONS", "POST"))
 
     @route("/{record_id:str}", http_method=["PUT", "PATCH", "DELETE"], status_code=405, summary="Refused")
     async def refuse_record_change(self, request: Request[Any, Any, Any]) -> None:
-        raise AuditAppendOnly(request.method, ("GET",))
+        raise AuditAppendOnly(request.method, ("GET", "OPTIONS"))
 
 
 def _readable_actor(call: Call, actor: str | None) -> str | None:

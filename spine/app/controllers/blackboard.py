@@ -8,8 +8,8 @@ import msgspec
 from litestar import Controller, Response, get, put
 from litestar.params import JSONBody, PathParameter
 
-from spine.app.preconditions import IfMatch, precondition
-from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.preconditions import IfMatch, expected_at, precondition
+from spine.app.reads import MinPosition, Problem, caught_up, served, served_each, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.blackboard import (
@@ -22,7 +22,7 @@ from spine.domain.blackboard import (
     written_event,
 )
 from spine.domain.errors import BlackboardConflict, BlackboardNotFound, VersionConflict
-from spine.domain.events import ANY, ExpectedVersion
+from spine.domain.events import ExpectedVersion
 from spine.projections.runtime import Runner
 
 KIND = "blackboard_store"
@@ -44,6 +44,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     written_by: str | None
     position: int
     updated_at: str
+    problem: Problem = msgspec.UNSET  # in a board: why `value` is null (`spine.app.reads.served_each`)
 
 
 class Board(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,14 +60,15 @@ class BlackboardController(Controller):
     async def write(
         self, run_id: RunId, key: EntryKey, data: JSONBody[EntryBody], call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
-        expected = _expected(data.expected_version, if_match)
+        wanted = precondition(data.expected_version, if_match)
         ctx = call.ctx
         await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
+        stream = stream_of(run_id, key)
         request = AppendRequest(
-            stream=stream_of(run_id, key),
+            stream=stream,
             events=[written_event(run_id, key, data.value, ctx.user_id)],
-            expected_version=expected,
+            expected_version=await expected_at(wanted, spine, ctx.partition, stream),
             meta=ctx.event_meta(),
         )
         try:
@@ -90,7 +92,7 @@ class BlackboardController(Controller):
         doc = await runner.get(COLLECTION, entry_key(run_id, key))
         if doc is None:
             raise BlackboardNotFound(run_id, key)
-        entry = msgspec.convert(doc.data, Entry)
+        entry = served(msgspec.convert(doc.data, Entry))
         return Response(entry, headers={"ETag": f'"{entry.version}"', **warning_header(warning)})
 
     @get("/", summary="Every entry of the run, by key")
@@ -99,14 +101,9 @@ class BlackboardController(Controller):
     ) -> Response[Board]:
         runner, warning = await _view(call, min_position)
         docs = await runner.list(COLLECTION, prefix=run_prefix(run_id), limit=MAX_ENTRIES)
-        board = Board(run_id=run_id, entries=[msgspec.convert(doc.data, Entry) for doc in docs])
+        board = Board(run_id=run_id, entries=served_each([msgspec.convert(doc.data, Entry) for doc in docs]))
         return Response(board, headers=warning_header(warning))
 
 
 async def _view(call: Call, min_position: str | None) -> tuple[Runner, str | None]:
     return await caught_up(call, PROJECTION, KIND, min_position)
-
-
-def _expected(body: ExpectedVersion | None, if_match: str | None) -> ExpectedVersion:
-    version = precondition(body, if_match)
-    return ANY if version is None else version

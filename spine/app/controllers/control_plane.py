@@ -35,12 +35,11 @@ from spine.domain.control_plane import (
     require_system_admin,
 )
 from spine.domain.errors import BootstrapRefused, MintingDisabled, NotFound
+from spine.domain.identifiers import IDENTIFIER_PATTERN
 from spine.domain.partition import SYSTEM_TENANT, Identifier, normalize_env
 
 R = TypeVar("R", ProjectCreated, SurfaceCreated, AppCreated, MemberSet)
-TenantId = Annotated[
-    str, PathParameter(description="tenant id", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
-]
+TenantId = Annotated[str, PathParameter(description="tenant id", pattern=IDENTIFIER_PATTERN)]
 
 
 class BootstrapBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,7 +108,9 @@ def _created(record: msgspec.Struct, position: int) -> Response[dict[str, Any]]:
 
 
 @post("/v1/auth/bootstrap", opt={"public": True}, status_code=200, tags=["control plane"])
-async def bootstrap(request: Request[Any, Any, Any], services: ServicesDep) -> BootstrapAnswer:
+async def bootstrap(
+    request: Request[Any, Any, Any], services: ServicesDep, data: JSONBody[BootstrapBody | None] = None
+) -> BootstrapAnswer:
     """Create `t_system` and its first admin (idempotent); answer an admin token. Needs `X-Bootstrap-Key`."""
     key = services.bootstrap_key
     if key is None:
@@ -119,8 +120,7 @@ async def bootstrap(request: Request[Any, Any, Any], services: ServicesDep) -> B
         raise BootstrapRefused("wrong or missing X-Bootstrap-Key")
     if not services.identity.tokens.can_mint:  # refuse before recording anything
         raise MintingDisabled("this deployment mints no tokens: configure SPINE_TOKEN_KEY to bootstrap")
-    raw = await request.body()
-    body = msgspec.json.decode(raw, type=BootstrapBody) if raw.strip() else BootstrapBody()
+    body = data or BootstrapBody()  # no body: the default admin
     env = services.settings.default_env
     await services.control.execute(
         lambda state: plan_bootstrap(state, body.user_id), system_meta(env, request_id=_rid(request))

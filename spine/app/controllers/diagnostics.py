@@ -5,18 +5,25 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
+import anyio
 import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
+from spine.app.backends import EVENT_SPINE
 from spine.app.services import CallDep, Services
+from spine.domain.backend_url import Backend
+from spine.domain.circuit_breaker import BreakerState
 from spine.domain.context import RequestContext
 from spine.domain.control_plane import require_admin
-from spine.domain.errors import BackendUnavailable, ForbiddenRoute, MissingRoute
+from spine.domain.errors import ForbiddenRoute, MissingRoute, SpineError
+from spine.domain.identifiers import IDENTIFIER_PATTERN
 from spine.domain.partition import SYSTEM_TENANT, Partition, normalize_env
 from spine.domain.routing import RESOURCE_KINDS, WILDCARD, missing_platform_defaults, resolve
+from spine.domain.views import space_of
 
 Status = Literal["ok", "missing", "forbidden", "unreachable"]
+_PARALLEL_PROBES = 16
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +36,10 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     round_trip_ms: float | None = None
     warnings: list[str] = msgspec.field(default_factory=list)
     error_code: str | None = None
+    # The backend's circuit breaker as the probe left it (cloud backends only): while `open`, calls
+    # are refused at once for `retry_after_seconds`, then one probe goes through.
+    breaker: BreakerState | None = None
+    retry_after_seconds: float | None = None
 
 
 class Diagnostics(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,20 +59,36 @@ class Diagnostics(msgspec.Struct, frozen=True, kw_only=True):
 async def diagnostics(
     call: CallDep,
     tenant_id: Annotated[
-        str | None, QueryParameter(description="one tenant (system admins: default all)")
+        str | None,
+        QueryParameter(description="one tenant (system admins: default all)", pattern=IDENTIFIER_PATTERN),
     ] = None,
-    env: Annotated[str | None, QueryParameter(description="default: the deployment's env")] = None,
+    env: Annotated[
+        str | None, QueryParameter(description="default: the deployment's env", pattern=IDENTIFIER_PATTERN)
+    ] = None,
 ) -> Diagnostics:
     services, ctx = call.services, call.ctx
     settings = services.settings
     wanted_env = normalize_env(env or settings.default_env)
     missing = missing_platform_defaults(services.control.projector.registry, wanted_env)
-    checks = [
-        await _check(services, tenant, wanted_env, project, kind)
+    wanted = [
+        (tenant, project, kind)
         for tenant in tenants_in_scope(services, ctx, tenant_id)
         for project in _projects(services, tenant)
         for kind in RESOURCE_KINDS
     ]
+    # Probed side by side, each for at most `ready_timeout_seconds`: one unreachable backend costs
+    # the answer one timeout, not one per kind and project (an open breaker costs nothing).
+    found: dict[int, Check] = {}
+    limiter = anyio.CapacityLimiter(_PARALLEL_PROBES)
+
+    async def check(index: int, tenant: str, project: str, kind: str) -> None:
+        async with limiter:
+            found[index] = await _check(services, tenant, wanted_env, project, kind)
+
+    async with anyio.create_task_group() as probes:
+        for index, (tenant, project, kind) in enumerate(wanted):
+            probes.start_soon(check, index, tenant, project, kind)
+    checks = [found[index] for index in range(len(wanted))]
     return Diagnostics(
         deployment=settings.deployment,
         env=wanted_env,
@@ -108,15 +135,38 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
         return made(
             "missing", None, warning="lab falls back to the embedded store", error_code=resolution.warning
         )
-    if kind != "event_spine":
-        return made("ok", route.backend_type, warning=f"not probed: this build has no {kind} adapter yet")
+    backend = Backend(backend_type=route.backend_type, config=route.config)
+    partition = Partition(tenant_id=tenant, env=env, project_id=project if project != WILDCARD else "_")
+    timeout = services.settings.ready_timeout_seconds
+    failure: SpineError | None = None
     started = time.perf_counter()
-    try:
-        spine = await services.spines.open(route)
-        await spine.head(
-            Partition(tenant_id=tenant, env=env, project_id=project if project != WILDCARD else "_")
-        )
-    except BackendUnavailable as exc:
-        return made("unreachable", route.backend_type, warning=exc.message, error_code=exc.error_code)
+    with anyio.move_on_after(timeout) as waited:
+        try:
+            await _probe(services, backend, kind, partition)
+        except SpineError as exc:  # a probe's failure is this check's answer, not the request's
+            failure = exc
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
-    return made("ok", route.backend_type, round_trip_ms=elapsed_ms)
+    if failure is not None:
+        check = made(
+            "unreachable", route.backend_type, warning=failure.message, error_code=failure.error_code
+        )
+    elif waited.cancelled_caught:
+        check = made("unreachable", route.backend_type, warning=f"no answer within {timeout:g}s",
+                     error_code=f"{kind}.backend_unavailable")  # fmt: skip
+    else:
+        check = made("ok", route.backend_type, round_trip_ms=elapsed_ms)
+    breaker = services.backends.breaker(backend, views=kind != EVENT_SPINE)
+    if breaker is None:
+        return check
+    return msgspec.structs.replace(
+        check, breaker=breaker.state, retry_after_seconds=breaker.retry_after_seconds
+    )
+
+
+async def _probe(services: Services, backend: Backend, kind: str, partition: Partition) -> None:
+    """One read, through the backend's breaker: the log's head, or a view store's checkpoint."""
+    if kind == EVENT_SPINE:
+        await (await services.backends.spine(backend)).head(partition)
+    else:
+        store = await services.backends.views(backend, kind)
+        await store.checkpoint(space_of(partition.key, f"diagnostics-{kind}", 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, MediaType, Response, get, post
 from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter, QueryParameter
 from litestar.response import Stream
 
@@ -13,9 +13,19 @@ from spine.app.follow import follow
 from spine.app.reads import warning_header
 from spine.app.services import CallDep
 from spine.domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
-from spine.domain.cursor import check_cursor, parse_cursor
+from spine.domain.cursor import MAX_POSITION, check_cursor, parse_cursor
 from spine.domain.errors import InvalidRequest, StreamNotFound
-from spine.domain.events import ANY, AppendResult, Event, ExpectedVersion, NewEvent, Page, StreamName
+from spine.domain.events import (
+    ANY,
+    STREAM_PATTERN,
+    AppendResult,
+    EncodedPage,
+    Event,
+    ExpectedVersion,
+    NewEvent,
+    Page,
+    StreamName,
+)
 from spine.domain.owned import owning_route
 
 MAX_PAGE = 1000
@@ -33,7 +43,9 @@ class StreamPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")]
-StreamFilter = Annotated[str | None, QueryParameter(name="stream", description="only this stream")]
+StreamFilter = Annotated[
+    str | None, QueryParameter(name="stream", description="only this stream", pattern=STREAM_PATTERN)
+]
 TypeFilter = Annotated[
     list[str] | None, QueryParameter(name="type", description="only these types (repeatable)")
 ]
@@ -70,12 +82,18 @@ class EventsController(Controller):
         types: TypeFilter = None,
     ) -> Response[Page]:
         spine, warning = await call.services.spines.for_context(call.ctx)
-        page = await spine.read(
+        page = await spine.read_encoded(
             call.ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
         )
-        return Response(page, headers=warning_header(warning))
+        body = _page_json(page)  # a Page's JSON: the annotation documents its shape
+        return Response(body, media_type=MediaType.JSON, headers=warning_header(warning))  # type: ignore[arg-type]
 
-    @get("/stream", summary="Follow a partition over Server-Sent Events", media_type="text/event-stream")
+    @get(
+        "/stream",
+        summary="Follow a partition over Server-Sent Events",
+        media_type="text/event-stream",
+        opt={"follower": True},  # takes one of the tenant's follower slots (`spine.app.limits`)
+    )
     async def follow(
         self,
         call: CallDep,
@@ -121,9 +139,9 @@ class StreamsController(Controller):
     @get("/{stream:str}", summary="Read one stream by version")
     async def read_stream(
         self,
-        stream: Annotated[str, PathParameter(description="the stream name")],
+        stream: Annotated[str, PathParameter(description="the stream name", pattern=STREAM_PATTERN)],
         call: CallDep,
-        after_version: Annotated[int, Parameter(ge=0)] = 0,
+        after_version: Annotated[int, Parameter(ge=0, le=MAX_POSITION)] = 0,  # beyond: not a version
         limit: Limit = 100,
     ) -> Response[StreamPage]:
         spine, warning = await call.services.spines.for_context(call.ctx)
@@ -133,3 +151,10 @@ class StreamsController(Controller):
         if version == 0:
             raise StreamNotFound(stream)
         return Response(StreamPage(events=events, version=version), headers=warning_header(warning))
+
+
+def _page_json(page: EncodedPage) -> bytes:
+    """A `Page` made of the stored events as they are, as SSE sends them: never decoded and encoded
+    again, so no event, however deeply an older version let it nest, can make a page fail."""
+    events = b",".join(body for _, _, body in page.events)
+    return b'{"events":[%s],"next":%d,"head":%d}' % (events, page.next, page.head)

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, PathParameter
 
-from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.reads import MinPosition, caught_up, served, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.events import NewEvent
@@ -62,7 +62,7 @@ class MemoryController(Controller):
             expires_at = msgspec.convert(doc.data["expires_at"], datetime | None)
             if is_live(expires_at, call.services.clock()):
                 answer = MemoryValue(key=key, value=doc.data["value"], found=True, expires_at=expires_at)
-        return Response(answer, headers=warning_header(warning))
+        return Response(served(answer), headers=warning_header(warning))
 
     @delete("/{key:str}", status_code=200, summary="Delete a key of the caller's memory")
     async def delete_value(self, key: Key, call: CallDep) -> Response[dict[str, Any]]:

@@ -12,12 +12,14 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from spine.app.controllers.diagnostics import tenants_in_scope
 from spine.app.services import CallDep
 from spine.domain.errors import NotFound
-from spine.domain.partition import Identifier, Partition, normalize_env
+from spine.domain.identifiers import IDENTIFIER_PATTERN, VIEW_NAME_PATTERN, Env, Identifier
+from spine.domain.partition import Partition, normalize_env
 from spine.projections.catalog import VIEWS
 from spine.projections.runtime import Runner
 
 MAX_WAIT_SECONDS = 600.0
-Name = Annotated[str, PathParameter(description="a view: " + ", ".join(sorted(VIEWS)))]
+_VIEWS = "a view: " + ", ".join(sorted(VIEWS))
+Name = Annotated[str, PathParameter(description=_VIEWS, pattern=VIEW_NAME_PATTERN)]
 
 
 class RebuildStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +51,7 @@ class ProjectionsAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 class RebuildBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     tenant_id: Identifier | None = None
-    env: str | None = None
+    env: Env | None = None
     project_id: Identifier | None = None
 
 
@@ -62,10 +64,13 @@ class RebuildBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 async def projections(
     call: CallDep,
     tenant_id: Annotated[
-        str | None, QueryParameter(description="one tenant (system admins: default all)")
+        str | None,
+        QueryParameter(description="one tenant (system admins: default all)", pattern=IDENTIFIER_PATTERN),
     ] = None,
-    name: Annotated[str | None, QueryParameter(description="one view")] = None,
+    name: Annotated[str | None, QueryParameter(description=_VIEWS, pattern=VIEW_NAME_PATTERN)] = None,
 ) -> ProjectionsAnswer:
+    if name is not None and name not in VIEWS:
+        raise NotFound("projection", name)
     tenants = set(tenants_in_scope(call.services, call.ctx, tenant_id))
     runners = [r for r in call.services.views.runners if r.partition.tenant_id in tenants]
     if name is not None:
@@ -93,10 +98,10 @@ async def rebuild(
     wanted_tenant = body.tenant_id or (ctx.tenant_id if body.project_id is not None else None)
     tenants = tenants_in_scope(services, ctx, wanted_tenant)
     env = normalize_env(body.env) if body.env is not None else None
-    if body.project_id is not None:
+    if body.project_id is not None:  # a partition that exists (else 404), whether a view of it runs or not
         partitions = [Partition(tenant_id=tenants[0], env=env or services.settings.default_env,
                                 project_id=body.project_id)]  # fmt: skip
-    else:
+    else:  # the partitions whose view runs: an env filter only narrows them down
         partitions = [
             r.partition for r in services.views.runners
             if r.projection.name == name and r.partition.tenant_id in tenants and env in (None, r.partition.env)

@@ -10,13 +10,16 @@ from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, QueryParameter
 
 from spine.app.audit import record_audit
+from spine.app.backends import secret_files
 from spine.app.control import acting_user, system_meta
 from spine.app.services import CallDep, Services
 from spine.domain.context import RequestContext
 from spine.domain.control_plane import ControlPlane, Planned, require_admin, require_system_admin
 from spine.domain.errors import InvalidRequest
+from spine.domain.identifiers import IDENTIFIER_PATTERN, Env
 from spine.domain.partition import SYSTEM_TENANT, normalize_env
 from spine.domain.routing import (
+    SCOPE_PATTERN,
     WILDCARD,
     BackendType,
     ResourceKind,
@@ -32,7 +35,7 @@ from spine.domain.routing import (
 class RouteIn(msgspec.Struct, frozen=True, kw_only=True):
     resource_kind: ResourceKind
     tenant_id: Scope
-    env: str
+    env: Env  # checked here: a malformed one is a 422 naming it, not a failed conversion (500) below
     project_id: Scope = WILDCARD
     backend_type: BackendType
     config: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -50,9 +53,11 @@ class HistoryAnswer(msgspec.Struct, frozen=True, kw_only=True):
     changes: list[RouteChange]
 
 
-TenantFilter = Annotated[str | None, QueryParameter(description="a tenant id, or * for platform defaults")]
+TenantFilter = Annotated[
+    str | None, QueryParameter(description="a tenant id, or * for platform defaults", pattern=SCOPE_PATTERN)
+]
 KindFilter = Annotated[str | None, QueryParameter(description="a resource kind")]
-EnvFilter = Annotated[str | None, QueryParameter(description="an environment")]
+EnvFilter = Annotated[str | None, QueryParameter(description="an environment", pattern=IDENTIFIER_PATTERN)]
 
 
 class RoutesController(Controller):
@@ -72,7 +77,13 @@ class RoutesController(Controller):
         replaced: list[Route | None] = []
 
         def planned(_: ControlPlane) -> list[Planned]:
-            plan, previous = plan_route(control.projector.registry, route, mode=mode, now=datetime.now(UTC))
+            plan, previous = plan_route(
+                control.projector.registry,
+                route,
+                mode=mode,
+                now=datetime.now(UTC),
+                files=secret_files(services.settings),
+            )
             replaced[:] = [previous]
             return [plan]
 
@@ -83,7 +94,7 @@ class RoutesController(Controller):
         if previous is not None and not previous.same_backend(stored):
             switched = True
             await _audit_switch(services, ctx, previous, stored)
-        body = {**msgspec.to_builtins(stored), "position": position, "switched": switched}
+        body = {**msgspec.to_builtins(stored.redacted()), "position": position, "switched": switched}
         return Response(body, headers={"X-Spine-Position": str(position)})
 
     @get("/", summary="Routes (system admins: all; tenant admins: their tenant's and the platform defaults)")
@@ -103,16 +114,18 @@ class RoutesController(Controller):
             and (resource_kind is None or route.resource_kind == resource_kind)
             and (env is None or route.env == normalize_env(env))
         ]
-        return RoutesAnswer(routes=sorted(routes, key=lambda r: r.key))
+        return RoutesAnswer(routes=[route.redacted() for route in sorted(routes, key=lambda r: r.key)])
 
     @delete("/", status_code=200, summary="Delete a route (system admins)")
     async def delete_route(
         self,
         call: CallDep,
         resource_kind: Annotated[ResourceKind, QueryParameter()],
-        tenant_id: Annotated[str, QueryParameter(description="a tenant id, or *")],
-        env: Annotated[str, QueryParameter()],
-        project_id: Annotated[str, QueryParameter(description="a project id, or *")] = WILDCARD,
+        tenant_id: Annotated[str, QueryParameter(description="a tenant id, or *", pattern=SCOPE_PATTERN)],
+        env: Annotated[str, QueryParameter(pattern=IDENTIFIER_PATTERN)],
+        project_id: Annotated[
+            str, QueryParameter(description="a project id, or *", pattern=SCOPE_PATTERN)
+        ] = WILDCARD,
         rationale: Annotated[str | None, QueryParameter()] = None,
     ) -> Response[dict[str, Any]]:
         ctx, control = call.ctx, call.services.control
@@ -136,7 +149,7 @@ class RoutesController(Controller):
     ) -> HistoryAnswer:
         visible = _visible_tenants(call.services, call.ctx, tenant_id)
         changes = [
-            change
+            change.redacted()
             for change in call.services.control.projector.registry.history
             if change.key[1] in visible
             and (tenant_id is None or change.key[1] == tenant_id)

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, Parameter, PathParameter, QueryParameter
 
 from spine.app import saves
 from spine.app.preconditions import IfMatch, precondition
-from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.reads import MinPosition, caught_up, served, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.cursor import parse_cursor
 from spine.domain.errors import (
@@ -123,9 +123,9 @@ class SavesController(Controller):
     ) -> Response[dict[str, Any]]:
         if data.id is not None and data.id != save_id:
             raise InvalidRequest("the body's id is not the path's")
-        expected = precondition(data.expected_version, if_match)
+        wanted = precondition(data.expected_version, if_match)
         spine, warning = await _writer(call, kind)
-        result = await saves.update(spine, call.ctx, kind, save_id, data.name, data.body, expected)
+        result = await saves.update(spine, call.ctx, kind, save_id, data.name, data.body, wanted)
         return _written(kind, save_id, result, warning)
 
     @delete("/{save_id:str}", status_code=200, summary="Delete: a tombstone version; the history stays")
@@ -137,9 +137,9 @@ class SavesController(Controller):
         if_match: IfMatch = None,
         expected_version: Expected = None,
     ) -> Response[dict[str, Any]]:
-        expected = precondition(expected_version, if_match)
+        wanted = precondition(expected_version, if_match)
         spine, warning = await _writer(call, kind)
-        result = await saves.delete(spine, call.ctx, kind, save_id, expected)
+        result = await saves.delete(spine, call.ctx, kind, save_id, wanted)
         return _written(kind, save_id, result, warning, deleted=True)
 
     @get("/{save_id:str}", summary="The latest version (ETag); 404 when absent or deleted")
@@ -149,7 +149,7 @@ class SavesController(Controller):
         _, doc, warning = await _latest(call, kind, save_id, min_position)
         if doc.data["deleted"]:
             raise SaveNotFound(kind, save_id, deleted=True, version=doc.data["version"])
-        save = msgspec.convert(doc.data, Save)
+        save = served(msgspec.convert(doc.data, Save))
         return Response(save, headers={"ETag": f'"{save.version}"', **warning_header(warning)})
 
     @get("/", summary="Live saves of the kind, by id, without their bodies")
@@ -202,7 +202,7 @@ class SavesController(Controller):
         doc = await runner.get(VERSIONS, version_key(kind, save_id, number)) if number > 0 else None
         if doc is None:
             raise SaveVersionNotFound(kind, save_id, number, latest.data["version"])
-        found = msgspec.convert(doc.data, Version)
+        found = served(msgspec.convert(doc.data, Version))
         return Response(found, headers={"ETag": f'"{found.version}"', **warning_header(warning)})
 
 

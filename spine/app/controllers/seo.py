@@ -8,8 +8,8 @@ import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, Parameter, PathParameter
 
-from spine.app.preconditions import IfMatch, precondition
-from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.preconditions import IfMatch, expected_at, last_event, precondition
+from spine.app.reads import MinPosition, caught_up, served, warning_header
 from spine.app.services import Call, CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.errors import (
@@ -18,7 +18,7 @@ from spine.domain.errors import (
     SeoConfigNotFound,
     VersionConflict,
 )
-from spine.domain.events import ANY, AppendResult, Event, ExpectedVersion, NewEvent
+from spine.domain.events import AppendResult, ExpectedVersion, NewEvent
 from spine.domain.ports import EventSpine
 from spine.domain.seo import (
     COLLECTION,
@@ -38,7 +38,6 @@ KIND = "seo_config_store"
 PROJECTION = SeoProjection()
 MAX_PAGE = 1000
 MAX_ATTEMPTS = 10  # an unconditional delete decides again when a write landed in between
-_END = 10**18  # a version past any stream's: reading after it answers the version alone
 PageParam = Annotated[
     str, PathParameter(description="the page slug: home, blog.post-1", pattern=PAGE_PATTERN)
 ]
@@ -110,11 +109,13 @@ class SeoController(Controller):
     async def save(
         self, page: PageParam, data: JSONBody[ConfigBody], call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
-        expected = precondition(data.expected_version, if_match)
+        wanted = precondition(data.expected_version, if_match)
         app_id, surface_id = _scope(call)
         spine, warning = await _writer(call)
         event = saved_event(app_id, surface_id, page, data.config(), call.ctx.user_id)
-        result = await _append(spine, call, page, event, ANY if expected is None else expected)
+        stream = stream_of(app_id, surface_id, page)
+        expected = await expected_at(wanted, spine, call.ctx.partition, stream, live=is_live)
+        result = await _append(spine, call, page, event, expected)
         return _written({"page": page, "version": result.stream_version}, result, warning)
 
     @get("/{page:str}", summary="A page's SEO config, with its version as ETag; 404 when absent")
@@ -125,7 +126,7 @@ class SeoController(Controller):
         doc = await runner.get(COLLECTION, doc_key(*_scope(call), page))
         if doc is None:
             raise SeoConfigNotFound(page)
-        config = msgspec.convert(doc.data, PageConfig)
+        config = served(msgspec.convert(doc.data, PageConfig))
         return Response(config, headers={"ETag": f'"{config.version}"', **warning_header(warning)})
 
     @get("/", summary="The pages configured for the caller's app and surface, by slug, by cursor")
@@ -152,23 +153,22 @@ class SeoController(Controller):
     async def remove(
         self, page: PageParam, call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
-        expected = precondition(None, if_match)
+        wanted = precondition(None, if_match)
         app_id, surface_id = _scope(call)
         spine, warning = await _writer(call)
         event = deleted_event(app_id, surface_id, page, call.ctx.user_id)
         attempts = 0
         while True:
-            last = await _last(spine, call, stream_of(app_id, surface_id, page))
+            last = await last_event(spine, call.ctx.partition, stream_of(app_id, surface_id, page))
             if not is_live(last):
-                raise SeoConfigNotFound(page)
+                raise SeoConfigNotFound(page)  # before If-Match: RFC 9110 §13.2.1
             assert last is not None
+            at = last.version if wanted is None else wanted.version_for(last.version, live=True)
             try:
-                result = await _append(
-                    spine, call, page, event, last.version if expected is None else expected
-                )
+                result = await _append(spine, call, page, event, at)
             except SeoConfigConflict:
                 attempts += 1
-                if expected is not None or attempts >= MAX_ATTEMPTS:
+                if wanted is not None or attempts >= MAX_ATTEMPTS:
                     raise
                 continue
             return _written(
@@ -201,16 +201,6 @@ async def _append(
         return await spine.append(ctx.partition, request)
     except VersionConflict as exc:
         raise SeoConfigConflict(exc.stream, exc.expected, exc.actual) from exc
-
-
-async def _last(spine: EventSpine, call: Call, stream: str) -> Event | None:
-    """The stream's last event, read from the log (the view may lag)."""
-    partition = call.ctx.partition
-    _, version = await spine.read_stream(partition, stream, after_version=_END, limit=1)
-    if version == 0:
-        return None
-    [last], _ = await spine.read_stream(partition, stream, after_version=version - 1, limit=1)
-    return last
 
 
 def _written(body: dict[str, Any], result: AppendResult, warning: str | None) -> Response[dict[str, Any]]:

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import JSONBody, PathParameter
 
-from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.reads import MinPosition, Problem, caught_up, served_each, warning_header
 from spine.app.services import CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.sessions import (
@@ -37,9 +37,10 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     index: int
     role: str
     content: Any
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] | None  # null only with a `problem`
     position: int
     recorded_at: str
+    problem: Problem = msgspec.UNSET  # why `content` or `metadata` is null (`spine.app.reads.served_each`)
 
 
 class Session(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,5 +90,5 @@ class SessionsController(Controller):
             prefix=session_prefix(call.ctx.user_id, session_id),
             limit=MAX_MESSAGES,
         )
-        messages = [msgspec.convert(doc.data, Message) for doc in docs]
+        messages = served_each([msgspec.convert(doc.data, Message) for doc in docs])
         return Response(Session(session_id=session_id, messages=messages), headers=warning_header(warning))

@@ -8,13 +8,13 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import JSONBody, Parameter, PathParameter
 
-from spine.app.preconditions import IfMatch, precondition
-from spine.app.reads import MinPosition, caught_up, warning_header
+from spine.app.preconditions import IfMatch, expected_at, precondition
+from spine.app.reads import MinPosition, Problem, caught_up, served, served_each, warning_header
 from spine.app.services import CallDep
 from spine.domain.append import AppendRequest
 from spine.domain.cursor import parse_cursor
 from spine.domain.errors import StrategyLockConflict, StrategyLockNotFound, VersionConflict
-from spine.domain.events import ANY, ExpectedVersion
+from spine.domain.events import ExpectedVersion
 from spine.domain.strategy_locks import (
     LATEST,
     LOCK_PATTERN,
@@ -44,6 +44,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     taken_at: str
     taken_by: str | None
     position: int
+    problem: Problem = msgspec.UNSET  # in a history: why `state` is null (`spine.app.reads.served_each`)
 
 
 class History(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,14 +63,15 @@ class StrategyLocksController(Controller):
     async def take(
         self, lock_id: LockId, data: JSONBody[SnapshotBody], call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
-        expected = precondition(data.expected_version, if_match)
+        wanted = precondition(data.expected_version, if_match)
         ctx = call.ctx
         _, view_warning = await call.services.views.runner(PROJECTION, KIND, ctx)  # 503 before appending
         spine, spine_warning = await call.services.spines.for_context(ctx)
+        stream = stream_of(lock_id)
         request = AppendRequest(
-            stream=stream_of(lock_id),
+            stream=stream,
             events=[snapshot_event(lock_id, data.state)],
-            expected_version=ANY if expected is None else expected,
+            expected_version=await expected_at(wanted, spine, ctx.partition, stream),
             meta=ctx.event_meta(),
         )
         try:
@@ -90,7 +92,7 @@ class StrategyLocksController(Controller):
         doc = await runner.get(LATEST, lock_id)
         if doc is None:
             raise StrategyLockNotFound(lock_id)
-        snapshot = msgspec.convert(doc.data, Snapshot)
+        snapshot = served(msgspec.convert(doc.data, Snapshot))
         return Response(snapshot, headers={"ETag": f'"{snapshot.version}"', **warning_header(warning)})
 
     @get("/", summary="Every snapshot of the lock in order, by cursor (a version); 404 before the first")
@@ -109,6 +111,6 @@ class StrategyLocksController(Controller):
         docs = await runner.list(
             SNAPSHOTS, prefix=snapshots_prefix(lock_id), after=snapshot_key(lock_id, start), limit=limit + 1
         )
-        page = [msgspec.convert(doc.data, Snapshot) for doc in docs[:limit]]
+        page = served_each([msgspec.convert(doc.data, Snapshot) for doc in docs[:limit]])
         cursor = page[-1].version if len(docs) > limit else None
         return Response(History(id=lock_id, snapshots=page, next=cursor), headers=warning_header(warning))
