@@ -11,20 +11,31 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def code_version() -> str:
-    """`<commit>` plus a note when `spine/` has uncommitted changes (figures depend on them)."""
+    """`<commit>` plus a note when the service's code has uncommitted changes (figures depend on them)."""
     try:
         commit = subprocess.run(
             ["git", "-C", str(REPO), "log", "-1", "--format=%h"], capture_output=True, text=True, check=True
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "spine"],
+            [
+                "git",
+                "-C",
+                str(REPO),
+                "status",
+                "--porcelain",
+                "--",
+                "app",
+                "adapters",
+                "domain",
+                "projections",
+            ],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (no git)"
-    return f"{commit} + {len(changed)} uncommitted file(s) in spine/" if changed else commit
+    return f"{commit} + {len(changed)} uncommitted file(s) of the service" if changed else commit
 
 
 def load() -> str:

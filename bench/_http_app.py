@@ -15,12 +15,12 @@ from pathlib import Path
 from litestar import Litestar, post
 from litestar.params import JSONBody
 
-from spine.app.controllers.events import AppendBody
-from spine.app.factory import create_app
-from spine.app.logs import configure_logging
-from spine.app.server import serve_app
-from spine.app.services import CallDep
-from spine.app.settings import Settings
+from app.http.controllers.events import AppendBody
+from app.http.factory import create_app
+from app.http.server import serve_app
+from app.http.services import CallDep
+from app.logs import configure_logging
+from app.settings import Settings
 
 
 @post("/bench/noop", status_code=201)

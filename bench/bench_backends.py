@@ -36,13 +36,13 @@ import msgspec
 import pytest
 from _env import REPO, header, load
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.app.move import copy_log, digests
-from spine.domain.append import AppendRequest
-from spine.domain.events import EventMeta, NewEvent
-from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine
+from adapters.local_notifier import LocalNotifier
+from adapters.sqlite.spine import SQLiteSpine
+from app.usecases.move import copy_log, digests
+from domain.append import AppendRequest
+from domain.events import EventMeta, NewEvent
+from domain.partition import Partition
+from domain.ports import EventSpine
 
 BACKENDS = ("sqlite", "dynamodb", "firestore", "cosmos")
 PARTITION = Partition(tenant_id="t1", env="dev", project_id="p1")

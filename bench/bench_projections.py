@@ -37,17 +37,17 @@ import anyio
 import msgspec
 from _env import header, load
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.adapters.sqlite_views import SQLiteViewStore
-from spine.app.settings import Settings
-from spine.domain import blackboard, budget, memory, sessions
-from spine.domain.append import AppendRequest
-from spine.domain.events import Event, EventMeta, NewEvent, Page
-from spine.domain.partition import Partition
-from spine.domain.views import ViewOp, space_of
-from spine.projections.catalog import VIEWS
-from spine.projections.runtime import PAGE, Projection, Rebuild, Runner
+from adapters.local_notifier import LocalNotifier
+from adapters.sqlite.spine import SQLiteSpine
+from adapters.sqlite.views import SQLiteViewStore
+from app.settings import Settings
+from domain import blackboard, budget, memory, sessions
+from domain.append import AppendRequest
+from domain.events import Event, EventMeta, NewEvent, Page
+from domain.partition import Partition
+from domain.views import ViewOp, space_of
+from projections.catalog import VIEWS
+from projections.runtime import PAGE, Projection, Rebuild, Runner
 
 SYNCHRONOUS = Settings().sqlite_synchronous  # what the service uses unless told otherwise
 LAYOUT = "v1"  # part of the cached files' names: bump it when the generated events change

@@ -28,11 +28,11 @@ import anyio
 import msgspec
 from _env import header, load
 
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.domain.append import AppendRequest
-from spine.domain.events import EventMeta, NewEvent
-from spine.domain.ids import new_event_id
-from spine.domain.partition import Partition
+from adapters.sqlite.spine import SQLiteSpine
+from domain.append import AppendRequest
+from domain.events import EventMeta, NewEvent
+from domain.ids import new_event_id
+from domain.partition import Partition
 
 PARTITION = Partition(tenant_id="t1", env="dev", project_id="p1")
 META = EventMeta(tenant_id="t1", env="dev", project_id="p1")

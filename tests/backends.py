@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.memory_views import MemoryViewStore
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.adapters.sqlite_views import SQLiteViewStore
-from spine.domain.ports import EventSpine, Notifier, ViewStore
+from adapters.memory.spine import MemorySpine
+from adapters.memory.views import MemoryViewStore
+from adapters.sqlite.spine import SQLiteSpine
+from adapters.sqlite.views import SQLiteViewStore
+from domain.ports import EventSpine, Notifier, ViewStore
 
 # (a fresh directory, the notifier) -> a spine holding nothing yet
 SpineFactory = Callable[[Path, Notifier], AbstractAsyncContextManager[EventSpine]]

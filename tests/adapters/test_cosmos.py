@@ -14,12 +14,12 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 import anyio
 import pytest
 
-from spine.adapters.cosmos_spine import CosmosSpine
-from spine.adapters.cosmos_views import CosmosViewStore
-from spine.domain.errors import BackendUnavailable, VersionConflict
-from spine.domain.events import NO_STREAM
-from spine.domain.partition import Partition
-from spine.domain.views import Upsert, space_of
+from adapters.cosmos.spine import CosmosSpine
+from adapters.cosmos.views import CosmosViewStore
+from domain.errors import BackendUnavailable, VersionConflict
+from domain.events import NO_STREAM
+from domain.partition import Partition
+from domain.views import Upsert, space_of
 from tests.contract.test_event_spine import P, all_events, req
 from tests.peers.cosmos import DATABASE, KEY, drop_container, endpoint
 

@@ -12,16 +12,16 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from spine.adapters import dynamodb_spine
-from spine.adapters.dynamodb_log import HEAD_SK, head_pk, id_pk, log_pk, pos
-from spine.adapters.dynamodb_spine import DynamoDBSpine
-from spine.adapters.dynamodb_table import DynamoTable, b, key, n, s
-from spine.adapters.dynamodb_views import DynamoDBViewStore
-from spine.domain.append import AppendRequest
-from spine.domain.errors import BackendUnavailable, IdempotencyConflict
-from spine.domain.events import ANY, EventMeta, NewEvent
-from spine.domain.partition import Partition
-from spine.domain.views import Upsert
+from adapters.dynamodb import spine as dynamodb_spine
+from adapters.dynamodb.log import HEAD_SK, head_pk, id_pk, log_pk, pos
+from adapters.dynamodb.spine import DynamoDBSpine
+from adapters.dynamodb.table import DynamoTable, b, key, n, s
+from adapters.dynamodb.views import DynamoDBViewStore
+from domain.append import AppendRequest
+from domain.errors import BackendUnavailable, IdempotencyConflict
+from domain.events import ANY, EventMeta, NewEvent
+from domain.partition import Partition
+from domain.views import Upsert
 from tests.peers import free_port
 from tests.peers.dynamodb import REGION, _session, _table
 

@@ -26,12 +26,12 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from google.api_core import exceptions as google_errors
 from google.auth.exceptions import DefaultCredentialsError
 
-from spine.adapters.cosmos_client import CosmosContainer, cosmos_options
-from spine.adapters.cosmos_spine import CosmosSpine
-from spine.adapters.dynamodb_table import DynamoTable, dynamodb_options
-from spine.adapters.firestore_client import Retrying
-from spine.domain.errors import BackendUnavailable, SecretUnavailable
-from spine.domain.timeouts import Timeouts
+from adapters.cosmos.client import CosmosContainer, cosmos_options
+from adapters.cosmos.spine import CosmosSpine
+from adapters.dynamodb.table import DynamoTable, dynamodb_options
+from adapters.firestore.client import Retrying
+from domain.errors import BackendUnavailable, SecretUnavailable
+from domain.timeouts import Timeouts
 
 QUICK = Timeouts(connect=0.1, request=0.3)
 NETWORK = [

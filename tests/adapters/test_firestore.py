@@ -14,14 +14,14 @@ import pytest
 from google.api_core import exceptions as google_errors
 from google.cloud.firestore_v1.async_transaction import AsyncTransaction
 
-from spine.adapters.firestore_commits import commits_of, part_refs
-from spine.adapters.firestore_spine import FirestoreSpine
-from spine.adapters.firestore_views import FirestoreViewStore
-from spine.domain.append import AppendRequest
-from spine.domain.errors import BackendUnavailable, InvalidRequest
-from spine.domain.events import ANY, EventMeta, NewEvent
-from spine.domain.partition import Partition
-from spine.domain.views import Delete, Upsert, space_of
+from adapters.firestore.commits import commits_of, part_refs
+from adapters.firestore.spine import FirestoreSpine
+from adapters.firestore.views import FirestoreViewStore
+from domain.append import AppendRequest
+from domain.errors import BackendUnavailable, InvalidRequest
+from domain.events import ANY, EventMeta, NewEvent
+from domain.partition import Partition
+from domain.views import Delete, Upsert, space_of
 from tests.contract.test_event_spine import P, all_events, req
 from tests.peers.firestore import project_config
 

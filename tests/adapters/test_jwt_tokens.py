@@ -19,9 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from spine.adapters.jwt_tokens import SPINE_AUDIENCE, SPINE_ISSUER, ExternalIssuer, TokenService
-from spine.domain.errors import InvalidToken, MintingDisabled
-from spine.domain.identity import Principal
+from adapters.jwt_tokens import SPINE_AUDIENCE, SPINE_ISSUER, ExternalIssuer, TokenService
+from domain.errors import InvalidToken, MintingDisabled
+from domain.identity import Principal
 
 KEY = "a-spine-token-key-long-enough-for-hs512-" + "0123456789abcdef" * 2
 OTHER_KEY = "another-spine-token-key-of-a-decent-length-0123456789"

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from spine.adapters.secret_resolver import ChainSecretResolver
-from spine.domain.errors import InvalidSecretRef, SecretUnavailable, SpineError
-from spine.domain.secrets import SecretFiles
+from adapters.secret_resolver import ChainSecretResolver
+from domain.errors import InvalidSecretRef, SecretUnavailable, SpineError
+from domain.secrets import SecretFiles
 from tests.conftest import require_server
 from tests.peers import free_port
 

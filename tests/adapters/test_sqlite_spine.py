@@ -9,9 +9,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from spine.adapters.redis_notifier import RedisNotifier
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.domain.errors import BackendUnavailable
+from adapters.redis.notifier import RedisNotifier
+from adapters.sqlite.spine import SQLiteSpine
+from domain.errors import BackendUnavailable
 from tests.contract.test_event_spine import P, all_events, req
 
 

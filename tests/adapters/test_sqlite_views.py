@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spine.adapters.sqlite_views import SQLiteViewStore
-from spine.domain.errors import BackendUnavailable
+from adapters.sqlite.views import SQLiteViewStore
+from domain.errors import BackendUnavailable
 from tests.contract.test_view_store import P, up
 
 

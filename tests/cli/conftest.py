@@ -15,8 +15,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from spine.app.cli import main
-from spine.app.settings import Settings
+from app.cli import main
+from app.settings import Settings
 from tests.http.conftest import LiveServer, start_live_server
 from tests.provision import BOOTSTRAP_KEY, provision_sync
 

@@ -13,12 +13,12 @@ import anyio
 import httpx
 import pytest
 
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.client import SpineClient
-from spine.domain.append import AppendRequest
-from spine.domain.backend_url import Backend
-from spine.domain.events import Event, EventMeta, NewEvent
-from spine.domain.partition import Partition
+from adapters.sqlite.spine import SQLiteSpine
+from domain.append import AppendRequest
+from domain.backend_url import Backend
+from domain.events import Event, EventMeta, NewEvent
+from domain.partition import Partition
+from spine_client import SpineClient
 from tests.cli.conftest import Cli
 from tests.http.conftest import LiveServer
 from tests.peers import cosmos, dynamodb, firestore
@@ -165,7 +165,7 @@ def test_serve_refuses_a_malformed_system_url_before_starting(cli: Cli) -> None:
 def test_replay_help_names_the_move() -> None:
     from click.testing import CliRunner
 
-    from spine.app.cli import main
+    from app.cli import main
 
     shown = CliRunner().invoke(main, ["replay", "--help"])
     assert shown.exit_code == 0

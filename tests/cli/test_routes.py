@@ -14,8 +14,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from spine.app.cli import main
-from spine.domain.routing import RESOURCE_KINDS
+from app.cli import main
+from domain.routing import RESOURCE_KINDS
 from tests.cli.conftest import Cli, as_json
 from tests.provision import provision_sync
 

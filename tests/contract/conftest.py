@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.domain.ports import EventSpine
+from adapters.local_notifier import LocalNotifier
+from domain.ports import EventSpine
 from tests.backends import SPINES
 
 

@@ -10,18 +10,18 @@ import anyio.lowlevel
 import msgspec
 import pytest
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.domain.append import AppendRequest
-from spine.domain.errors import (
+from adapters.local_notifier import LocalNotifier
+from domain.append import AppendRequest
+from domain.errors import (
     IdempotencyConflict,
     InvalidCursor,
     InvalidRequest,
     PositionConflict,
     VersionConflict,
 )
-from spine.domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent, event_decoder
-from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine
+from domain.events import ANY, NO_STREAM, Event, EventMeta, ExpectedVersion, NewEvent, event_decoder
+from domain.partition import Partition
+from domain.ports import EventSpine
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
 OTHER = Partition(tenant_id="t2", env="dev", project_id="p1")

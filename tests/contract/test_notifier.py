@@ -13,10 +13,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio
 import pytest
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.redis_notifier import RedisNotifier
-from spine.domain.partition import Partition
-from spine.domain.ports import Notifier
+from adapters.local_notifier import LocalNotifier
+from adapters.redis.notifier import RedisNotifier
+from domain.partition import Partition
+from domain.ports import Notifier
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
 OTHER = Partition(tenant_id="t2", env="dev", project_id="p1")

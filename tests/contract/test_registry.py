@@ -17,15 +17,15 @@ import anyio.lowlevel
 import msgspec
 import pytest
 
-from spine.adapters.cosmos_spine import CosmosSpine
-from spine.adapters.dynamodb_spine import DynamoDBSpine
-from spine.adapters.firestore_spine import FirestoreSpine
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.app.control import ControlPlaneService, system_meta
-from spine.domain.append import AppendRequest
-from spine.domain.control_plane import (
+from adapters.cosmos.spine import CosmosSpine
+from adapters.dynamodb.spine import DynamoDBSpine
+from adapters.firestore.spine import FirestoreSpine
+from adapters.local_notifier import LocalNotifier
+from adapters.memory.spine import MemorySpine
+from adapters.sqlite.spine import SQLiteSpine
+from app.usecases.control_plane import ControlPlaneService, system_meta
+from domain.append import AppendRequest
+from domain.control_plane import (
     ControlPlane,
     MemberSet,
     Planned,
@@ -36,12 +36,12 @@ from spine.domain.control_plane import (
     plan_project,
     plan_tenant,
 )
-from spine.domain.errors import AlreadyExists, MissingRoute, VersionConflict
-from spine.domain.events import NewEvent
-from spine.domain.partition import SYSTEM_TENANT, Partition
-from spine.domain.ports import EventSpine
-from spine.domain.routing import WILDCARD, Route, RouteDeleted, plan_delete, plan_route, resolve, route_stream
-from spine.projections.control_plane import ControlPlaneProjector
+from domain.errors import AlreadyExists, MissingRoute, VersionConflict
+from domain.events import NewEvent
+from domain.partition import SYSTEM_TENANT, Partition
+from domain.ports import EventSpine
+from domain.routing import WILDCARD, Route, RouteDeleted, plan_delete, plan_route, resolve, route_stream
+from projections.control_plane import ControlPlaneProjector
 from tests.peers import cosmos, dynamodb, firestore
 from tests.unit.test_routing import route
 

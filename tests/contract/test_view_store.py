@@ -10,10 +10,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from spine.adapters.cosmos_views import CosmosViewStore
-from spine.adapters.memory_views import MemoryViewStore
-from spine.domain.ports import ViewStore
-from spine.domain.views import Delete, Generations, Upsert, ViewOp, space_of
+from adapters.cosmos.views import CosmosViewStore
+from adapters.memory.views import MemoryViewStore
+from domain.ports import ViewStore
+from domain.views import Delete, Generations, Upsert, ViewOp, space_of
 from tests.backends import VIEWS
 
 P = space_of("t1/dev/p1", "memory", 0)

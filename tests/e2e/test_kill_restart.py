@@ -20,8 +20,8 @@ import anyio.abc
 import httpx
 import pytest
 
-from spine.client import SpineClient, SpineClientError, SpineConnectionError
-from spine.domain.events import Event, event_decoder
+from domain.events import Event, event_decoder
+from spine_client import SpineClient, SpineClientError, SpineConnectionError
 from tests.peers import free_port
 from tests.provision import provision
 
@@ -60,7 +60,7 @@ class SpineServer:
     async def start(self) -> None:
         assert self.process is None, "already running"
         self.starts += 1
-        command = [sys.executable, "-m", "spine", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.args]
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.process = await anyio.open_process(
@@ -358,7 +358,7 @@ async def test_client_raises_problem_answers_instead_of_retrying(server: SpineSe
 
 async def test_replay_prints_the_events_after_a_cursor(server: SpineServer) -> None:
     after = 17
-    command = [sys.executable, "-m", "spine", "replay", "--tenant", TENANT, "--project", PROJECT]
+    command = [sys.executable, "-m", "app", "replay", "--tenant", TENANT, "--project", PROJECT]
     command += ["--data-dir", str(server.data_dir), "--after", str(after), "--no-progress"]
     with anyio.fail_after(60):
         async with server.client() as client:
@@ -378,7 +378,7 @@ async def test_replay_prints_the_events_after_a_cursor(server: SpineServer) -> N
 @pytest.mark.parametrize("args", [[], ["serve"], ["replay"]], ids=["spine", "serve", "replay"])
 def test_help_exits_zero(args: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "spine", *args, "--help"],
+        [sys.executable, "-m", "app", *args, "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -386,4 +386,4 @@ def test_help_exits_zero(args: list[str]) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Usage:")
+    assert result.stdout.startswith(" ".join(["Usage: spine", *args]))  # `python -m app` is `spine`

@@ -30,11 +30,11 @@ import anyio
 import httpx
 import pytest
 
-from spine.domain.budget import usage_event_id
-from spine.domain.events import Event
-from spine.domain.partition import Partition
-from spine.projections.catalog import VIEWS
-from spine.projections.runtime import PAGE
+from domain.budget import usage_event_id
+from domain.events import Event
+from domain.partition import Partition
+from projections.catalog import VIEWS
+from projections.runtime import PAGE
 from tests.e2e.test_kill_restart import PROJECT, TENANT, SpineServer, assert_gapless, read_all
 
 pytestmark = pytest.mark.e2e

@@ -19,9 +19,9 @@ import anyio
 import httpx
 import pytest
 
-from spine.client import SpineClient
-from spine.domain.backend_url import Backend
-from spine.domain.events import Event
+from domain.backend_url import Backend
+from domain.events import Event
+from spine_client import SpineClient
 from tests.e2e.test_kill_restart import SpineServer, assert_gapless, read_all, summary
 from tests.peers import dynamodb
 from tests.provision import provision

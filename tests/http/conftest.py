@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.server import DrainingServer, server_config
-from spine.app.settings import Settings
+from app.http.factory import create_app
+from app.http.server import DrainingServer, server_config
+from app.settings import Settings
 from tests.peers import free_port
 from tests.provision import BOOTSTRAP_KEY, provision, provision_sync
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.logs import JsonFormatter
+from app.logs import JsonFormatter
 from tests.http.conftest import LiveServer, sse_frames
 from tests.http.test_events_api import assert_problem
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision, provision_sync

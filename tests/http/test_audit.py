@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
-from spine.domain.partition import Partition
+from app.http.factory import create_app
+from app.settings import Settings
+from domain.partition import Partition
 from tests.http.test_events_api import assert_problem
 from tests.provision import admin_headers_sync, provision_sync
 

@@ -46,11 +46,11 @@ from litestar.testing import TestClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.memory_views import MemoryViewStore
-from spine.app.factory import create_app
-from spine.app.settings import Settings
-from spine.domain.backend_url import Backend
+from adapters.memory.spine import MemorySpine
+from adapters.memory.views import MemoryViewStore
+from app.http.factory import create_app
+from app.settings import Settings
+from domain.backend_url import Backend
 from tests.http.conftest import Clock
 from tests.http.test_events_api import assert_problem
 from tests.peers import dynamodb

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
-from spine.domain.backend_url import Backend
+from app.http.factory import create_app
+from app.settings import Settings
+from domain.backend_url import Backend
 from tests.http.test_events_api import assert_problem
 from tests.peers import cosmos, dynamodb, firestore
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync

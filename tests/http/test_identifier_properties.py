@@ -2,7 +2,7 @@
 
 Each example takes a few generated strings and uses each, through the HTTP API only, as a memory
 key, a blackboard run and key, a stream name and a project id. A string that breaks the
-identifier's one domain rule (`spine.domain.identifiers`) must be refused with a 4xx problem,
+identifier's one domain rule (`domain.identifiers`) must be refused with a 4xx problem,
 never a 5xx; one that keeps to it must be written, then read back unchanged after a real restart
 (the service stopped and started again on the same data directory). It runs against uvicorn, not
 the test client, because the test client decodes a path twice (`%252F` arrives as `/`).
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from spine.app.settings import Settings
-from spine.domain.identifiers import IDENTIFIER_PATTERN, NAME_PATTERN, matches
-from spine.domain.owned import owning_route
+from app.settings import Settings
+from domain.identifiers import IDENTIFIER_PATTERN, NAME_PATTERN, matches
+from domain.owned import owning_route
 from tests.http.conftest import start_live_server
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 

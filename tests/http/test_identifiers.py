@@ -21,12 +21,12 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.app.factory import create_app
-from spine.app.settings import Settings
-from spine.domain.append import AppendRequest
-from spine.domain.events import EventMeta, NewEvent
-from spine.domain.partition import Partition
+from adapters.sqlite.spine import SQLiteSpine
+from app.http.factory import create_app
+from app.settings import Settings
+from domain.append import AppendRequest
+from domain.events import EventMeta, NewEvent
+from domain.partition import Partition
 from tests.http.test_events_api import assert_problem
 from tests.provision import admin_headers_sync, provision_sync
 
@@ -229,7 +229,7 @@ def test_stored_views_whose_keys_do_not_parse_are_skipped_and_the_others_serve(
         assert views(client, admin) == before
         written = remember(client, headers, "next", 2)
         assert recall(client, headers, "next", written) == 2
-    logged = [str(r.__dict__.get("partition")) for r in caplog.records if r.name == "spine.app.views"]
+    logged = [str(r.__dict__.get("partition")) for r in caplog.records if r.name == "app.views"]
     assert sorted(logged) == sorted(key for key, _ in BAD_ROWS)  # each bad row once, at the one start
 
 

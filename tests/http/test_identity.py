@@ -20,11 +20,11 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.lab_secrets import lab_secret
-from spine.app.settings import Settings
-from spine.domain.events import Event
-from spine.domain.partition import Partition
+from app.http.factory import create_app
+from app.lab_secrets import lab_secret
+from app.settings import Settings
+from domain.events import Event
+from domain.partition import Partition
 from tests.http.conftest import sse_frames
 from tests.http.test_events_api import assert_problem
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision, provision_sync

@@ -21,8 +21,8 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from app.http.factory import create_app
+from app.settings import Settings
 from tests.http.conftest import start_live_server
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision, provision_sync
 

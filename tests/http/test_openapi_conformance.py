@@ -32,9 +32,9 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import Failure, FailureGroup
 
-from spine.app.answers import OPERATIONS, operation_keys
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from app.http.answers import OPERATIONS, operation_keys
+from app.http.factory import create_app
+from app.settings import Settings
 from tests.http.conftest import LiveServer, start_live_server
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 

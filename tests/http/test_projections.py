@@ -8,8 +8,8 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from app.http.factory import create_app
+from app.settings import Settings
 from tests.http.test_events_api import assert_problem
 from tests.provision import admin_headers_sync, provision_sync
 

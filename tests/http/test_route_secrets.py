@@ -12,12 +12,12 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
-from spine.domain.append import AppendRequest
-from spine.domain.events import EventMeta, NewEvent
-from spine.domain.partition import Partition
-from spine.domain.routing import route_stream
+from app.http.factory import create_app
+from app.settings import Settings
+from domain.append import AppendRequest
+from domain.events import EventMeta, NewEvent
+from domain.partition import Partition
+from domain.routing import route_stream
 from tests.cli.conftest import Cli
 from tests.http.conftest import start_live_server
 from tests.http.test_events_api import assert_problem

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from spine.app.settings import Settings
+from app.settings import Settings
 from tests.http.conftest import start_live_server
 from tests.http.test_events_api import assert_problem
 from tests.provision import admin_headers_sync, provision, provision_sync
@@ -133,7 +133,7 @@ def test_a_switch_takes_effect_on_the_next_request_and_is_audited(
 
 
 async def _audit_events(client: TestClient, tenant: str) -> list[dict[str, Any]]:
-    from spine.domain.partition import Partition
+    from domain.partition import Partition
 
     spine = client.app.state.services.spine
     page = await spine.read(
@@ -227,7 +227,7 @@ def test_tenant_admins_diagnose_their_own_tenant_only(client: TestClient, header
 
 def test_outside_lab_readiness_waits_for_every_platform_default(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, deployment="production", bootstrap_key="k", token_key="t" * 32)
-    from spine.app.factory import create_app
+    from app.http.factory import create_app
 
     with TestClient(create_app(settings)) as client:
         token = client.post("/v1/auth/bootstrap", headers={"X-Bootstrap-Key": "k"}).json()["token"]

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from app.http.factory import create_app
+from app.settings import Settings
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 
 PROPERTY = settings(max_examples=25, deadline=None)

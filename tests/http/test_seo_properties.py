@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from spine.app.factory import create_app
-from spine.app.settings import Settings
+from app.http.factory import create_app
+from app.settings import Settings
 from tests.http.test_events_api import assert_problem
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 

@@ -17,8 +17,8 @@ import httpx
 import msgspec
 import pytest
 
-from spine.app.connections import MAX_HEAD_BYTES
-from spine.app.settings import Settings
+from app.http.connections import MAX_HEAD_BYTES
+from app.settings import Settings
 from tests.http.conftest import LiveServer, start_live_server
 from tests.provision import provision_sync
 

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import pytest
 
-from spine.app.settings import Settings
+from app.settings import Settings
 from tests.http.conftest import LiveServer, sse_frames
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from azure.cosmos.aio import CosmosClient
 
-from spine.adapters.cosmos_spine import CosmosSpine
-from spine.adapters.cosmos_views import CosmosViewStore
-from spine.domain.ports import EventSpine, Notifier, ViewStore
+from adapters.cosmos.spine import CosmosSpine
+from adapters.cosmos.views import CosmosViewStore
+from domain.ports import EventSpine, Notifier, ViewStore
 from tests.backends import SPINES, VIEWS
 from tests.conftest import require_server, unavailable
 from tests.peers import await_ready, free_port, listening

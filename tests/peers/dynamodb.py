@@ -23,9 +23,9 @@ from pathlib import Path
 import aioboto3  # type: ignore[import-untyped]
 import anyio
 
-from spine.adapters.dynamodb_spine import DynamoDBSpine
-from spine.adapters.dynamodb_views import DynamoDBViewStore
-from spine.domain.ports import EventSpine, Notifier, ViewStore
+from adapters.dynamodb.spine import DynamoDBSpine
+from adapters.dynamodb.views import DynamoDBViewStore
+from domain.ports import EventSpine, Notifier, ViewStore
 from tests.backends import SPINES, VIEWS
 from tests.conftest import unavailable
 from tests.peers import await_ready, free_port, listening

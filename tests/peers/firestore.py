@@ -25,9 +25,9 @@ from pathlib import Path
 
 import anyio
 
-from spine.adapters.firestore_spine import FirestoreSpine
-from spine.adapters.firestore_views import FirestoreViewStore
-from spine.domain.ports import EventSpine, Notifier, ViewStore
+from adapters.firestore.spine import FirestoreSpine
+from adapters.firestore.views import FirestoreViewStore
+from domain.ports import EventSpine, Notifier, ViewStore
 from tests.backends import SPINES, VIEWS
 from tests.conftest import require_server, unavailable
 from tests.peers import await_ready, free_port

@@ -14,12 +14,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from spine.adapters.memory_views import MemoryViewStore
-from spine.adapters.sqlite_views import SQLiteViewStore
-from spine.domain.events import Event
-from spine.domain.views import Delete, Upsert, ViewOp
-from spine.projections.catalog import VIEWS
-from spine.projections.runtime import PAGE, Rebuild, Runner, project
+from adapters.memory.views import MemoryViewStore
+from adapters.sqlite.views import SQLiteViewStore
+from domain.events import Event
+from domain.views import Delete, Upsert, ViewOp
+from projections.catalog import VIEWS
+from projections.runtime import PAGE, Rebuild, Runner, project
 from tests.contract.test_event_spine import P
 from tests.projections.test_runtime import Stores, dump, product_history, stores, write
 

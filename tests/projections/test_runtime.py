@@ -13,15 +13,15 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.memory_spine import MemorySpine
-from spine.adapters.memory_views import MemoryViewStore
-from spine.adapters.sqlite_spine import SQLiteSpine
-from spine.adapters.sqlite_views import SQLiteViewStore
-from spine.app.budget import record_usage, set_limit
-from spine.domain import audit, blackboard, memory, sessions
-from spine.domain.append import AppendRequest
-from spine.domain.budget import (
+from adapters.local_notifier import LocalNotifier
+from adapters.memory.spine import MemorySpine
+from adapters.memory.views import MemoryViewStore
+from adapters.sqlite.spine import SQLiteSpine
+from adapters.sqlite.views import SQLiteViewStore
+from app.usecases.budget import record_usage, set_limit
+from domain import audit, blackboard, memory, sessions
+from domain.append import AppendRequest
+from domain.budget import (
     LEDGER,
     TOTALS,
     USAGE_RECORDED,
@@ -30,14 +30,14 @@ from spine.domain.budget import (
     ledger_prefix,
     totals_prefix,
 )
-from spine.domain.context import RequestContext
-from spine.domain.errors import BackendUnavailable, BudgetExceeded
-from spine.domain.events import Event, EventMeta, NewEvent, Page
-from spine.domain.partition import Partition
-from spine.domain.ports import EventSpine, ViewStore
-from spine.domain.views import Delete, Generations, Upsert, ViewOp
-from spine.projections.catalog import VIEWS
-from spine.projections.runtime import Rebuild, Runner, project
+from domain.context import RequestContext
+from domain.errors import BackendUnavailable, BudgetExceeded
+from domain.events import Event, EventMeta, NewEvent, Page
+from domain.partition import Partition
+from domain.ports import EventSpine, ViewStore
+from domain.views import Delete, Generations, Upsert, ViewOp
+from projections.catalog import VIEWS
+from projections.runtime import Rebuild, Runner, project
 from tests.contract.test_event_spine import P
 
 META = EventMeta(tenant_id="t1", env="dev", project_id="p1")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from spine.domain.analytics import (
+from domain.analytics import (
     BY_ID,
     BY_NAME,
     BY_RUN,
@@ -24,10 +24,10 @@ from spine.domain.analytics import (
     recorded_event,
     stream_of,
 )
-from spine.domain.errors import InvalidCursor, InvalidRequest
-from spine.domain.events import Event, EventMeta
-from spine.domain.partition import Partition
-from spine.domain.views import Upsert
+from domain.errors import InvalidCursor, InvalidRequest
+from domain.events import Event, EventMeta
+from domain.partition import Partition
+from domain.views import Upsert
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
 LATE = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spine.domain.audit import (
+from domain.audit import (
     AUDIT_PROJECT,
     BY_ACTION,
     BY_ACTOR,
@@ -31,9 +31,9 @@ from spine.domain.audit import (
     time_key,
     time_text,
 )
-from spine.domain.errors import InvalidCursor, InvalidRequest
-from spine.domain.events import Event, EventMeta
-from spine.domain.views import Upsert
+from domain.errors import InvalidCursor, InvalidRequest
+from domain.events import Event, EventMeta
+from domain.views import Upsert
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 PROJECTION = AuditProjection()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.secret_resolver import ChainSecretResolver
-from spine.app.backends import Backends
-from spine.app.metrics import Metrics
-from spine.domain.backend_url import Backend
-from spine.domain.secrets import SecretFiles
+from adapters.local_notifier import LocalNotifier
+from adapters.secret_resolver import ChainSecretResolver
+from app.backends import Backends
+from app.http.metrics import Metrics
+from domain.backend_url import Backend
+from domain.secrets import SecretFiles
 
 
 async def test_one_backend_spelled_two_ways_is_opened_once(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from spine.adapters.memory_views import MemoryViewStore
-from spine.domain.budget import (
+from adapters.memory.views import MemoryViewStore
+from domain.budget import (
     LEDGER,
     LIMITS,
     TOTALS,
@@ -23,10 +23,10 @@ from spine.domain.budget import (
     state_after,
     usage_event_id,
 )
-from spine.domain.errors import BudgetExceeded
-from spine.domain.events import Event, EventMeta, NewEvent
-from spine.domain.partition import Partition
-from spine.domain.views import space_of
+from domain.errors import BudgetExceeded
+from domain.events import Event, EventMeta, NewEvent
+from domain.partition import Partition
+from domain.views import space_of
 
 P = Partition(tenant_id="t1", env="dev", project_id="p1")
 SPACE = space_of(P.key, "budget", 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spine.domain.circuit_breaker import PROBE_RETRY_SECONDS, BreakerPolicy, CircuitBreaker
+from domain.circuit_breaker import PROBE_RETRY_SECONDS, BreakerPolicy, CircuitBreaker
 
 
 class FakeClock:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from spine.app.settings import Settings
-from spine.domain.backend_url import Backend, parse_backend_url
+from app.settings import Settings
+from domain.backend_url import Backend, parse_backend_url
 
-SPINE = Path(__file__).parents[2] / "spine"
+REPO = Path(__file__).parents[2]
+CODE = [REPO / package for package in ("app", "adapters", "domain", "projections")]
 # settings.py reads SPINE_* bootstrap configuration; the secret resolver's secret://env/ scheme
 # reads the variable a route names (lab and dev only). Nothing else may read the environment.
 MAY_READ_THE_ENVIRONMENT = {"app/settings.py", "adapters/secret_resolver.py"}
@@ -18,8 +19,9 @@ MAY_READ_THE_ENVIRONMENT = {"app/settings.py", "adapters/secret_resolver.py"}
 
 def test_only_bootstrap_configuration_reads_the_environment() -> None:
     readers = {
-        str(path.relative_to(SPINE))
-        for path in SPINE.rglob("*.py")
+        str(path.relative_to(REPO))
+        for package in CODE
+        for path in package.rglob("*.py")
         if re.search(r"os\.environ|getenv|from os import environ", path.read_text())
     }
     assert readers == MAY_READ_THE_ENVIRONMENT

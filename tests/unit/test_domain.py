@@ -10,13 +10,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from spine.domain.cursor import parse_cursor
-from spine.domain.errors import InvalidCursor
-from spine.domain.events import Event, NewEvent
-from spine.domain.ids import new_event_id
-from spine.domain.partition import Partition, normalize_env
+from domain.cursor import parse_cursor
+from domain.errors import InvalidCursor
+from domain.events import Event, NewEvent
+from domain.ids import new_event_id
+from domain.partition import Partition, normalize_env
 
-DOMAIN = Path(__file__).parents[2] / "spine" / "domain"
+DOMAIN = Path(__file__).parents[2] / "domain"
 
 
 @pytest.mark.parametrize(("raw", "position"), [(None, 0), ("", 0), ("0", 0), ("42", 42), (" 7 ", 7)])
@@ -68,7 +68,7 @@ def test_events_round_trip_through_json() -> None:
 
 
 def test_domain_imports_only_the_stdlib_msgspec_and_itself() -> None:
-    allowed = re.compile(r"^(spine\.domain(\.|$)|msgspec$|__future__$)")
+    allowed = re.compile(r"^(domain(\.|$)|msgspec$|__future__$)")
     stdlib = {
         "collections",
         "contextlib",

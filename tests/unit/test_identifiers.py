@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spine.adapters.local_notifier import LocalNotifier
-from spine.adapters.memory_spine import MemorySpine
-from spine.domain.append import AppendRequest
-from spine.domain.errors import InvalidIdentifier, InvalidRequest
-from spine.domain.events import EventMeta, NewEvent
-from spine.domain.identifiers import (
+from adapters.local_notifier import LocalNotifier
+from adapters.memory.spine import MemorySpine
+from domain.append import AppendRequest
+from domain.errors import InvalidIdentifier, InvalidRequest
+from domain.events import EventMeta, NewEvent
+from domain.identifiers import (
     DOCUMENT_ID_PATTERN,
     IDENTIFIER_PATTERN,
     NAME_PATTERN,
@@ -24,8 +24,8 @@ from spine.domain.identifiers import (
     check,
     matches,
 )
-from spine.domain.partition import Partition
-from spine.projections.control_plane import ControlPlaneProjector
+from domain.partition import Partition
+from projections.control_plane import ControlPlaneProjector
 
 PATTERNS = [
     IDENTIFIER_PATTERN,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from spine.domain.errors import IdentityOverride
-from spine.domain.identity import Principal, SentIdentity, check_claims, effective_env
+from domain.errors import IdentityOverride
+from domain.identity import Principal, SentIdentity, check_claims, effective_env
 
 MODE = "lab"  # the tenant record's mode
 UNPINNED = Principal(user_id="u1", tenant_id="t1", issuer="spine")

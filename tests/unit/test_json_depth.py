@@ -1,5 +1,5 @@
-"""The JSON depth rule (`spine.domain.json_depth`) and how reads serve what nests too deep
-(`spine.app.reads.served`, `served_each`, and the mapper's answer to an encoder's RecursionError)."""
+"""The JSON depth rule (`domain.json_depth`) and how reads serve what nests too deep
+(`app.http.reads.served`, `served_each`, and the mapper's answer to an encoder's RecursionError)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
-from spine.app.errors import exception_handlers
-from spine.app.reads import Problem, served, served_each
-from spine.domain.errors import JsonTooDeep, Unreadable
-from spine.domain.json_depth import SERVED_DEPTH, check_depth, exceeds, value_exceeds
+from app.http.errors import exception_handlers
+from app.http.reads import Problem, served, served_each
+from domain.errors import JsonTooDeep, Unreadable
+from domain.json_depth import SERVED_DEPTH, check_depth, exceeds, value_exceeds
 
 
 def depth(document: str) -> int:

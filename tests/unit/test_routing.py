@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from spine.domain.errors import ForbiddenBackend, ForbiddenRoute, InvalidRequest, MissingRoute, NotFound
-from spine.domain.events import Event, EventMeta
-from spine.domain.routing import (
+from domain.errors import ForbiddenBackend, ForbiddenRoute, InvalidRequest, MissingRoute, NotFound
+from domain.events import Event, EventMeta
+from domain.routing import (
     RESOURCE_KINDS,
     Registry,
     Route,
@@ -19,7 +19,7 @@ from spine.domain.routing import (
     plan_route,
     resolve,
 )
-from spine.domain.secrets import SecretFiles
+from domain.secrets import SecretFiles
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 CLOUD = {"backend_type": "dynamodb", "config": {"table": "spine", "region": "eu-west-1"}}

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from spine.domain.errors import SaveConflict, SaveNotFound
-from spine.domain.events import Event, EventMeta
-from spine.domain.owned import owning_route
-from spine.domain.saves import (
+from domain.errors import SaveConflict, SaveNotFound
+from domain.events import Event, EventMeta
+from domain.owned import owning_route
+from domain.saves import (
     CREATED,
     DELETED,
     LATEST,
@@ -26,8 +26,8 @@ from spine.domain.saves import (
     version_key,
     versions_prefix,
 )
-from spine.domain.strategy_locks import SNAPSHOT_TAKEN, snapshot_key, snapshots_prefix
-from spine.domain.views import Delete, Upsert
+from domain.strategy_locks import SNAPSHOT_TAKEN, snapshot_key, snapshots_prefix
+from domain.views import Delete, Upsert
 
 
 def event(event_type: str, version: int, data: dict[str, Any], position: int = 7) -> Event:

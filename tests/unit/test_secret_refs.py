@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from spine.app.settings import Settings
-from spine.domain.backend_url import parse_backend_url
-from spine.domain.errors import ForbiddenSecretRef, InvalidSecretRef, SecretInConfig
-from spine.domain.routing import Route, RouteChange
-from spine.domain.secrets import (
+from app.settings import Settings
+from domain.backend_url import parse_backend_url
+from domain.errors import ForbiddenSecretRef, InvalidSecretRef, SecretInConfig
+from domain.routing import Route, RouteChange
+from domain.secrets import (
     NO_SECRET_FILES,
     SecretFiles,
     SecretRef,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from spine.domain.backend_url import parse_backend_url
-from spine.domain.errors import InvalidRequest
-from spine.domain.timeouts import Timeouts, timeouts_of
+from domain.backend_url import parse_backend_url
+from domain.errors import InvalidRequest
+from domain.timeouts import Timeouts, timeouts_of
 
 
 def test_defaults_fail_fast() -> None:

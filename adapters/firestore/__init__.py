@@ -1,0 +1,1 @@
+"""Firestore (AsyncClient): the event spine (commit documents in transactions), its reads, and the view store."""

@@ -1,0 +1,1 @@
+"""Redis (redis.asyncio): the cross-process notifier."""

@@ -1,0 +1,3 @@
+"""The composition root: settings, the backends a process opens (each once, behind a circuit
+breaker), routing to spines and views; the HTTP service (`app.http`), the use cases that decide
+what to append (`app.usecases`) and the `spine` command line (`app.cli`)."""

@@ -1,0 +1,246 @@
+"""Opening the backend a route (or `SPINE_SYSTEM_URL`) names, for either port: one place for both.
+
+Each distinct backend is opened once and kept for the life of the process (its `stack`), so the
+system spine, a route naming the same store, and every request resolving to it share one adapter:
+one SQLite writer per file, one client per table or container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import msgspec
+
+from adapters.cosmos.client import cosmos_options
+from adapters.cosmos.spine import DEFAULT_CONTAINER as COSMOS_EVENTS
+from adapters.cosmos.spine import CosmosSpine
+from adapters.cosmos.views import DEFAULT_CONTAINER as COSMOS_VIEWS
+from adapters.cosmos.views import CosmosViewStore
+from adapters.dynamodb.spine import DynamoDBSpine
+from adapters.dynamodb.table import dynamodb_options
+from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.firestore.spine import FirestoreSpine
+from adapters.firestore.views import FirestoreViewStore
+from adapters.memory.spine import MemorySpine
+from adapters.memory.views import MemoryViewStore
+from adapters.secret_resolver import ChainSecretResolver
+from adapters.sqlite.file import Synchronous
+from adapters.sqlite.spine import SQLiteSpine
+from adapters.sqlite.views import SQLiteViewStore
+from app.breakers import Guard, GuardedViewStore
+from app.http.metrics import Metrics
+from app.metered_spine import MeteredSpine
+from app.settings import Settings
+from domain.backend_url import Backend
+from domain.circuit_breaker import BreakerPolicy, BreakerStatus, CircuitBreaker
+from domain.errors import BackendUnavailable, InvalidRequest
+from domain.ports import EventSpine, Notifier, SecretResolver, ViewStore
+from domain.routing import EMBEDDED
+from domain.secrets import SecretFiles
+
+EVENT_SPINE = "event_spine"
+_SPINE, _VIEWS = "spine", "views"  # the two ports a backend may be opened as
+T = TypeVar("T")
+
+
+def secrets_for(settings: Settings) -> SecretResolver:
+    # `secret://env/…` only where the environment is the developer's own (lab, or env dev)
+    return ChainSecretResolver(
+        allow_env=settings.deployment == "lab" or settings.default_env == "dev", files=secret_files(settings)
+    )
+
+
+def secret_files(settings: Settings) -> SecretFiles:
+    """Where routes' secret files may be, as absolute paths: the resolver and route writes agree."""
+    root = None if settings.secrets_dir is None else os.path.abspath(settings.secrets_dir)
+    # `data_dir/secrets` holds the keys a lab deployment makes for itself (`app.lab_secrets`)
+    return SecretFiles(root=root, own=os.path.abspath(settings.data_dir / "secrets"))
+
+
+class Backends:
+    """Each backend opened once, behind its circuit breaker (`app.breakers`).
+
+    Opening is a call like any other: it goes through the backend's breaker, so a backend that
+    cannot be opened (unreachable, a key that is no key) fails fast once its breaker is open.
+    Concurrent requests for a backend that is being opened wait for that one attempt instead of
+    each making their own, and never wait on another backend's opening.
+    """
+
+    def __init__(
+        self,
+        *,
+        stack: AsyncExitStack,
+        notifier: Notifier,
+        metrics: Metrics,
+        secrets: SecretResolver,
+        data_dir: Path,
+        synchronous: Synchronous,
+        breakers: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stack = stack
+        self._notifier = notifier
+        self._metrics = metrics
+        self._secrets = secrets
+        self._data_dir = data_dir
+        self._synchronous = synchronous
+        self._policy = breakers or BreakerPolicy()
+        self._clock = clock
+        self._spines: dict[bytes, MeteredSpine] = {}
+        self._views: dict[bytes, GuardedViewStore] = {}
+        self._guards: dict[tuple[str, bytes], Guard] = {}
+        self._opening: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+
+    async def spine(self, backend: Backend) -> EventSpine:
+        """The event spine `backend` names, opened on first use."""
+        key = self._key(backend)
+        spine = self._spines.get(key)
+        if spine is None:
+            guard = self._guard(_SPINE, key, EVENT_SPINE, backend)
+
+            async def opened() -> MeteredSpine:
+                inner = await guard.call(lambda: _config_checked(EVENT_SPINE, self._open_spine(backend)))
+                return MeteredSpine(inner, self._metrics, guard)
+
+            spine = self._spines[key] = await self._once(_SPINE, key, opened, self._spines)
+        return spine
+
+    async def views(self, backend: Backend, kind: str) -> ViewStore:
+        """The view store `backend` names (for resource `kind`, named in its errors). While its
+        breaker is open this refuses at once, so a write is refused before anything is appended."""
+        key = self._key(backend)
+        store = self._views.get(key)
+        if store is None:
+            guard = self._guard(_VIEWS, key, kind, backend)
+
+            async def opened() -> GuardedViewStore:
+                inner = await guard.call(lambda: _config_checked(kind, self._open_views(backend, kind)))
+                return GuardedViewStore(inner, guard)
+
+            store = self._views[key] = await self._once(_VIEWS, key, opened, self._views)
+        store.guard.check(kind)
+        return store
+
+    def breaker(self, backend: Backend, *, views: bool = False) -> BreakerStatus | None:
+        """The breaker of the spine (or view store) `backend` names, without calling it; None when
+        it was never opened or has none (embedded stores)."""
+        guard = self._guards.get((_VIEWS if views else _SPINE, self._key(backend)))
+        return None if guard is None else guard.status()
+
+    def _guard(self, port: str, key: bytes, kind: str, backend: Backend) -> Guard:
+        guard = self._guards.get((port, key))
+        if guard is None:
+            embedded = backend.backend_type in EMBEDDED  # no network to wait on: see `breakers`
+            breaker = None if embedded else CircuitBreaker(self._policy, self._clock)
+            guard = self._guards[(port, key)] = Guard(kind, backend.backend_type, breaker)
+        return guard
+
+    async def _once(
+        self, port: str, key: bytes, open_: Callable[[], Awaitable[T]], opened: Mapping[bytes, T]
+    ) -> T:
+        """`open_()` run once for every caller that asks while it runs, in a task of its own: a
+        caller that gives up (a client gone) cancels neither the opening nor the others' wait."""
+        if key in opened:
+            return opened[key]
+        future = self._opening.get((port, key))
+        if future is None:
+            future = self._opening[(port, key)] = asyncio.ensure_future(open_())
+            future.add_done_callback(lambda done: self._opened(port, key, done))
+        return cast(T, await asyncio.shield(future))
+
+    def _opened(self, port: str, key: bytes, done: asyncio.Future[Any]) -> None:
+        self._opening.pop((port, key), None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure nobody waited for any more is not logged as lost
+
+    def _key(self, backend: Backend) -> bytes:
+        config: dict[str, Any] = dict(backend.config)
+        if backend.backend_type == "sqlite":  # one file, however a route spells its path
+            config["path"] = str(self._path(backend))
+        return msgspec.json.encode((backend.backend_type, config), order="sorted")
+
+    def _path(self, backend: Backend) -> Path:
+        return (self._data_dir / str(backend.config["path"])).resolve()
+
+    async def _open_spine(self, backend: Backend) -> EventSpine:
+        config = backend.config
+        match backend.backend_type:
+            case "sqlite":
+                sqlite = SQLiteSpine(
+                    self._path(backend),
+                    notifier=self._notifier,
+                    synchronous=self._synchronous,
+                    on_commit=self._metrics.on_commit,
+                )
+                return await self._stack.enter_async_context(sqlite)
+            case "memory":
+                return MemorySpine(self._notifier)
+            case "dynamodb":
+                dynamodb = DynamoDBSpine(notifier=self._notifier, **dynamodb_options(config))
+                return await self._stack.enter_async_context(dynamodb)
+            case "cosmos":
+                key = await self._secrets.resolve(str(config["key"]))
+                cosmos = CosmosSpine(
+                    notifier=self._notifier,
+                    on_commit=self._metrics.on_commit,
+                    **cosmos_options(config, key, container=COSMOS_EVENTS),
+                )
+                return await self._stack.enter_async_context(cosmos)
+            case "firestore":
+                firestore = FirestoreSpine.from_config(
+                    config, notifier=self._notifier, on_commit=self._metrics.on_commit
+                )
+                return await self._stack.enter_async_context(firestore)
+            case other:
+                raise BackendUnavailable(
+                    EVENT_SPINE, f"the {other} event spine is not available in this build"
+                )
+
+    async def _open_views(self, backend: Backend, kind: str) -> ViewStore:
+        config = backend.config
+        match backend.backend_type:
+            case "sqlite":
+                store = SQLiteViewStore(self._path(backend), synchronous=self._synchronous)
+                return await self._stack.enter_async_context(store)
+            case "memory":
+                return MemoryViewStore()
+            case "dynamodb":
+                return await self._stack.enter_async_context(DynamoDBViewStore(**dynamodb_options(config)))
+            case "cosmos":
+                key = await self._secrets.resolve(str(config["key"]))
+                # A container of their own: a route may name the one its event spine uses.
+                options = cosmos_options(config, key, container=COSMOS_VIEWS)
+                if "container" in config:
+                    options["container"] += "-views"
+                return await self._stack.enter_async_context(CosmosViewStore(**options))
+            case "firestore":
+                return await self._stack.enter_async_context(
+                    FirestoreViewStore.from_config(config, kind=kind)
+                )
+            case other:
+                raise BackendUnavailable(kind, f"the {other} view store is not available in this build")
+
+
+async def _config_checked(kind: str, opening: Awaitable[T]) -> T:
+    """A route whose config an adapter refuses (a timeout that is no number of seconds) names a
+    backend that cannot be opened: 503 for the requests routed to it, not their 422."""
+    try:
+        return await opening
+    except InvalidRequest as exc:
+        raise BackendUnavailable(kind, f"the route's config is invalid: {exc.message}") from None
+
+
+def lab_views_of(system: Backend) -> Backend:
+    """Where lab views live beside a system spine: `views.db` next to a SQLite file, else the same
+    table, project or database (each view store keeps to its own items, collections or container)."""
+    if system.backend_type == "sqlite":
+        return Backend(
+            backend_type="sqlite", config={"path": str(Path(system.config["path"]).with_name("views.db"))}
+        )
+    return system

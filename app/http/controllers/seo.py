@@ -1,0 +1,220 @@
+"""`/v1/seo/{page}`: versioned SEO config per page of the caller's app and surface (ETag = version)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, delete, get, put
+from litestar.params import JSONBody, Parameter, PathParameter
+
+from app.http.preconditions import IfMatch, expected_at, last_event, precondition
+from app.http.reads import MinPosition, caught_up, served, warning_header
+from app.http.services import Call, CallDep
+from domain.append import AppendRequest
+from domain.errors import (
+    InvalidCursor,
+    SeoConfigConflict,
+    SeoConfigNotFound,
+    VersionConflict,
+)
+from domain.events import AppendResult, ExpectedVersion, NewEvent
+from domain.ports import EventSpine
+from domain.seo import (
+    COLLECTION,
+    PAGE_PATTERN,
+    Page,
+    SeoConfig,
+    SeoProjection,
+    deleted_event,
+    doc_key,
+    is_live,
+    saved_event,
+    scope_prefix,
+    stream_of,
+)
+
+KIND = "seo_config_store"
+PROJECTION = SeoProjection()
+MAX_PAGE = 1000
+MAX_ATTEMPTS = 10  # an unconditional delete decides again when a write landed in between
+PageParam = Annotated[
+    str, PathParameter(description="the page slug: home, blog.post-1", pattern=PAGE_PATTERN)
+]
+After = Annotated[str | None, Parameter(description="page cursor: configs of pages after this slug")]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="page size")]
+
+
+class ConfigBody(SeoConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A page's whole config (every write replaces it). Unknown fields are refused, so a typo
+    never silently drops a field; identity fields may repeat the request's identity (the guard
+    refuses any that disagree) and are never stored."""
+
+    expected_version: ExpectedVersion | None = None
+    tenant_id: str | None = None
+    env: str | None = None
+    mode: str | None = None
+    project_id: str | None = None
+    surface_id: str | None = None
+    app_id: str | None = None
+    user_id: str | None = None
+
+    def config(self) -> SeoConfig:
+        fields = msgspec.structs.asdict(self)
+        return SeoConfig(**{name: fields[name] for name in SeoConfig.__struct_fields__})
+
+
+class PageConfig(msgspec.Struct, frozen=True, kw_only=True):
+    page: str
+    app_id: str
+    surface_id: str
+    title: str
+    description: str | None
+    canonical_url: str | None
+    robots: str | None
+    open_graph: dict[str, str] | None
+    structured_data: Any
+    version: int
+    position: int
+    updated_at: str
+    updated_by: str | None
+
+
+class PageSummary(msgspec.Struct, frozen=True, kw_only=True):
+    page: str
+    title: str
+    version: int
+    updated_at: str
+    updated_by: str | None
+
+
+class PageList(msgspec.Struct, frozen=True, kw_only=True):
+    """Pages of the caller's app and surface by slug; `next` (null on the last page) is the cursor."""
+
+    app_id: str
+    surface_id: str
+    pages: list[PageSummary]
+    next: str | None
+
+
+class SeoController(Controller):
+    path = "/v1/seo"
+    tags = ["seo"]
+    opt = {"requires_app": True}  # X-App-Id is required on every SEO route
+
+    @put(
+        "/{page:str}",
+        summary="Save a page's SEO config; expected_version or If-Match makes it a compare-and-set",
+    )
+    async def save(
+        self, page: PageParam, data: JSONBody[ConfigBody], call: CallDep, if_match: IfMatch = None
+    ) -> Response[dict[str, Any]]:
+        wanted = precondition(data.expected_version, if_match)
+        app_id, surface_id = _scope(call)
+        spine, warning = await _writer(call)
+        event = saved_event(app_id, surface_id, page, data.config(), call.ctx.user_id)
+        stream = stream_of(app_id, surface_id, page)
+        expected = await expected_at(wanted, spine, call.ctx.partition, stream, live=is_live)
+        result = await _append(spine, call, page, event, expected)
+        return _written({"page": page, "version": result.stream_version}, result, warning)
+
+    @get("/{page:str}", summary="A page's SEO config, with its version as ETag; 404 when absent")
+    async def read(
+        self, page: PageParam, call: CallDep, min_position: MinPosition = None
+    ) -> Response[PageConfig]:
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        doc = await runner.get(COLLECTION, doc_key(*_scope(call), page))
+        if doc is None:
+            raise SeoConfigNotFound(page)
+        config = served(msgspec.convert(doc.data, PageConfig))
+        return Response(config, headers={"ETag": f'"{config.version}"', **warning_header(warning)})
+
+    @get("/", summary="The pages configured for the caller's app and surface, by slug, by cursor")
+    async def list_pages(
+        self, call: CallDep, after: After = None, limit: Limit = 100, min_position: MinPosition = None
+    ) -> Response[PageList]:
+        if after is not None and not _is_page(after):
+            raise InvalidCursor(f"after must be a page slug a listing answered as next, got {after[:40]!r}")
+        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        app_id, surface_id = _scope(call)
+        prefix = scope_prefix(app_id, surface_id)
+        start = "" if after is None else prefix + after
+        docs = await runner.list(COLLECTION, prefix=prefix, after=start, limit=limit + 1)
+        pages = [msgspec.convert(doc.data, PageSummary) for doc in docs[:limit]]
+        more = len(docs) > limit
+        answer = PageList(
+            app_id=app_id, surface_id=surface_id, pages=pages, next=pages[-1].page if more else None
+        )
+        return Response(answer, headers=warning_header(warning))
+
+    @delete(
+        "/{page:str}", status_code=200, summary="Delete a page's SEO config (its history stays in the log)"
+    )
+    async def remove(
+        self, page: PageParam, call: CallDep, if_match: IfMatch = None
+    ) -> Response[dict[str, Any]]:
+        wanted = precondition(None, if_match)
+        app_id, surface_id = _scope(call)
+        spine, warning = await _writer(call)
+        event = deleted_event(app_id, surface_id, page, call.ctx.user_id)
+        attempts = 0
+        while True:
+            last = await last_event(spine, call.ctx.partition, stream_of(app_id, surface_id, page))
+            if not is_live(last):
+                raise SeoConfigNotFound(page)  # before If-Match: RFC 9110 §13.2.1
+            assert last is not None
+            at = last.version if wanted is None else wanted.version_for(last.version, live=True)
+            try:
+                result = await _append(spine, call, page, event, at)
+            except SeoConfigConflict:
+                attempts += 1
+                if wanted is not None or attempts >= MAX_ATTEMPTS:
+                    raise
+                continue
+            return _written(
+                {"page": page, "status": "deleted", "version": result.stream_version}, result, warning
+            )
+
+
+def _scope(call: Call) -> tuple[str, str]:
+    ctx = call.ctx
+    # `requires_app`: the identity guard made sure of both
+    assert ctx.app_id is not None
+    assert ctx.surface_id is not None
+    return ctx.app_id, ctx.surface_id
+
+
+async def _writer(call: Call) -> tuple[EventSpine, str | None]:
+    """The spine to append to, once the view that will show the write is known to be routed."""
+    _, view_warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)  # 503 before appending
+    spine, spine_warning = await call.services.spines.for_context(call.ctx)
+    return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
+
+
+async def _append(
+    spine: EventSpine, call: Call, page: str, event: NewEvent, expected: ExpectedVersion
+) -> AppendResult:
+    ctx = call.ctx
+    stream = stream_of(*_scope(call), page)
+    request = AppendRequest(stream=stream, events=[event], expected_version=expected, meta=ctx.event_meta())
+    try:
+        return await spine.append(ctx.partition, request)
+    except VersionConflict as exc:
+        raise SeoConfigConflict(exc.stream, exc.expected, exc.actual) from exc
+
+
+def _written(body: dict[str, Any], result: AppendResult, warning: str | None) -> Response[dict[str, Any]]:
+    headers = {
+        "X-Spine-Position": str(result.last_position),
+        "ETag": f'"{result.stream_version}"',
+        **warning_header(warning),
+    }
+    return Response({**body, "position": result.last_position}, headers=headers)
+
+
+def _is_page(text: str) -> bool:
+    try:
+        msgspec.convert(text, Page)
+    except msgspec.ValidationError:
+        return False
+    return True

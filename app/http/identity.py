@@ -1,0 +1,251 @@
+"""The identity guard: one function builds every request's `RequestContext`, for every route.
+
+It is installed on the whole app, so a route is guarded unless it says `opt={"public": True}`.
+Routes choose how much context they need with `opt={"context": ...}`:
+- `"data"` (the default): token, membership, project and surface (and app when `requires_app`);
+- `"principal"`: token, membership and headers only (control-plane routes, which authorize by
+  role, and whose bodies name the records they act on).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Headers
+from litestar.handlers.base import BaseRouteHandler
+
+from adapters.jwt_tokens import TokenService
+from app.http.limits import admit
+from app.settings import Settings
+from app.usecases.audit import AUDIT_PROJECT, record_audit
+from domain.context import RequestContext
+from domain.errors import (
+    DuplicateIdentity,
+    IdentityOverride,
+    InvalidContext,
+    InvalidToken,
+    MissingContext,
+    MissingToken,
+    NotMember,
+    UnknownContext,
+)
+from domain.identifiers import matches
+from domain.identity import Principal, SentIdentity, check_claims, effective_env
+from domain.json_depth import check_depth
+from domain.ports import EventSpine
+from projections.control_plane import ControlPlaneProjector
+
+log = logging.getLogger(f"spine.{__name__}")
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_HEADERS = {
+    "tenant_id": "X-Tenant-Id",
+    "user_id": "X-User-Id",
+    "mode": "X-Mode",
+    "env": "X-Env",
+    "project_id": "X-Project-Id",
+    "surface_id": "X-Surface-Id",
+    "app_id": "X-App-Id",
+}
+
+
+class _PayloadIdentity(msgspec.Struct):
+    """Identity fields of a JSON body, whatever their type; every other field is skipped."""
+
+    tenant_id: Any = None
+    user_id: Any = None
+    mode: Any = None
+    env: Any = None
+    project_id: Any = None
+    surface_id: Any = None
+    app_id: Any = None
+
+
+_payload_decoder = msgspec.json.Decoder(_PayloadIdentity)
+
+
+class IdentityService:
+    def __init__(
+        self, tokens: TokenService, control: ControlPlaneProjector, spine: EventSpine, settings: Settings
+    ) -> None:
+        self.tokens = tokens
+        self._control = control
+        self._spine = spine
+        self._settings = settings
+
+    async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+        sent = connection.headers.getall("authorization", [])
+        if len(sent) > 1 or "," in "".join(sent):  # which one a proxy on the way checked is a guess
+            raise InvalidToken("send one `Authorization` header with one credential")
+        scheme, _, token = (sent or [""])[0].partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise MissingToken("send `Authorization: Bearer <token>`")
+        return await self.tokens.verify(token.strip())
+
+    async def context(
+        self, connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]
+    ) -> RequestContext:
+        principal = await self.principal(connection)
+        admit(connection, principal.tenant_id, opt)  # the earliest point the tenant is known for sure
+        control = self._control.state
+        if control.role_of(principal.tenant_id, principal.user_id) is None:
+            await self._control.catch_up()  # a membership written a moment ago, maybe elsewhere
+        role = control.role_of(principal.tenant_id, principal.user_id)
+        tenant = control.tenants.get(principal.tenant_id)
+        if role is None or tenant is None:
+            raise NotMember(f"user {principal.user_id!r} is not a member of tenant {principal.tenant_id!r}")
+        sent, twice = _sent_identity(connection.headers)
+        env = _valid(effective_env(principal, sent, self._settings.default_env), "X-Env")
+        data_route = opt.get("context", "data") == "data"
+        # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
+        payload = await _payload_identity(connection) if data_route else SentIdentity()
+        try:
+            if twice is not None:
+                header = _HEADERS[twice]
+                actual = _truth(principal, tenant.mode).get(twice)
+                raise DuplicateIdentity(twice, header, connection.headers.getall(header), actual)
+            check_claims(principal, tenant.mode, env, sent, payload)
+        except IdentityOverride as exc:
+            await self._audit_violation(principal, env, exc, connection)
+            raise
+        context = RequestContext(
+            tenant_id=principal.tenant_id,
+            env=env,
+            project_id=AUDIT_PROJECT,
+            mode=tenant.mode,
+            user_id=principal.user_id,
+            request_id=connection.scope["state"].get("request_id"),
+            roles=frozenset({role}),
+        )
+        if not data_route:
+            return context
+        project_id = await self._known("project", principal.tenant_id, sent.project_id, "X-Project-Id")
+        surface_id = await self._known("surface", principal.tenant_id, sent.surface_id, "X-Surface-Id")
+        app_id = None
+        if sent.app_id is not None or opt.get("requires_app"):
+            app_id = await self._known("app", principal.tenant_id, sent.app_id, "X-App-Id")
+        return msgspec.structs.replace(context, project_id=project_id, surface_id=surface_id, app_id=app_id)
+
+    async def _known(self, kind: str, tenant_id: str, value: str | None, header: str) -> str:
+        if not value:
+            raise MissingContext(header)
+        _valid(value, header)
+
+        def known() -> bool:
+            state = self._control.state
+            records: dict[str, Any] = {
+                "project": state.projects,
+                "surface": state.surfaces,
+                "app": state.apps,
+            }
+            return (tenant_id, value) in records[kind]
+
+        if not known():
+            await self._control.catch_up()
+            if not known():
+                raise UnknownContext(kind, value)
+        return value
+
+    async def _audit_violation(
+        self,
+        principal: Principal,
+        env: str,
+        exc: IdentityOverride,
+        connection: ASGIConnection[Any, Any, Any, Any],
+    ) -> None:
+        request_id = connection.scope["state"].get("request_id")
+        data = {
+            "field": exc.field,
+            "source": exc.source,
+            "sent": exc.sent,
+            "actual": exc.actual,
+            "user_id": principal.user_id,
+            "request_id": request_id,
+            "method": connection.scope.get("method"),
+            "path": connection.scope["path"],
+            "project_id": _named_project(connection),
+        }
+        await record_audit(
+            self._spine,
+            tenant_id=principal.tenant_id,
+            env=env,
+            stream="audit:auth",
+            event_type="auth.violation",
+            data=data,
+            user_id=principal.user_id,
+            request_id=request_id,
+        )
+        log.warning(
+            "identity override rejected", extra={k: v for k, v in data.items() if k not in {"sent", "actual"}}
+        )
+
+
+async def identity_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Installed on the app: every route that is not public gets a verified `RequestContext`."""
+    path = connection.scope["path"]
+    # OPTIONS: Litestar's automatic handlers answer `Allow` only, and CORS preflights carry no token.
+    if handler.opt.get("public") or path == "/schema" or path.startswith("/schema/"):
+        return
+    if connection.scope.get("method") == "OPTIONS":
+        return
+    identity: IdentityService = connection.app.state.services.identity
+    connection.state.ctx = await identity.context(connection, handler.opt)
+
+
+async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> SentIdentity:
+    if connection.scope.get("method") not in _BODY_METHODS:
+        return SentIdentity()
+    body: bytes = await connection.body()  # type: ignore[attr-defined]  # cached: the handler reads it again
+    check_depth(body, connection.app.state.settings.max_json_depth)  # before anything decodes it
+    try:
+        fields = _payload_decoder.decode(body)
+    except msgspec.DecodeError:  # not a JSON object: the handler answers 422
+        return SentIdentity()
+    return SentIdentity(
+        **{k: None if v is None else str(v) for k, v in msgspec.structs.asdict(fields).items()}
+    )
+
+
+def _sent_identity(headers: Headers) -> tuple[SentIdentity, str | None]:
+    """What the identity headers state, and the first field whose header is sent more than once.
+
+    More than once is two field lines, or one with a comma: HTTP lets a proxy (or a client
+    library) join repeated lines into one, comma-separated, and no identifier holds a comma.
+    A repeated header states nothing here (the request is refused for it once the refusal can be
+    audited), so the env of the audit is the token's, or `X-Env` when that one is sent once.
+    """
+    values: dict[str, str | None] = {}
+    twice = None
+    for field, header in _HEADERS.items():
+        lines = headers.getall(header, [])
+        once = len(lines) == 1 and "," not in lines[0]
+        values[field] = lines[0] if once else None
+        if lines and not once and twice is None:
+            twice = field
+    return SentIdentity(**values), twice
+
+
+def _truth(principal: Principal, mode: str) -> dict[str, str | None]:
+    """What identity headers may only repeat; the context headers (project…) choose instead."""
+    return {
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "mode": mode,
+        "env": principal.env,
+    }
+
+
+def _named_project(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The project a refused request named (its audit shows the violation), if one valid id."""
+    sent = connection.headers.getall("x-project-id", [])
+    return sent[0] if len(sent) == 1 and matches(sent[0]) else None  # a comma never matches
+
+
+def _valid(value: str, header: str) -> str:
+    """A header's identifier, by the one domain rule; 400 `context.invalid_field` naming the header."""
+    if not matches(value):
+        raise InvalidContext(header)
+    return value

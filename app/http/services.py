@@ -1,0 +1,65 @@
+"""What the controllers are handed: the running adapters of this process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from app.backends import Backends
+from app.http.identity import IdentityService
+from app.http.metrics import Metrics
+from app.settings import Settings
+from app.spines import SpineRouter
+from app.usecases.control_plane import ControlPlaneService
+from app.views import ViewRouter
+from domain.context import RequestContext
+from domain.ports import EventSpine, Notifier
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    spine: EventSpine
+    notifier: Notifier
+    metrics: Metrics
+    settings: Settings
+    control: ControlPlaneService
+    identity: IdentityService
+    bootstrap_key: str | None
+    spines: SpineRouter
+    views: ViewRouter
+    backends: Backends  # every opened backend, behind its circuit breaker
+    clock: Callable[[], datetime]
+    # Set when the server begins to shut down: followers end their streams instead of being cut.
+    draining: anyio.Event = field(default_factory=anyio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a data or control-plane handler needs: who is asking, and the running services.
+
+    One dependency rather than two: Litestar resolves sibling dependencies in a task group of
+    their own, which costs more per request than the append itself.
+    """
+
+    ctx: RequestContext
+    services: Services
+
+
+def provide_call(request: Request[Any, Any, Any]) -> Call:
+    return Call(ctx=request.state.ctx, services=request.app.state.services)
+
+
+CallDep = NamedDependency[Call]
+ServicesDep = NamedDependency[Services]
+
+
+def provide_services(state: State) -> Services:
+    services: Services = state.services
+    return services

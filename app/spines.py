@@ -1,0 +1,54 @@
+"""Which event spine a request writes to: resolved through the routing registry, per request.
+
+Each distinct backend a route names is opened once (by `Backends`) and kept for the life of the
+process, so a route switch takes effect on the next request without a restart: the registry
+changes, the next resolution names the new backend, and it is opened then.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.backends import EVENT_SPINE as KIND
+from app.backends import Backends
+from domain.backend_url import Backend
+from domain.context import RequestContext
+from domain.partition import Partition
+from domain.ports import EventSpine
+from domain.routing import Route, resolve
+from projections.control_plane import ControlPlaneProjector
+
+log = logging.getLogger(f"spine.{__name__}")
+
+
+class SpineRouter:
+    def __init__(
+        self, *, lab_store: EventSpine, projector: ControlPlaneProjector, backends: Backends
+    ) -> None:
+        self._lab_store = lab_store
+        self._projector = projector
+        self._backends = backends
+        self._warned: set[tuple[str, str, str]] = set()
+
+    async def for_context(self, ctx: RequestContext) -> tuple[EventSpine, str | None]:
+        """The spine of the request's partition, and the warning to send when lab fell back."""
+        assert ctx.mode is not None  # the identity guard sets it from the tenant record
+        return await self.for_partition(ctx.partition, ctx.mode)
+
+    async def for_partition(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:
+        """The spine a partition is routed to under its tenant's `mode`, and the lab warning if any."""
+        tenant_id, env, project_id = partition.tenant_id, partition.env, partition.project_id
+        resolution = resolve(self._projector.registry, KIND, tenant_id, env, project_id, mode)
+        if resolution.route is None:
+            if (tenant_id, env, project_id) not in self._warned:  # once per partition and process
+                self._warned.add((tenant_id, env, project_id))
+                log.warning(
+                    "no route: lab falls back to the embedded store",
+                    extra={"warning": resolution.warning, "tenant_id": tenant_id, "env": env,
+                           "project_id": project_id},
+                )  # fmt: skip
+            return self._lab_store, resolution.warning
+        return await self.open(resolution.route), None
+
+    async def open(self, route: Route) -> EventSpine:
+        return await self._backends.spine(Backend(backend_type=route.backend_type, config=route.config))

@@ -1,0 +1,2 @@
+"""Use cases: read-decide-append units (budget, saves, analytics, audit, control plane, moving a
+log), each deciding against the aggregate's stream, not a lagging view."""

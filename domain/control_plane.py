@@ -1,0 +1,232 @@
+"""The control plane as data: modes, tenants, projects, surfaces, apps and memberships.
+
+Every record is an event in the system partition; `ControlPlane` is their projection, rebuilt
+by applying the events in order. Only `t_system` is known to code. The `plan_*` functions are
+the rules for each command: they read the projection and answer the event to append, on a
+stream whose `expected_version` makes a concurrent duplicate a conflict rather than a second
+record.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from domain.errors import AlreadyExists, Forbidden, InvalidRequest, NotFound
+from domain.events import NO_STREAM, Event, NewEvent
+from domain.partition import SYSTEM_TENANT, Identifier
+
+Role = Literal["admin", "member", "agent"]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+SEEDED_MODES: Final = {
+    "enterprise": "dedicated backends per tenant; embedded stores refused",
+    "saas": "shared managed backends; embedded stores refused",
+    "lab": "embedded stores allowed; a missing route warns instead of failing",
+}
+DEFAULT_MODE: Final = "saas"
+RESERVED_PREFIX: Final = "_"
+
+
+class ModeDefined(msgspec.Struct, frozen=True, kw_only=True):
+    name: Identifier
+    description: str = ""
+    owner: str = SYSTEM_TENANT
+
+
+class TenantCreated(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: Identifier
+    name: Name
+    mode: Identifier = DEFAULT_MODE
+
+
+class ProjectCreated(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: Identifier
+    project_id: Identifier
+    name: Name
+
+
+class SurfaceCreated(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: Identifier
+    surface_id: Identifier
+    name: Name
+
+
+class AppCreated(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: Identifier
+    app_id: Identifier
+    name: Name
+
+
+class MemberSet(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: Identifier
+    user_id: Identifier
+    role: Role
+
+
+Record = ModeDefined | TenantCreated | ProjectCreated | SurfaceCreated | AppCreated | MemberSet
+_TYPES: Final[dict[str, type[Record]]] = {
+    "mode.defined": ModeDefined,
+    "tenant.created": TenantCreated,
+    "project.created": ProjectCreated,
+    "surface.created": SurfaceCreated,
+    "app.created": AppCreated,
+    "member.set": MemberSet,
+}
+_TYPE_OF: Final = {cls: name for name, cls in _TYPES.items()}
+HANDLES: Final = frozenset(_TYPES)
+
+
+class Planned(msgspec.Struct, frozen=True, kw_only=True):
+    """An event to append to the system partition, with the stream version it requires."""
+
+    stream: str
+    event: NewEvent
+    expected_version: int | Literal["no_stream", "any"] = NO_STREAM
+
+
+def _planned(stream: str, record: Record, expected: int | Literal["no_stream", "any"] = NO_STREAM) -> Planned:
+    data = msgspec.to_builtins(record)
+    return Planned(
+        stream=stream, event=NewEvent(type=_TYPE_OF[type(record)], data=data), expected_version=expected
+    )
+
+
+class ControlPlane:
+    """The projection of the control-plane events: what exists, who belongs where."""
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.modes: dict[str, ModeDefined] = {}
+        self.tenants: dict[str, TenantCreated] = {}
+        self.projects: dict[tuple[str, str], ProjectCreated] = {}
+        self.surfaces: dict[tuple[str, str], SurfaceCreated] = {}
+        self.apps: dict[tuple[str, str], AppCreated] = {}
+        self.members: dict[tuple[str, str], Role] = {}
+
+    def apply(self, event: Event) -> None:
+        record_type = _TYPES.get(event.type)
+        if record_type is not None:
+            match msgspec.convert(event.data, record_type):
+                case ModeDefined() as mode:
+                    self.modes[mode.name] = mode
+                case TenantCreated() as tenant:
+                    self.tenants[tenant.tenant_id] = tenant
+                case ProjectCreated() as project:
+                    self.projects[(project.tenant_id, project.project_id)] = project
+                case SurfaceCreated() as surface:
+                    self.surfaces[(surface.tenant_id, surface.surface_id)] = surface
+                case AppCreated() as app:
+                    self.apps[(app.tenant_id, app.app_id)] = app
+                case MemberSet() as member:
+                    self.members[(member.tenant_id, member.user_id)] = member.role
+        self.position = max(self.position, event.position)
+
+    def role_of(self, tenant_id: str, user_id: str) -> Role | None:
+        return self.members.get((tenant_id, user_id))
+
+    def is_system_admin(self, user_id: str) -> bool:
+        return self.role_of(SYSTEM_TENANT, user_id) == "admin"
+
+    def tenant(self, tenant_id: str) -> TenantCreated:
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant", tenant_id)
+        return tenant
+
+    def projects_of(self, tenant_id: str) -> list[ProjectCreated]:
+        return [p for (t, _), p in sorted(self.projects.items()) if t == tenant_id]
+
+    def surfaces_of(self, tenant_id: str) -> list[SurfaceCreated]:
+        return [s for (t, _), s in sorted(self.surfaces.items()) if t == tenant_id]
+
+    def apps_of(self, tenant_id: str) -> list[AppCreated]:
+        return [a for (t, _), a in sorted(self.apps.items()) if t == tenant_id]
+
+    def members_of(self, tenant_id: str) -> dict[str, Role]:
+        return {u: role for (t, u), role in sorted(self.members.items()) if t == tenant_id}
+
+
+# Commands. Each checks what it can against the projection; the stream's expected version
+# settles the race between two processes that both saw "absent".
+
+
+def plan_bootstrap(state: ControlPlane, admin_user_id: str) -> list[Planned]:
+    """`t_system`, the seeded modes and the first admin: only what is missing, so it is idempotent."""
+    planned = [
+        _planned(f"mode:{name}", ModeDefined(name=name, description=text))
+        for name, text in SEEDED_MODES.items()
+        if name not in state.modes
+    ]
+    if SYSTEM_TENANT not in state.tenants:
+        planned.append(
+            _planned(
+                f"tenant:{SYSTEM_TENANT}",
+                TenantCreated(tenant_id=SYSTEM_TENANT, name="system", mode="system"),
+            )
+        )
+    if not any(role == "admin" for role in state.members_of(SYSTEM_TENANT).values()):
+        planned.append(
+            _planned(
+                f"member:{SYSTEM_TENANT}:{admin_user_id}",
+                MemberSet(tenant_id=SYSTEM_TENANT, user_id=admin_user_id, role="admin"),
+                "any",
+            )
+        )
+    return planned
+
+
+def first_admin(state: ControlPlane) -> str | None:
+    admins = [user for user, role in state.members_of(SYSTEM_TENANT).items() if role == "admin"]
+    return admins[0] if admins else None
+
+
+def plan_tenant(state: ControlPlane, command: TenantCreated) -> Planned:
+    if command.tenant_id == SYSTEM_TENANT or command.tenant_id in state.tenants:
+        raise AlreadyExists("tenant", command.tenant_id)
+    if command.mode not in state.modes:
+        raise InvalidRequest(f"unknown mode {command.mode!r}; known: {sorted(state.modes)}")
+    return _planned(f"tenant:{command.tenant_id}", command)
+
+
+def plan_project(state: ControlPlane, command: ProjectCreated) -> Planned:
+    state.tenant(command.tenant_id)
+    if command.project_id.startswith(RESERVED_PREFIX):
+        # `_` is the partition of a tenant's audit trail, and in `t_system` of the control plane
+        # itself: a project there would let members write the records that grant roles.
+        raise InvalidRequest(f"project ids starting with {RESERVED_PREFIX!r} are reserved for Spine")
+    if (command.tenant_id, command.project_id) in state.projects:
+        raise AlreadyExists("project", command.project_id)
+    return _planned(f"project:{command.tenant_id}:{command.project_id}", command)
+
+
+def plan_surface(state: ControlPlane, command: SurfaceCreated) -> Planned:
+    state.tenant(command.tenant_id)
+    if (command.tenant_id, command.surface_id) in state.surfaces:
+        raise AlreadyExists("surface", command.surface_id)
+    return _planned(f"surface:{command.tenant_id}:{command.surface_id}", command)
+
+
+def plan_app(state: ControlPlane, command: AppCreated) -> Planned:
+    state.tenant(command.tenant_id)
+    if (command.tenant_id, command.app_id) in state.apps:
+        raise AlreadyExists("app", command.app_id)
+    return _planned(f"app:{command.tenant_id}:{command.app_id}", command)
+
+
+def plan_member(state: ControlPlane, command: MemberSet) -> Planned:
+    """Adding a member, or changing the role of one: the latest `member.set` wins."""
+    state.tenant(command.tenant_id)
+    return _planned(f"member:{command.tenant_id}:{command.user_id}", command, "any")
+
+
+def require_admin(state: ControlPlane, caller_tenant: str, caller_user: str, tenant_id: str) -> None:
+    """Tenant admins administer their tenant; system admins administer every tenant."""
+    if state.role_of(tenant_id, caller_user) == "admin" and caller_tenant == tenant_id:
+        return
+    require_system_admin(state, caller_tenant, caller_user)
+
+
+def require_system_admin(state: ControlPlane, caller_tenant: str, caller_user: str) -> None:
+    if caller_tenant != SYSTEM_TENANT or not state.is_system_admin(caller_user):
+        raise Forbidden("this needs a system administrator")

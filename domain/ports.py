@@ -1,0 +1,175 @@
+"""Ports: what the core needs from the outside world, as small async Protocols.
+
+Each adapter in `adapters` implements one of these and passes the contract suite in
+`tests/contract/` against a real peer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from domain.append import AppendRequest
+from domain.events import AppendResult, EncodedPage, Event, Page
+from domain.partition import Partition
+from domain.views import Generations, ViewDoc, ViewOp
+
+
+class EventSpine(Protocol):
+    """A set of partitioned, totally ordered, append-only logs.
+
+    Error contract: `append` raises `VersionConflict` when `expected_version` does not hold,
+    `IdempotencyConflict` when only part of a batch's ids are stored, `InvalidRequest` for an
+    empty, oversized or self-duplicating batch; every method raises `BackendUnavailable` when the
+    backend cannot be reached or did not commit (nothing was acknowledged, so retry is safe).
+    """
+
+    async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
+        """Append atomically; acknowledged only once durable. Retried ids return the original result."""
+        ...
+
+    async def read(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Collection[str] = (),
+    ) -> Page:
+        """Events with position > `after`, in position order, optionally filtered."""
+        ...
+
+    async def read_encoded(
+        self,
+        partition: Partition,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        stream: str | None = None,
+        types: Collection[str] = (),
+    ) -> EncodedPage:
+        """`read`, with each event as (position, type, JSON) exactly as `event_encoder` writes it."""
+        ...
+
+    async def read_stream(
+        self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000
+    ) -> tuple[list[Event], int]:
+        """Events of one stream with version > `after_version`, and the stream's current version."""
+        ...
+
+    async def head(self, partition: Partition) -> int:
+        """The partition's last position (0 when empty)."""
+        ...
+
+
+# named here: inside ViewStore, `list` is the method of that name
+_Known = list[tuple[str, str]]
+
+
+class ViewStore(Protocol):
+    """Documents of read views, kept in spaces: one per (partition, projection, generation).
+
+    A space holds its documents and its checkpoint; `apply` writes ops and checkpoint together.
+    Beside the spaces the store keeps, per (partition, projection), which generation serves reads
+    and which one a rebuild is building, and short leases so that of several processes only one
+    projects a space at a time (the position rule keeps the view right even if two do).
+
+    Error contract: every method raises `BackendUnavailable` when the store cannot be reached;
+    `apply` writes all of its ops and the checkpoint, or (raising) none of them.
+
+    Atomicity has a size. `max_apply_size` says how much one `apply` may carry, in `op_size`
+    units summed over its ops, and still be one transaction: ops and checkpoint become visible to
+    readers together (to single-document reads at least: a DynamoDB `list` may straddle a
+    commit, see its docstring). None: any apply is one, or, as the Cosmos store's docstring
+    explains, no size would make one. The projection runtime cuts its batches, at event
+    boundaries, to fit.
+    The remaining gap: an apply over `max_apply_size` (in the runtime, only an event whose own
+    ops do not fit) is written in several transactions with the checkpoint in the last. Should
+    one fail, `apply` raises with part of its ops written and the checkpoint unmoved, so a reader
+    may see part of that batch until re-delivery writes the rest; the view converges, since no
+    document moves backwards.
+    """
+
+    @property
+    def max_apply_size(self) -> int | None:
+        """How much one atomic `apply` holds, in `op_size` units, room for the checkpoint kept."""
+        ...
+
+    def op_size(self, op: ViewOp) -> int:
+        """What `op` takes of `max_apply_size` (its document's parts and bytes counted); >= 1."""
+        ...
+
+    async def get(self, space: str, collection: str, key: str) -> ViewDoc | None:
+        """The live document, or None when absent or deleted."""
+        ...
+
+    async def list(
+        self, space: str, collection: str, *, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[ViewDoc]:
+        """Live documents whose key starts with `prefix`, in key order, keys greater than `after`."""
+        ...
+
+    async def apply(self, space: str, ops: Sequence[ViewOp], checkpoint: int) -> None:
+        """Apply `ops` (skipping each whose position is not newer than its document's) and set the
+        space's checkpoint to `checkpoint` (never moving it back), atomically."""
+        ...
+
+    async def checkpoint(self, space: str) -> int:
+        """The position up to which the space's projection has applied its partition (0 when never)."""
+        ...
+
+    async def drop(self, space: str) -> None:
+        """Remove a space's documents, checkpoint and lease (a retired generation)."""
+        ...
+
+    async def lease(self, space: str, holder: str, seconds: float) -> bool:
+        """Take or renew the space's lease for `seconds`; False while another holder's lease runs."""
+        ...
+
+    async def generations(self, partition_key: str, projection: str) -> Generations:
+        """The serving and building generations (serving 0, building None when never set)."""
+        ...
+
+    async def set_generations(
+        self, partition_key: str, projection: str, generations: Generations
+    ) -> None: ...
+
+    async def known(self) -> _Known:
+        """Every (partition key, projection) this store holds a view of."""
+        ...
+
+
+class Subscription(Protocol):
+    """A live interest in one partition's head, opened *before* reading so no wake-up is lost."""
+
+    async def wait(self, after: int, timeout: float) -> bool:
+        """Return True once a position > `after` was announced, False when `timeout` passes first."""
+        ...
+
+
+class Notifier(Protocol):
+    """Says "partition P advanced to position N". Best effort: the log stays the truth.
+
+    A lost notification costs a reader latency (it polls after `timeout`), never an event.
+    `publish` never raises for a transport failure; it logs and drops.
+    """
+
+    async def publish(self, partition: Partition, position: int) -> None: ...
+
+    def subscribe(self, partition: Partition) -> AbstractAsyncContextManager[Subscription]: ...
+
+
+class SecretResolver(Protocol):
+    """Turns a `secret://…` reference of a route's config into the secret, when a backend is opened.
+
+    Error contract: `resolve` raises `InvalidSecretRef` for a malformed reference or one of a kind
+    this deployment does not allow (`secret://env/…` outside lab and dev), and `SecretUnavailable`
+    when a well-formed reference cannot be read (missing, unreadable, store unreachable). The
+    messages and details of both name the reference, never the secret value.
+    """
+
+    async def resolve(self, ref: str) -> str:
+        """The secret `ref` points to; may be cached for a short while."""
+        ...

@@ -1,0 +1,435 @@
+"""The projection runtime: runners keep one projection of one partition current; rebuilds renew it.
+
+Loop: read the log after the view's checkpoint (only the event types it handles; the page's
+`next` passes the rest), turn events into view ops with the projection's pure `apply`, write the
+ops and the new checkpoint together, then wait for the partition to advance. A page whose ops do
+not fit in one transaction of the view store is written as several, cut between events, each
+with its own checkpoint. A crash between reading and writing only means the same events are read
+again; their ops are skipped because no document moves backwards, so nothing is counted twice.
+
+Of several processes, the one holding a space's lease projects it; the others read the view and
+follow its checkpoint. A rebuild builds the next generation from position 0 in a space of its own
+while the serving one keeps answering reads, then swaps it in once it has caught up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Literal, Protocol
+
+import anyio
+
+from domain.errors import BackendUnavailable
+from domain.events import Event
+from domain.partition import Partition
+from domain.ports import EventSpine, Notifier, ViewStore
+from domain.views import Generations, ViewDoc, ViewOp, space_of
+
+log = logging.getLogger(f"spine.{__name__}")
+
+PAGE = 500
+LEASE_SECONDS = 10.0
+FOLLOW_SECONDS = 0.05  # how often a process that does not hold the lease looks at the checkpoint
+_Docs = list[ViewDoc]  # named here: inside Runner, `list` is the method
+# Leases are held in the name of a process, or of an instance that keeps its name across restarts
+# (the service passes its instance id), so that a restarted instance retakes its leases at once.
+PROCESS = uuid.uuid4().hex[:12]
+
+
+class Projection(Protocol):
+    """A read view's rules: which events it reads, and the ops each one makes. Pure."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def handles(self) -> frozenset[str] | None:
+        """The event types it reads; None: every event of the partition."""
+        ...
+
+    def apply(self, event: Event) -> list[ViewOp]: ...
+
+
+async def project(
+    projection: Projection,
+    partition: Partition,
+    spine: EventSpine,
+    views: ViewStore,
+    space: str,
+    after: int,
+    on_batch: Callable[[int, int, list[Event]], None] = lambda position, head, events: None,
+) -> int:
+    """Apply every event after `after` up to the partition's head to `space`; the checkpoint reached."""
+    position = after
+    types = projection.handles or ()
+    while True:
+        page = await spine.read(partition, after=position, limit=PAGE, types=types)
+        if page.next == position:
+            return position
+        for checkpoint, events, ops in _batches(projection, views, page.events, page.next):
+            await views.apply(space, ops, checkpoint=checkpoint)
+            position = checkpoint
+            on_batch(position, page.head, events)
+        if position >= page.head:
+            return position
+
+
+_Batch = tuple[int, list[Event], list[ViewOp]]  # (checkpoint, events, their ops: one per document)
+_Doc = tuple[str, str]  # (collection, key)
+
+
+def _batches(projection: Projection, views: ViewStore, events: list[Event], next_: int) -> list[_Batch]:
+    """A page's events cut, at event boundaries, into runs whose ops fit in one atomic apply.
+
+    A run keeps one op per document (`_newest`), within the run and never across runs, and its
+    checkpoint is its last event's position; the last run's is the page's `next`, which may pass
+    events the projection does not read. So a checkpoint p always means that every op of the
+    events up to p is written. An event whose own ops do not fit goes alone, and the store writes
+    it in several transactions (see `ViewStore.max_apply_size`).
+    """
+    room = views.max_apply_size
+    if room is None:
+        return [(next_, events, _newest([op for event in events for op in _ops(projection, event)]))]
+    batches: list[_Batch] = []
+    run: list[Event] = []
+    kept: dict[_Doc, tuple[ViewOp, int]] = {}  # the run's newest op per document, and its size
+    used = 0
+    for event in events:
+        own = [(op, views.op_size(op)) for op in _newest(_ops(projection, event))]
+        wins = _wins(kept, own)
+        if kept and used + sum(grows for *_, grows in wins) > room:
+            batches.append((run[-1].position, run, [op for op, _ in kept.values()]))
+            run, kept, used = [], {}, 0
+            wins = _wins(kept, own)
+        run.append(event)
+        for doc, op, size, grows in wins:
+            kept[doc] = (op, size)
+            used += grows
+    batches.append((next_, run, [op for op, _ in kept.values()]))
+    return batches
+
+
+def _wins(
+    kept: dict[_Doc, tuple[ViewOp, int]], own: list[tuple[ViewOp, int]]
+) -> list[tuple[_Doc, ViewOp, int, int]]:
+    """Those of an event's (op, size) that a run keeping `kept` would keep (as `_newest` decides),
+    each with what it adds to the run's size."""
+    wins = []
+    for op, size in own:
+        doc = (op.collection, op.key)
+        before = kept.get(doc)
+        if before is None or op.position > before[0].position:
+            wins.append((doc, op, size, size - (before[1] if before else 0)))
+    return wins
+
+
+def _newest(ops: list[ViewOp]) -> list[ViewOp]:
+    """One op per document of a batch: the one a store applying them in order would keep.
+
+    An op applies only when it is newer than the document, so of several ops on one document only
+    the newest can leave a mark (the first of equals). A busy key (a blackboard entry, a budget
+    total) is written once per batch instead of once per event.
+    """
+    newest: dict[tuple[str, str], ViewOp] = {}
+    for op in ops:
+        key = (op.collection, op.key)
+        kept = newest.get(key)
+        if kept is None or op.position > kept.position:
+            newest[key] = op
+    return list(newest.values())
+
+
+def _ops(projection: Projection, event: Event) -> list[ViewOp]:
+    """The event's ops; none for an event the projection cannot read, so one bad event (appended
+    by an older version, or around the routes) never stops a view. The same event is skipped the
+    same way by every rebuild."""
+    try:
+        return projection.apply(event)
+    except Exception:
+        log.warning(
+            "event skipped by projection",
+            extra={"projection": projection.name, "position": event.position, "type": event.type},
+            exc_info=True,
+        )
+        return []
+
+
+class Lease:
+    """A space's lease, renewed when a third of it is left; asks the store only then."""
+
+    def __init__(self, views: ViewStore, space: str, holder: str) -> None:
+        self._views = views
+        self.space = space
+        self._holder = holder
+        self._renew_at = 0.0
+
+    @property
+    def due(self) -> bool:
+        """Whether the next `held` asks the store."""
+        return time.monotonic() >= self._renew_at
+
+    async def held(self) -> bool:
+        now = time.monotonic()
+        if now < self._renew_at:
+            return True
+        if await self._views.lease(self.space, self._holder, LEASE_SECONDS):
+            self._renew_at = now + LEASE_SECONDS * 2 / 3
+            return True
+        self._renew_at = 0.0
+        return False
+
+    async def release(self) -> None:
+        """Let the lease lapse now (a zero-length renewal), so another holder may take it at once."""
+        if self._renew_at:
+            await self._views.lease(self.space, self._holder, 0.0)
+        self._renew_at = 0.0
+
+
+class Runner:
+    def __init__(
+        self,
+        projection: Projection,
+        partition: Partition,
+        spine: EventSpine,
+        views: ViewStore,
+        notifier: Notifier,
+        *,
+        poll_seconds: float = 2.0,
+        on_batch: Callable[[Runner, list[Event]], None] | None = None,
+        holder: str = PROCESS,
+    ) -> None:
+        self.projection = projection
+        self.partition = partition
+        self.spine = spine
+        self.views = views
+        self._notifier = notifier
+        self._poll_seconds = poll_seconds
+        self._on_batch = on_batch
+        self.generation = 0
+        self.position = 0  # the serving generation's checkpoint as of the last batch seen
+        self.head = 0  # the partition's head as of the last read
+        self.leading = False  # whether this process projects the view (holds the lease)
+        self.rebuild: Rebuild | None = None
+        self.holder = holder
+        self._lease = Lease(views, self.space, holder)
+        self._opened = False
+        self._advanced = anyio.Event()
+        self._lock = anyio.Lock()
+
+    @property
+    def space(self) -> str:
+        return space_of(self.partition.key, self.projection.name, self.generation)
+
+    async def catch_up(self) -> int:
+        """Project every event up to the current head; answer the checkpoint reached."""
+        async with self._lock:
+            if not self._opened:
+                await self._open()
+            elif self._lease.due:  # now and then, see whether a rebuild elsewhere swapped generations
+                await self._follow()
+            self.leading = await self._lease.held()
+            if not self.leading:  # another process projects this view: follow what it wrote
+                await self._follow()
+                return self.position
+            self.position = await project(
+                self.projection,
+                self.partition,
+                self.spine,
+                self.views,
+                self.space,
+                self.position,
+                self._batch,
+            )
+            return self.position
+
+    async def _open(self) -> None:
+        generations = await self.views.generations(self.partition.key, self.projection.name)
+        if generations == Generations():
+            await self.views.set_generations(
+                self.partition.key, self.projection.name, generations
+            )  # known now
+        self._switch(generations.serving, await self.views.checkpoint(space_of(
+            self.partition.key, self.projection.name, generations.serving)))  # fmt: skip
+        self._opened = True
+
+    async def _follow(self) -> None:
+        generations = await self.views.generations(self.partition.key, self.projection.name)
+        space = space_of(self.partition.key, self.projection.name, generations.serving)
+        checkpoint = await self.views.checkpoint(space)
+        if generations.serving != self.generation or checkpoint > self.position:
+            self._switch(generations.serving, checkpoint)
+
+    def _switch(self, generation: int, position: int) -> None:
+        if generation != self.generation:
+            self.generation = generation
+            self._lease = Lease(self.views, self.space, self.holder)
+        self.position = position
+        self._signal()
+
+    def _batch(self, position: int, head: int, events: list[Event]) -> None:
+        self.position, self.head = position, head
+        if self._on_batch is not None:
+            self._on_batch(self, events)
+        self._signal()
+
+    def _signal(self) -> None:
+        self._advanced.set()
+        self._advanced = anyio.Event()
+
+    async def run(self) -> None:
+        """Until cancelled: catch up whenever the partition advances, or a poll interval passes."""
+        try:
+            async with self._notifier.subscribe(self.partition) as subscription:
+                failures = 0
+                while True:
+                    try:
+                        position = await self.catch_up()
+                    except Exception as exc:  # see `retry_delay`
+                        failures += 1
+                        log.warning(
+                            "view not advanced: retrying",
+                            extra={"projection": self.projection.name, "partition": self.partition.key,
+                                   "error": getattr(exc, "error_code", type(exc).__name__), "failures": failures},
+                        )  # fmt: skip
+                        await anyio.sleep(retry_delay(failures, self._poll_seconds))
+                        continue
+                    failures = 0
+                    await subscription.wait(
+                        position, self._poll_seconds if self.leading else FOLLOW_SECONDS * 20
+                    )
+        finally:  # a process that stops lets another take the view over now, not when the lease runs out
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1), suppress(BackendUnavailable):
+                await self._lease.release()
+
+    async def wait_for(self, position: int, timeout: float) -> bool:
+        """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""
+        if self.position < position and not self._opened:  # a view built before this process began
+            async with self._lock:
+                if not self._opened:
+                    await self._open()
+        with anyio.move_on_after(timeout):
+            while self.position < position:
+                if self.leading:
+                    await self._advanced.wait()
+                else:  # written by another process: look at its checkpoint now and then
+                    with anyio.move_on_after(FOLLOW_SECONDS):
+                        await self._advanced.wait()
+                    async with self._lock:
+                        await self._follow()
+        return self.position >= position
+
+    async def get(self, collection: str, key: str) -> ViewDoc | None:
+        """A document of the serving view, or None."""
+        return await self.views.get(self.space, collection, key)
+
+    async def list(self, collection: str, *, prefix: str = "", after: str = "", limit: int = 100) -> _Docs:
+        """Documents of the serving view whose key starts with `prefix`, in key order, after `after`."""
+        return await self.views.list(self.space, collection, prefix=prefix, after=after, limit=limit)
+
+    @asynccontextmanager
+    async def _paused(self) -> AsyncIterator[None]:
+        async with self._lock:
+            yield
+
+
+MAX_RETRY_SECONDS = 30.0
+
+
+def retry_delay(failures: int, poll_seconds: float) -> float:
+    """How long a background loop waits after its `failures`-th failure in a row.
+
+    A store that fails (unreachable, its breaker open, a bug in one partition's data) costs its own
+    views latency, never the process: the loop runs in the app's one task group, where an escaping
+    error would stop every other view and the control plane with it. Doubling, capped, so a dead
+    backend is not hammered and a recovered one is seen within `MAX_RETRY_SECONDS`.
+    """
+    return min(max(poll_seconds, 0.05) * 2.0 ** min(failures - 1, 10), MAX_RETRY_SECONDS)
+
+
+RebuildState = Literal["building", "swapped", "elsewhere", "failed"]
+
+
+class Rebuild:
+    """Builds the next generation of a runner's view from position 0, then swaps it in.
+
+    Resumable: the building generation and its checkpoint are in the view store, so a rebuild
+    that was interrupted (or a process that died) continues where it stopped. The retired
+    generation is dropped after a grace period, so that other processes still reading it have
+    switched by then.
+    """
+
+    def __init__(
+        self, runner: Runner, *, spine: EventSpine | None = None, grace_seconds: float = 2 * LEASE_SECONDS
+    ) -> None:
+        self.runner = runner
+        self.spine = spine or runner.spine  # another when the partition's log was routed elsewhere
+        self._grace_seconds = grace_seconds
+        self.state: RebuildState = "building"
+        self.generation: int | None = None
+        self.position = 0
+        self.head = 0
+        self.error: str | None = None
+        self._resumed_at = 0
+        self._started = time.monotonic()
+        self.done = anyio.Event()
+
+    @property
+    def events_per_second(self) -> float:
+        elapsed = time.monotonic() - self._started
+        return (self.position - self._resumed_at) / elapsed if elapsed > 0 else 0.0
+
+    async def run(self) -> None:
+        runner = self.runner
+        views, key, name = runner.views, runner.partition.key, runner.projection.name
+        try:
+            if not runner._opened:
+                await runner.catch_up()
+            generations = await views.generations(key, name)
+            if generations.serving > 0:  # a retired generation whose drop a stop interrupted
+                await views.drop(space_of(key, name, generations.serving - 1))
+            if generations.building is not None and self.spine is not runner.spine:
+                await views.drop(space_of(key, name, generations.building))  # built from the old log
+                generations = Generations(serving=generations.serving)
+            target = generations.serving + 1 if generations.building is None else generations.building
+            self.generation = target
+            space = space_of(key, name, target)
+            lease = Lease(views, space, f"{runner.holder}:rebuild")
+            if not await lease.held():
+                self.state = "elsewhere"  # another process is building this generation
+                return
+            await views.set_generations(key, name, Generations(serving=generations.serving, building=target))
+            self.position = self._resumed_at = await views.checkpoint(space)
+            self.head = await self.spine.head(runner.partition)
+            self._started = time.monotonic()
+            while self.position < self.head:  # the bulk, while the serving generation keeps running
+                if not await lease.held():
+                    self.state = "elsewhere"
+                    return
+                self.position = await project(
+                    runner.projection, runner.partition, self.spine, views, space, self.position, self._progress
+                )  # fmt: skip
+            async with runner._paused():  # the tail, with the live runner held still, then the swap
+                self.position = await project(
+                    runner.projection, runner.partition, self.spine, views, space, self.position, self._progress
+                )  # fmt: skip
+                await views.set_generations(key, name, Generations(serving=target))
+                retired = runner.space
+                runner.spine = self.spine
+                runner._switch(target, self.position)
+            await lease.release()
+            self.state = "swapped"
+            self.done.set()
+            await anyio.sleep(self._grace_seconds)
+            await views.drop(retired)
+        except Exception as exc:  # reported in status; the building generation stays resumable
+            self.state, self.error = "failed", type(exc).__name__
+            log.exception("rebuild failed", extra={"projection": name, "partition": key})
+        finally:
+            self.done.set()
+
+    def _progress(self, position: int, head: int, events: list[Event]) -> None:
+        self.position, self.head = position, max(head, self.head)

@@ -1,1 +1,0 @@
-"""Spine: an event-sourced, multi-tenant durability service for AI-agent platforms."""

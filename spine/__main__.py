@@ -1,3 +1,0 @@
-from spine.app.cli import main
-
-main()
