@@ -84,6 +84,11 @@ class ViewRouter:
         runner = self._runners.get((projection.name, id(store), partition.key))
         spine = (await self._spines.for_context(ctx))[0] if source is None else source[1]
         if runner is None:
+            if not await self._env_known(partition, spine):
+                # Nothing was ever written in this env and no route names it: the view is empty, and
+                # is answered without starting (or recording) a runner, so reads in made-up envs
+                # cannot pile up runners. The first write makes the env known.
+                return self._runner(projection, partition, spine, store), warning
             runner = self._start(projection, partition, spine, store)
         elif spine is not runner.spine and (runner.rebuild is None or runner.rebuild.spine is not spine):
             # The partition's log was routed elsewhere: its positions are another log's, so the
@@ -151,10 +156,16 @@ class ViewRouter:
         state.tenant(partition.tenant_id)
         if not project_known():
             raise NotFound("project", partition.project_id)
-        default_env = self._projector.partition.env  # the control plane lives in the default env
-        declared = routed_envs(self._projector.registry, partition.tenant_id) | {default_env}
-        if partition.env not in declared and await (await self._spine_of(partition)).head(partition) == 0:
+        if not await self._env_known(partition, await self._spine_of(partition)):
             raise NotFound("env", partition.env)
+
+    async def _env_known(self, partition: Partition, spine: EventSpine) -> bool:
+        """The deployment's default env (the control plane's), an env a route names for the tenant
+        or the platform, or one the partition has events in."""
+        declared = routed_envs(self._projector.registry, partition.tenant_id) | {
+            self._projector.partition.env
+        }
+        return partition.env in declared or await spine.head(partition) > 0
 
     async def rebuild(self, name: str, partitions: list[Partition]) -> list[Runner]:
         """Start rebuilding view `name` of each partition (one already under way goes on)."""
@@ -182,13 +193,18 @@ class ViewRouter:
     def _start(
         self, projection: Projection, partition: Partition, spine: EventSpine, store: ViewStore
     ) -> Runner:
-        runner = Runner(
-            projection, partition, spine, store, self._notifier, poll_seconds=self._poll_seconds,
-            on_batch=self._observe, holder=self._instance_id,
-        )  # fmt: skip
+        runner = self._runner(projection, partition, spine, store)
         self._runners[(projection.name, id(store), partition.key)] = runner
         self._task_group.start_soon(runner.run)
         return runner
+
+    def _runner(
+        self, projection: Projection, partition: Partition, spine: EventSpine, store: ViewStore
+    ) -> Runner:
+        return Runner(
+            projection, partition, spine, store, self._notifier, poll_seconds=self._poll_seconds,
+            on_batch=self._observe, holder=self._instance_id,
+        )  # fmt: skip
 
     def _observe(self, runner: Runner, events: list[Event]) -> None:
         if events:

@@ -177,6 +177,28 @@ def test_rebuilds_start_runners_only_for_partitions_that_exist(settings: Setting
         assert views(client, boss) == before
 
 
+def test_reads_in_an_env_nobody_wrote_to_start_no_runner(settings: Settings) -> None:
+    """A member cycling `X-Env` through made-up names must not pile up runners: the view is empty and
+    is answered as such; the first write makes the env known, and reads then follow it."""
+    with service(settings) as client:
+        boss = provision_sync(client, user="boss", role="admin")
+        before = views(client, boss)
+        for env in ("made-up-1", "made-up-2", "made-up-3"):
+            for path in ("/v1/memory/goal", "/v1/sessions/chat", "/v1/runs/r1/blackboard", "/v1/audit"):
+                answer = client.get(path, headers={**boss, "X-Env": env})
+                assert answer.status_code < 500, answer.text
+            answer = client.get("/v1/memory/goal", headers={**boss, "X-Env": env})
+            assert answer.json() == {"key": "goal", "value": None, "found": False, "expires_at": None}
+        assert views(client, boss) == before
+        written = {**boss, "X-Env": "made-up-1"}
+        assert recall(client, written, "goal", remember(client, written, "goal", "ship")) == "ship"
+        assert ("memory", "t1", "made-up-1", "p1") in views(client, boss)
+    with service(settings) as client:  # and nothing but the written env comes back after a restart
+        assert {v for v in views(client, boss) if v[2].startswith("made-up")} == {
+            ("memory", "t1", "made-up-1", "p1")
+        }
+
+
 def test_envs_a_route_names_or_the_partition_has_events_in_are_known(settings: Settings) -> None:
     with service(settings) as client:
         admin = admin_headers_sync(client)
