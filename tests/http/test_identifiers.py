@@ -251,7 +251,7 @@ def test_stored_views_whose_keys_do_not_parse_are_skipped_and_the_others_serve(
         assert views(client, admin) == before
         written = remember(client, headers, "next", 2)
         assert recall(client, headers, "next", written) == 2
-    logged = [str(r.__dict__.get("partition")) for r in caplog.records if r.name == "app.views"]
+    logged = [str(r.__dict__.get("partition")) for r in caplog.records if r.name == "spine.app.views"]
     assert sorted(logged) == sorted(key for key, _ in BAD_ROWS)  # each bad row once, at the one start
 
 
