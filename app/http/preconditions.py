@@ -10,21 +10,20 @@
   409 `…version_conflict`; a tag that is no version at all (`3`, `"abc"`, `"1.0"`) is 422.
 As RFC 9110 §13.2.1 asks, a route whose unconditional answer would be 404 (updating a save never
 created, deleting what is not there) answers 404 before any precondition is evaluated.
+Writes apply a `Precondition` through the unit of work (`app/usecases/unit_of_work.py`:
+`decide_and_append` for a decision, `expected_at` for a write that replaces what is there).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
 from litestar.params import HeaderParameter
 
 from domain.errors import InvalidRequest, PreconditionFailed
-from domain.events import ANY, NO_STREAM, Event, ExpectedVersion
-from domain.partition import Partition
-from domain.ports import EventSpine
+from domain.events import ANY, NO_STREAM, ExpectedVersion
 
 IfMatch = Annotated[
     str | None,
@@ -35,7 +34,6 @@ IfMatch = Annotated[
 ]
 
 _TAG = re.compile(r'^(W/)?"([0-9]{1,18})"$')
-_END = 10**18  # a version past any stream's: reading after it answers the version alone
 
 
 class Precondition(msgspec.Struct, frozen=True):
@@ -76,34 +74,6 @@ def precondition(body: ExpectedVersion | None, if_match: str | None) -> Precondi
     if header is not None and not _agree(header, version):
         raise InvalidRequest("If-Match and expected_version disagree")
     return Precondition(frozenset({version}))
-
-
-async def expected_at(
-    wanted: Precondition | None,
-    spine: EventSpine,
-    partition: Partition,
-    stream: str,
-    *,
-    live: Callable[[Event], bool] = lambda _: True,
-) -> ExpectedVersion:
-    """The `expected_version` of an append to `stream` under `wanted`; the stream is read only
-    when `wanted` is `*` or a list. `live`: whether the stream's last event leaves the resource
-    with a current representation (a tombstone does not)."""
-    if wanted is None:
-        return ANY
-    if (exact := wanted.exact) is not None:
-        return exact
-    last = await last_event(spine, partition, stream)
-    return wanted.version_for(0 if last is None else last.version, live=last is not None and live(last))
-
-
-async def last_event(spine: EventSpine, partition: Partition, stream: str) -> Event | None:
-    """The stream's last event, read from the log (a view may lag)."""
-    _, version = await spine.read_stream(partition, stream, after_version=_END, limit=1)
-    if version == 0:
-        return None
-    [last], _ = await spine.read_stream(partition, stream, after_version=version - 1, limit=1)
-    return last
 
 
 def _parse(if_match: str | None) -> Precondition | None:

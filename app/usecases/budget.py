@@ -1,20 +1,20 @@
 """Budget decisions made on the unit's stream, and the answers the budget routes read from the view.
 
-A decision reads the stream's last event and appends expecting the version it read; when another
-writer got there first the append is refused and the decision is made again on the new state.
-Limits are never checked against the view, which may lag.
+A decision is one unit of work (`app/usecases/unit_of_work.py`): it reads the stream's last event
+and appends expecting the version it read; when another writer got there first the append is
+refused and the decision is made again on the new state. Limits are never checked against the
+view, which may lag.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from domain.append import AppendRequest
+from app.usecases.unit_of_work import Decide, append_expecting, decide_and_append, stream_version
 from domain.budget import (
     DECIMALS,
     LEDGER,
@@ -38,14 +38,12 @@ from domain.budget import (
 )
 from domain.context import RequestContext
 from domain.errors import BudgetExceeded, VersionConflict
-from domain.events import NO_STREAM, AppendResult, Event, ExpectedVersion, NewEvent
+from domain.events import NO_STREAM, AppendResult, Event, NewEvent
 from domain.ports import EventSpine
 from projections.runtime import Runner
 
-MAX_ATTEMPTS = 50  # each conflict means another usage of the unit landed: someone made progress
 MAX_UNITS = 1000
 MAX_SCANS = 10
-_END = 10**18  # a version past any stream's: reading after it answers the version alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,39 +81,11 @@ async def set_limit(spine: EventSpine, ctx: RequestContext, change: LimitChange,
     return await _append_decided(spine, ctx, stream_of(change.unit), decide)
 
 
-async def _append_decided(
-    spine: EventSpine, ctx: RequestContext, stream: str, decide: Callable[[Event | None], NewEvent]
-) -> Recorded:
-    attempts = 0
-    while True:
-        last, version = await _last(spine, ctx, stream)
-        event = decide(last)
-        expected: ExpectedVersion = NO_STREAM
-        if version:
-            expected = version
-        request = AppendRequest(
-            stream=stream, events=[event], expected_version=expected, meta=ctx.event_meta()
-        )
-        try:
-            result = await spine.append(ctx.partition, request)
-        except VersionConflict:
-            attempts += 1
-            if attempts >= MAX_ATTEMPTS:
-                raise
-            continue
-        if result.stream_version <= version:  # the event id was stored before: a retry
-            return await _original(spine, ctx, stream, result)
-        return Recorded(position=result.last_position, data=event.data, replayed=False)
-
-
-async def _last(spine: EventSpine, ctx: RequestContext, stream: str) -> tuple[Event | None, int]:
-    _, version = await spine.read_stream(ctx.partition, stream, after_version=_END, limit=1)
-    if version == 0:
-        return None, 0
-    # The event's own version, not the one this read answers: the stream may have moved on since,
-    # and the append must then be refused for expecting the state this decision is made on.
-    [last], _ = await spine.read_stream(ctx.partition, stream, after_version=version - 1, limit=1)
-    return last, last.version
+async def _append_decided(spine: EventSpine, ctx: RequestContext, stream: str, decide: Decide) -> Recorded:
+    decided = await decide_and_append(spine, ctx, stream, decide)
+    if decided.replayed:  # the event id was stored before: a retry
+        return await _original(spine, ctx, stream, decided.result)
+    return Recorded(position=decided.result.last_position, data=decided.event.data, replayed=False)
 
 
 async def _stored_usage(spine: EventSpine, ctx: RequestContext, unit: str, event_id: str) -> Recorded | None:
@@ -125,17 +95,12 @@ async def _stored_usage(spine: EventSpine, ctx: RequestContext, unit: str, event
     stored meets `no_stream` on a stream that has events (it holds a limit), and nothing is appended.
     """
     stream = stream_of(unit)
-    _, version = await spine.read_stream(ctx.partition, stream, after_version=_END, limit=1)
-    if version == 0:  # never the case after a refusal (a limit is an event); `no_stream` would append
+    # never the case after a refusal (a limit is an event); `no_stream` would append
+    if await stream_version(spine, ctx.partition, stream) == 0:
         return None
-    probe = AppendRequest(
-        stream=stream,
-        events=[NewEvent(type=USAGE_RECORDED, id=event_id)],
-        expected_version=NO_STREAM,
-        meta=ctx.event_meta(),
-    )
+    probe = NewEvent(type=USAGE_RECORDED, id=event_id)
     try:
-        result = await spine.append(ctx.partition, probe)
+        result = await append_expecting(spine, ctx, stream, [probe], NO_STREAM)
     except VersionConflict:
         return None
     return await _original(spine, ctx, stream, result)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.usecases.unit_of_work import retrying
 from domain.append import AppendRequest
 from domain.context import RequestContext
 from domain.control_plane import ControlPlane, Planned
-from domain.errors import VersionConflict
 from domain.events import EventMeta
 from domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT
 from domain.ports import EventSpine
@@ -29,27 +29,26 @@ class ControlPlaneService:
         """Append what `plan` decides; answer the last position (0 when nothing was needed).
 
         A version conflict means another writer created the record since our view was read:
-        catch up and plan again, so the rule (usually `AlreadyExists`) answers with fresh state.
+        catch up and plan again (once: the unit of work's `retrying`), so the rule (usually
+        `AlreadyExists`) answers with fresh state.
         """
-        for attempt in range(2):
+
+        async def attempt() -> int:
             await self.projector.catch_up()
             position = 0
-            try:
-                for planned in plan(self.state):
-                    request = AppendRequest(
-                        stream=planned.stream,
-                        events=[planned.event],
-                        expected_version=planned.expected_version,
-                        meta=meta,
-                    )
-                    position = (await self._spine.append(self.projector.partition, request)).last_position
-            except VersionConflict:
-                if attempt:
-                    raise
-                continue
-            await self.projector.catch_up()
+            for planned in plan(self.state):
+                request = AppendRequest(
+                    stream=planned.stream,
+                    events=[planned.event],
+                    expected_version=planned.expected_version,
+                    meta=meta,
+                )
+                position = (await self._spine.append(self.projector.partition, request)).last_position
             return position
-        raise AssertionError("unreachable")
+
+        position = await retrying(attempt, attempts=2)
+        await self.projector.catch_up()
+        return position
 
 
 def system_meta(env: str, ctx: RequestContext | None = None, request_id: str | None = None) -> EventMeta:

@@ -8,10 +8,10 @@ import msgspec
 from litestar import Controller, Response, get, put
 from litestar.params import JSONBody, PathParameter
 
-from app.http.preconditions import IfMatch, expected_at, precondition
+from app.http.preconditions import IfMatch, precondition
 from app.http.reads import MinPosition, Problem, caught_up, served, served_each, warning_header
 from app.http.services import Call, CallDep
-from domain.append import AppendRequest
+from app.usecases.unit_of_work import append_expecting, expected_at
 from domain.blackboard import (
     COLLECTION,
     NAME_PATTERN,
@@ -21,7 +21,7 @@ from domain.blackboard import (
     stream_of,
     written_event,
 )
-from domain.errors import BlackboardConflict, BlackboardNotFound, VersionConflict
+from domain.errors import BlackboardConflict, BlackboardNotFound
 from domain.events import ExpectedVersion
 from projections.runtime import Runner
 
@@ -65,16 +65,9 @@ class BlackboardController(Controller):
         await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
         stream = stream_of(run_id, key)
-        request = AppendRequest(
-            stream=stream,
-            events=[written_event(run_id, key, data.value, ctx.user_id)],
-            expected_version=await expected_at(wanted, spine, ctx.partition, stream),
-            meta=ctx.event_meta(),
-        )
-        try:
-            result = await spine.append(ctx.partition, request)
-        except VersionConflict as exc:
-            raise BlackboardConflict(exc.stream, exc.expected, exc.actual) from exc
+        event = written_event(run_id, key, data.value, ctx.user_id)
+        expected = await expected_at(wanted, spine, ctx.partition, stream)
+        result = await append_expecting(spine, ctx, stream, [event], expected, conflict=BlackboardConflict)
         headers = {
             "X-Spine-Position": str(result.last_position),
             "ETag": f'"{result.stream_version}"',

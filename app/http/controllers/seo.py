@@ -8,17 +8,12 @@ import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, Parameter, PathParameter
 
-from app.http.preconditions import IfMatch, expected_at, last_event, precondition
+from app.http.preconditions import IfMatch, precondition
 from app.http.reads import MinPosition, caught_up, served, warning_header
 from app.http.services import Call, CallDep
-from domain.append import AppendRequest
-from domain.errors import (
-    InvalidCursor,
-    SeoConfigConflict,
-    SeoConfigNotFound,
-    VersionConflict,
-)
-from domain.events import AppendResult, ExpectedVersion, NewEvent
+from app.usecases import seo
+from domain.errors import InvalidCursor, SeoConfigNotFound
+from domain.events import AppendResult, ExpectedVersion
 from domain.ports import EventSpine
 from domain.seo import (
     COLLECTION,
@@ -26,18 +21,13 @@ from domain.seo import (
     Page,
     SeoConfig,
     SeoProjection,
-    deleted_event,
     doc_key,
-    is_live,
-    saved_event,
     scope_prefix,
-    stream_of,
 )
 
 KIND = "seo_config_store"
 PROJECTION = SeoProjection()
 MAX_PAGE = 1000
-MAX_ATTEMPTS = 10  # an unconditional delete decides again when a write landed in between
 PageParam = Annotated[
     str, PathParameter(description="the page slug: home, blog.post-1", pattern=PAGE_PATTERN)
 ]
@@ -110,12 +100,8 @@ class SeoController(Controller):
         self, page: PageParam, data: JSONBody[ConfigBody], call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
         wanted = precondition(data.expected_version, if_match)
-        app_id, surface_id = _scope(call)
         spine, warning = await _writer(call)
-        event = saved_event(app_id, surface_id, page, data.config(), call.ctx.user_id)
-        stream = stream_of(app_id, surface_id, page)
-        expected = await expected_at(wanted, spine, call.ctx.partition, stream, live=is_live)
-        result = await _append(spine, call, page, event, expected)
+        result = await seo.save(spine, call.ctx, page, data.config(), wanted)
         return _written({"page": page, "version": result.stream_version}, result, warning)
 
     @get("/{page:str}", summary="A page's SEO config, with its version as ETag; 404 when absent")
@@ -123,7 +109,7 @@ class SeoController(Controller):
         self, page: PageParam, call: CallDep, min_position: MinPosition = None
     ) -> Response[PageConfig]:
         runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
-        doc = await runner.get(COLLECTION, doc_key(*_scope(call), page))
+        doc = await runner.get(COLLECTION, doc_key(*seo.scope_of(call.ctx), page))
         if doc is None:
             raise SeoConfigNotFound(page)
         config = served(msgspec.convert(doc.data, PageConfig))
@@ -136,7 +122,7 @@ class SeoController(Controller):
         if after is not None and not _is_page(after):
             raise InvalidCursor(f"after must be a page slug a listing answered as next, got {after[:40]!r}")
         runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
-        app_id, surface_id = _scope(call)
+        app_id, surface_id = seo.scope_of(call.ctx)
         prefix = scope_prefix(app_id, surface_id)
         start = "" if after is None else prefix + after
         docs = await runner.list(COLLECTION, prefix=prefix, after=start, limit=limit + 1)
@@ -154,34 +140,11 @@ class SeoController(Controller):
         self, page: PageParam, call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
         wanted = precondition(None, if_match)
-        app_id, surface_id = _scope(call)
         spine, warning = await _writer(call)
-        event = deleted_event(app_id, surface_id, page, call.ctx.user_id)
-        attempts = 0
-        while True:
-            last = await last_event(spine, call.ctx.partition, stream_of(app_id, surface_id, page))
-            if not is_live(last):
-                raise SeoConfigNotFound(page)  # before If-Match: RFC 9110 §13.2.1
-            assert last is not None
-            at = last.version if wanted is None else wanted.version_for(last.version, live=True)
-            try:
-                result = await _append(spine, call, page, event, at)
-            except SeoConfigConflict:
-                attempts += 1
-                if wanted is not None or attempts >= MAX_ATTEMPTS:
-                    raise
-                continue
-            return _written(
-                {"page": page, "status": "deleted", "version": result.stream_version}, result, warning
-            )
-
-
-def _scope(call: Call) -> tuple[str, str]:
-    ctx = call.ctx
-    # `requires_app`: the identity guard made sure of both
-    assert ctx.app_id is not None
-    assert ctx.surface_id is not None
-    return ctx.app_id, ctx.surface_id
+        result = await seo.remove(spine, call.ctx, page, wanted)
+        return _written(
+            {"page": page, "status": "deleted", "version": result.stream_version}, result, warning
+        )
 
 
 async def _writer(call: Call) -> tuple[EventSpine, str | None]:
@@ -189,18 +152,6 @@ async def _writer(call: Call) -> tuple[EventSpine, str | None]:
     _, view_warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)  # 503 before appending
     spine, spine_warning = await call.services.spines.for_context(call.ctx)
     return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
-
-
-async def _append(
-    spine: EventSpine, call: Call, page: str, event: NewEvent, expected: ExpectedVersion
-) -> AppendResult:
-    ctx = call.ctx
-    stream = stream_of(*_scope(call), page)
-    request = AppendRequest(stream=stream, events=[event], expected_version=expected, meta=ctx.event_meta())
-    try:
-        return await spine.append(ctx.partition, request)
-    except VersionConflict as exc:
-        raise SeoConfigConflict(exc.stream, exc.expected, exc.actual) from exc
 
 
 def _written(body: dict[str, Any], result: AppendResult, warning: str | None) -> Response[dict[str, Any]]:

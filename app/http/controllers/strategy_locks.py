@@ -8,12 +8,12 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import JSONBody, Parameter, PathParameter
 
-from app.http.preconditions import IfMatch, expected_at, precondition
+from app.http.preconditions import IfMatch, precondition
 from app.http.reads import MinPosition, Problem, caught_up, served, served_each, warning_header
 from app.http.services import CallDep
-from domain.append import AppendRequest
+from app.usecases.unit_of_work import append_expecting, expected_at
 from domain.cursor import parse_cursor
-from domain.errors import StrategyLockConflict, StrategyLockNotFound, VersionConflict
+from domain.errors import StrategyLockConflict, StrategyLockNotFound
 from domain.events import ExpectedVersion
 from domain.strategy_locks import (
     LATEST,
@@ -68,16 +68,10 @@ class StrategyLocksController(Controller):
         _, view_warning = await call.services.views.runner(PROJECTION, KIND, ctx)  # 503 before appending
         spine, spine_warning = await call.services.spines.for_context(ctx)
         stream = stream_of(lock_id)
-        request = AppendRequest(
-            stream=stream,
-            events=[snapshot_event(lock_id, data.state)],
-            expected_version=await expected_at(wanted, spine, ctx.partition, stream),
-            meta=ctx.event_meta(),
+        expected = await expected_at(wanted, spine, ctx.partition, stream)
+        result = await append_expecting(
+            spine, ctx, stream, [snapshot_event(lock_id, data.state)], expected, conflict=StrategyLockConflict
         )
-        try:
-            result = await spine.append(ctx.partition, request)
-        except VersionConflict as exc:
-            raise StrategyLockConflict(exc.stream, exc.expected, exc.actual) from exc
         warning = ", ".join(w for w in (spine_warning, view_warning) if w) or None
         headers = {"X-Spine-Position": str(result.last_position), "ETag": f'"{result.stream_version}"',
                    **warning_header(warning)}  # fmt: skip
