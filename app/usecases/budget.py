@@ -25,6 +25,7 @@ from domain.budget import (
     LimitChange,
     LimitWarning,
     Period,
+    Tally,
     Usage,
     day_key,
     decide_limit,
@@ -112,13 +113,6 @@ async def _original(spine: EventSpine, ctx: RequestContext, stream: str, result:
     return Recorded(position=result.last_position, data=event.data, replayed=True)
 
 
-class PeriodTotal(msgspec.Struct, frozen=True, kw_only=True):
-    key: str
-    amount: float = 0.0
-    cost_usd: float = 0.0
-    count: int = 0
-
-
 class LimitView(msgspec.Struct, frozen=True, kw_only=True):
     limit: float
     hard: bool
@@ -131,7 +125,7 @@ class LimitView(msgspec.Struct, frozen=True, kw_only=True):
 class UnitBudget(msgspec.Struct, frozen=True, kw_only=True):
     unit: str
     limits: dict[Period, LimitView]
-    totals: dict[Period, PeriodTotal]
+    totals: dict[Period, Tally]
 
 
 class Overview(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,21 +159,21 @@ class LedgerPage(msgspec.Struct, frozen=True, kw_only=True):
 async def overview(runner: Runner, now: datetime, unit: str | None) -> Overview:
     """Totals of the day and month of `now`: a unit without a document for them used nothing yet."""
     keys: dict[Period, str] = {"day": day_key(now), "month": month_key(now), "total": "total"}
-    totals: dict[str, dict[Period, PeriodTotal]] = {}
+    totals: dict[str, dict[Period, Tally]] = {}
     for period in PERIODS:
         docs = await runner.list(
             TOTALS, prefix=totals_prefix(period, keys[period]) + (unit or ""), limit=MAX_UNITS
         )
         for doc in docs:
             if unit is None or doc.data["unit"] == unit:
-                totals.setdefault(doc.data["unit"], {})[period] = msgspec.convert(doc.data, PeriodTotal)
+                totals.setdefault(doc.data["unit"], {})[period] = msgspec.convert(doc.data, Tally)
     rules: dict[str, dict[Period, _LimitDoc]] = {}
     for doc in await runner.list(LIMITS, prefix=f"{unit}|" if unit else "", limit=len(PERIODS) * MAX_UNITS):
         rule = msgspec.convert(doc.data, _LimitDoc)
         rules.setdefault(rule.unit, {})[rule.period] = rule
     units = []
     for name in sorted(totals.keys() | rules.keys()):
-        tallies = {p: totals.get(name, {}).get(p) or PeriodTotal(key=keys[p]) for p in PERIODS}
+        tallies = {p: totals.get(name, {}).get(p) or Tally(key=keys[p]) for p in PERIODS}
         limits = {p: _limit_view(rule, tallies[p].amount) for p, rule in rules.get(name, {}).items()}
         units.append(UnitBudget(unit=name, limits=limits, totals=tallies))
     return Overview(day=keys["day"], month=keys["month"], units=units)
