@@ -27,7 +27,7 @@ from domain.events import Event
 from domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition
 from domain.ports import EventSpine, Notifier, ViewStore
 from domain.routing import Route, resolve, routed_envs
-from projections.catalog import VIEWS
+from projections.catalog import VIEWS, View
 from projections.control_plane import ControlPlaneProjector
 from projections.runtime import Projection, Rebuild, Runner
 
@@ -66,20 +66,16 @@ class ViewRouter:
         return list(self._runners.values())
 
     async def runner(
-        self,
-        projection: Projection,
-        kind: str,
-        ctx: RequestContext,
-        *,
-        source: tuple[Partition, EventSpine] | None = None,
+        self, view: View, ctx: RequestContext, *, source: tuple[Partition, EventSpine] | None = None
     ) -> tuple[Runner, str | None]:
-        """The running projection of the request's partition, and the lab warning if any.
+        """The running `view` of the request's partition, and the lab warning if any.
 
         `source` projects another partition (with its spine) into the store routed for the
         request: the audit view reads the tenant's security trail that way.
         """
         assert ctx.mode is not None
-        store, warning = await self._store_for(kind, ctx.partition, ctx.mode)
+        projection = view.projection
+        store, warning = await self._store_for(view.kind, ctx.partition, ctx.mode)
         partition = ctx.partition if source is None else source[0]
         runner = self._runners.get((projection.name, id(store), partition.key))
         spine = (await self._spines.for_context(ctx))[0] if source is None else source[1]
@@ -102,7 +98,7 @@ class ViewRouter:
         """Start a runner for every view the lab store and the routed stores already hold."""
         stores = [self._lab_views]
         for route in self._projector.registry.routes.values():
-            if any(kind == route.resource_kind for _, kind in VIEWS.values()):
+            if any(view.kind == route.resource_kind for view in VIEWS.values()):
                 try:
                     stores.append(await self._store(route))
                 except SpineError as exc:  # one unreachable store must not keep the others down
@@ -129,7 +125,7 @@ class ViewRouter:
                     log.warning("view not started", extra={"projection": name, "partition": partition_key,
                                                            "error_code": exc.error_code})  # fmt: skip
                     continue
-                self._start(VIEWS[name][0], partition, spine, store)
+                self._start(VIEWS[name].projection, partition, spine, store)
                 started += 1
         return started
 
@@ -169,7 +165,7 @@ class ViewRouter:
 
     async def rebuild(self, name: str, partitions: list[Partition]) -> list[Runner]:
         """Start rebuilding view `name` of each partition (one already under way goes on)."""
-        projection, kind = VIEWS[name]
+        view = VIEWS[name]
         partitions = list(dict.fromkeys(partitions))
         for partition in partitions:  # all of them, before anything starts
             if not any(r.partition == partition for r in self.runners if r.projection.name == name):
@@ -182,8 +178,8 @@ class ViewRouter:
             spine = await self._spine_of(partition)  # the log the partition is routed to now
             if runner is None:
                 tenant = self._projector.state.tenant(partition.tenant_id)  # 404 for an unknown tenant
-                store, _ = await self._store_for(kind, partition, tenant.mode)
-                runner = self._start(projection, partition, spine, store)
+                store, _ = await self._store_for(view.kind, partition, tenant.mode)
+                runner = self._start(view.projection, partition, spine, store)
             if runner.rebuild is None or runner.rebuild.done.is_set():
                 runner.rebuild = Rebuild(runner, spine=spine)
                 self._task_group.start_soon(runner.rebuild.run)

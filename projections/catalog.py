@@ -1,9 +1,12 @@
 """Every product view: its projection and the resource kind whose routed store keeps it.
 
-Startup, `GET /v1/projections` and rebuilds find views here by name.
+Startup, `GET /v1/projections`, rebuilds and the controllers that read or write a view find it
+here by name: this is the one place a projection is paired with its store's resource kind.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from domain.analytics import AnalyticsProjection
 from domain.audit import AuditProjection
@@ -16,17 +19,29 @@ from domain.sessions import SessionsProjection
 from domain.strategy_locks import StrategyLocksProjection
 from projections.runtime import Projection
 
-VIEWS: dict[str, tuple[Projection, str]] = {
-    projection.name: (projection, kind)
-    for projection, kind in (
-        (MemoryProjection(), "memory_store"),
-        (SessionsProjection(), "memory_store"),  # sessions are session memory: the same store
-        (BlackboardProjection(), "blackboard_store"),
-        (BudgetProjection(), "budget_store"),
-        (SavesProjection(), "tabular_store"),
-        (StrategyLocksProjection(), "tabular_store"),  # saves and strategy locks share the store
-        (SeoProjection(), "seo_config_store"),
-        (AuditProjection(), "audit"),  # a project's writes, and its tenant's security trail
-        (AnalyticsProjection(), "analytics_store"),
+
+class View(NamedTuple):
+    """A product view: the projection that builds it, and the resource kind that routes its store."""
+
+    projection: Projection
+    kind: str
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+
+VIEWS: dict[str, View] = {
+    view.name: view
+    for view in (
+        View(MemoryProjection(), "memory_store"),
+        View(SessionsProjection(), "memory_store"),  # sessions are session memory: the same store
+        View(BlackboardProjection(), "blackboard_store"),
+        View(BudgetProjection(), "budget_store"),
+        View(SavesProjection(), "tabular_store"),
+        View(StrategyLocksProjection(), "tabular_store"),  # saves and strategy locks share the store
+        View(SeoProjection(), "seo_config_store"),
+        View(AuditProjection(), "audit"),  # a project's writes, and its tenant's security trail
+        View(AnalyticsProjection(), "analytics_store"),
     )
 }

@@ -141,7 +141,7 @@ _IF_MATCH: tuple[Declared, ...] = (PreconditionFailed, InvalidRequest)
 _ADMIN = (Forbidden, _tenant())
 _UNREADABLE = Unreadable("view", 0)  # a stored document nested deeper than Spine serves
 # A rebuild opens the partition's log and the view's store, wherever they are routed.
-_REBUILT = _routed("event_spine", *sorted({kind for _, kind in VIEWS.values()}))
+_REBUILT = _routed("event_spine", *sorted({view.kind for view in VIEWS.values()}))
 
 OPERATIONS: dict[str, Spec] = {
     "POST /v1/events": Spec(errors=(VersionConflict, IdempotencyConflict)),

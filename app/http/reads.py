@@ -19,7 +19,8 @@ from app.http.services import Call
 from domain.cursor import check_cursor, parse_cursor
 from domain.errors import ProjectionLagging, Unreadable
 from domain.json_depth import SERVED_DEPTH, value_exceeds
-from projections.runtime import Projection, Runner
+from projections.catalog import View
+from projections.runtime import Runner
 
 Item = TypeVar("Item", bound=msgspec.Struct)
 
@@ -40,12 +41,10 @@ MinPosition = Annotated[
 ]
 
 
-async def caught_up(
-    call: Call, projection: Projection, kind: str, min_position: str | None
-) -> tuple[Runner, str | None]:
-    """The running view of the request's partition, once it reflects `min_position` (bounded)."""
+async def caught_up(call: Call, view: View, min_position: str | None) -> tuple[Runner, str | None]:
+    """The running `view` of the request's partition, once it reflects `min_position` (bounded)."""
     wanted = parse_cursor(min_position, name="X-Spine-Min-Position")
-    runner, warning = await call.services.views.runner(projection, kind, call.ctx)
+    runner, warning = await call.services.views.runner(view, call.ctx)
     if wanted > runner.position:
         spine, _ = await call.services.spines.for_context(call.ctx)
         check_cursor(wanted, await spine.head(call.ctx.partition))  # a position never written: 400

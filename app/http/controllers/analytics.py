@@ -29,15 +29,15 @@ from app.usecases.analytics import (
     violation_details,
 )
 from app.usecases.audit import record_audit
-from domain.analytics import NAME_PATTERN, AnalyticsProjection, Batch, Tracked, plan_counts, plan_events
+from domain.analytics import NAME_PATTERN, Batch, Tracked, plan_counts, plan_events
 from domain.blackboard import NAME_PATTERN as RUN_PATTERN
 from domain.errors import IdentityOverride
 from domain.partition import IDENTIFIER_PATTERN
+from projections.catalog import VIEWS
 
 log = logging.getLogger(f"spine.{__name__}")
 
-KIND = "analytics_store"
-PROJECTION = AnalyticsProjection()
+VIEW = VIEWS["analytics"]
 MAX_PAGE = 1000
 APP = {"requires_app": True}  # X-App-Id is required: it is part of every event's attribution
 
@@ -117,7 +117,7 @@ class AnalyticsController(Controller):
         min_position: MinPosition = None,
     ) -> Response[EventsPage]:
         query = plan_events(run_id=run_id, name=name, after=after, start=start, end=end)
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         page = await events_page(runner, query, limit=limit, app_id=app_id, surface_id=surface_id)
         return Response(page, headers=warning_header(warning))
 
@@ -133,14 +133,14 @@ class AnalyticsController(Controller):
         min_position: MinPosition = None,
     ) -> Response[CountsPage]:
         query = plan_counts(name=name, after=after, start=start, end=end)
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         page = await counts_page(runner, query, limit=limit)
         return Response(page, headers=warning_header(warning))
 
 
 async def _record(call: Call, events: Sequence[Tracked]) -> tuple[Appended, str | None]:
     ctx = call.ctx
-    view, view_warning = await call.services.views.runner(PROJECTION, KIND, ctx)  # 503 before appending
+    view, view_warning = await call.services.views.runner(VIEW, ctx)  # 503 before appending
     spine, spine_warning = await call.services.spines.for_context(ctx)
     services = call.services
     appended = await record(spine, view, ctx, events, services.clock(), services.settings.read_wait_seconds)

@@ -22,7 +22,6 @@ from domain.audit import (
     CLIENT_STREAM,
     TENANT_WIDE,
     Action,
-    AuditProjection,
     AuditRecord,
     Keyed,
     Query,
@@ -36,10 +35,10 @@ from domain.audit import (
 from domain.errors import AuditAppendOnly, AuditNotFound, Forbidden
 from domain.events import EVENT_ID_PATTERN, EventId
 from domain.ids import new_event_id
+from projections.catalog import VIEWS
 from projections.runtime import Runner
 
-KIND = "audit"
-PROJECTION = AuditProjection()
+VIEW = VIEWS["audit"]
 MAX_PAGE = 1000
 RecordId = Annotated[str, PathParameter(description="the record's event id", pattern=EVENT_ID_PATTERN)]
 Filter = Annotated[str | None, Parameter(max_length=512)]
@@ -74,7 +73,7 @@ class AuditController(Controller):
     @post("/", status_code=201, summary="Add a record of the caller's own; the actor is the token's user")
     async def add(self, data: JSONBody[RecordBody], call: CallDep) -> Response[dict[str, Any]]:
         ctx = call.ctx
-        await call.services.views.runner(PROJECTION, KIND, ctx)  # no audit route: 503, nothing appended
+        await call.services.views.runner(VIEW, ctx)  # no audit route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
         event = recorded_event(data.action, data.resource, data.details, event_id=data.id or new_event_id())
         request = AppendRequest(stream=CLIENT_STREAM, events=[event], meta=ctx.event_meta())
@@ -143,10 +142,10 @@ def _readable_actor(call: Call, actor: str | None) -> str | None:
 async def _views(call: Call, min_position: str | None) -> tuple[Runner, Runner, str | None]:
     """The project's view (caught up to `min_position`) and the tenant trail's, caught up to the
     trail's head: security events have no position in the project's log to wait for."""
-    project, warning = await caught_up(call, PROJECTION, KIND, min_position)
+    project, warning = await caught_up(call, VIEW, min_position)
     ctx, spine = call.ctx, call.services.spine
     partition = trail_partition(ctx.tenant_id, ctx.env)
-    trail, _ = await call.services.views.runner(PROJECTION, KIND, ctx, source=(partition, spine))
+    trail, _ = await call.services.views.runner(VIEW, ctx, source=(partition, spine))
     await reflecting(trail, await spine.head(partition), call.services.settings.read_wait_seconds)
     return project, trail, warning
 

@@ -15,7 +15,6 @@ from app.usecases.unit_of_work import append_expecting, expected_at
 from domain.blackboard import (
     COLLECTION,
     NAME_PATTERN,
-    BlackboardProjection,
     entry_key,
     run_prefix,
     stream_of,
@@ -23,10 +22,10 @@ from domain.blackboard import (
 )
 from domain.errors import BlackboardConflict, BlackboardNotFound
 from domain.events import ExpectedVersion
+from projections.catalog import VIEWS
 from projections.runtime import Runner
 
-KIND = "blackboard_store"
-PROJECTION = BlackboardProjection()
+VIEW = VIEWS["blackboard"]
 RunId = Annotated[str, PathParameter(description="the run", pattern=NAME_PATTERN)]
 EntryKey = Annotated[str, PathParameter(description="the entry key", pattern=NAME_PATTERN)]
 MAX_ENTRIES = 10_000
@@ -62,7 +61,7 @@ class BlackboardController(Controller):
     ) -> Response[dict[str, Any]]:
         wanted = precondition(data.expected_version, if_match)
         ctx = call.ctx
-        await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
+        await call.services.views.runner(VIEW, ctx)  # no view route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
         stream = stream_of(run_id, key)
         event = written_event(run_id, key, data.value, ctx.user_id)
@@ -99,4 +98,4 @@ class BlackboardController(Controller):
 
 
 async def _view(call: Call, min_position: str | None) -> tuple[Runner, str | None]:
-    return await caught_up(call, PROJECTION, KIND, min_position)
+    return await caught_up(call, VIEW, min_position)

@@ -22,7 +22,6 @@ from app.usecases.budget import (
 from domain.blackboard import NAME_PATTERN
 from domain.budget import (
     UNIT_PATTERN,
-    BudgetProjection,
     LimitChange,
     LimitSet,
     LimitWarning,
@@ -34,9 +33,9 @@ from domain.budget import (
 )
 from domain.cursor import parse_cursor
 from domain.ports import EventSpine
+from projections.catalog import VIEWS
 
-KIND = "budget_store"
-PROJECTION = BudgetProjection()
+VIEW = VIEWS["budget"]
 MAX_PAGE = 1000
 UnitFilter = Annotated[str | None, Parameter(description="only this unit", pattern=UNIT_PATTERN)]
 RunFilter = Annotated[str | None, Parameter(description="only usage of this run", pattern=NAME_PATTERN)]
@@ -90,7 +89,7 @@ class BudgetController(Controller):
     async def read_budget(
         self, call: CallDep, unit: UnitFilter = None, min_position: MinPosition = None
     ) -> Response[Overview]:
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         answer = await overview(runner, call.services.clock(), unit)
         return Response(answer, headers=warning_header(warning))
 
@@ -105,14 +104,14 @@ class BudgetController(Controller):
         min_position: MinPosition = None,
     ) -> Response[LedgerPage]:
         cursor = parse_cursor(after)
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         page = await ledger_page(runner, after=cursor, limit=limit, run_id=run_id, unit=unit)
         return Response(page, headers=warning_header(warning))
 
 
 async def _writer(call: Call) -> tuple[EventSpine, str | None]:
     """The spine to decide on, once the view that will show the decision is known to be routed."""
-    _, view_warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)  # 503 before appending
+    _, view_warning = await call.services.views.runner(VIEW, call.ctx)  # 503 before appending
     spine, spine_warning = await call.services.spines.for_context(call.ctx)
     return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
 

@@ -16,15 +16,14 @@ from domain.events import NewEvent
 from domain.memory import (
     COLLECTION,
     KEY_PATTERN,
-    MemoryProjection,
     deleted_event,
     doc_key,
     is_live,
     set_event,
 )
+from projections.catalog import VIEWS
 
-KIND = "memory_store"
-PROJECTION = MemoryProjection()
+VIEW = VIEWS["memory"]
 Key = Annotated[str, PathParameter(description="the memory key (one user's)", pattern=KEY_PATTERN)]
 
 
@@ -55,7 +54,7 @@ class MemoryController(Controller):
     async def get_value(
         self, key: Key, call: CallDep, min_position: MinPosition = None
     ) -> Response[MemoryValue]:
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         doc = await runner.get(COLLECTION, doc_key(_user(call), key))
         answer = MemoryValue(key=key, value=None, found=False, expires_at=None)
         if doc is not None:
@@ -71,7 +70,7 @@ class MemoryController(Controller):
 
 async def _write(call: Call, key: str, event: NewEvent, body: dict[str, Any]) -> Response[dict[str, Any]]:
     ctx = call.ctx
-    await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
+    await call.services.views.runner(VIEW, ctx)  # no view route: 503, nothing appended
     spine, warning = await call.services.spines.for_context(ctx)
     request = AppendRequest(stream=f"memory:{_user(call)}:{key}", events=[event], meta=ctx.event_meta())
     result = await spine.append(ctx.partition, request)

@@ -33,17 +33,16 @@ from domain.saves import (
     Change,
     SaveId,
     SaveName,
-    SavesProjection,
     kind_prefix,
     latest_key,
     version_key,
     versions_prefix,
 )
 from domain.views import ViewDoc
+from projections.catalog import VIEWS
 from projections.runtime import Runner
 
-KIND = "tabular_store"
-PROJECTION = SavesProjection()
+VIEW = VIEWS["saves"]
 MAX_PAGE = 1000
 Kind = Annotated[str, PathParameter(description="flows, graphs or overlays")]
 Id = Annotated[str, PathParameter(description="the save's id", pattern=ID_PATTERN)]
@@ -164,7 +163,7 @@ class SavesController(Controller):
         prefix = kind_prefix(_kind(kind))
         if after is not None and not _ID.match(after):
             raise InvalidCursor(f"after must be a save id, got {after[:40]!r}")
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         docs = await runner.list(LIVE, prefix=prefix, after=prefix + (after or ""), limit=limit + 1)
         page = [msgspec.convert(doc.data, Summary) for doc in docs[:limit]]
         cursor = page[-1].id if len(docs) > limit else None
@@ -215,7 +214,7 @@ def _kind(kind: str) -> str:
 async def _writer(call: Call, kind: str) -> tuple[EventSpine, str | None]:
     """The spine to decide on, once the view that will show the decision is known to be routed."""
     _kind(kind)
-    _, view_warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)  # 503 before appending
+    _, view_warning = await call.services.views.runner(VIEW, call.ctx)  # 503 before appending
     spine, spine_warning = await call.services.spines.for_context(call.ctx)
     return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
 
@@ -225,7 +224,7 @@ async def _latest(
 ) -> tuple[Runner, ViewDoc, str | None]:
     """The view and the save's latest document (a tombstone, if deleted); `SaveNotFound` when never created."""
     _kind(kind)
-    runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+    runner, warning = await caught_up(call, VIEW, min_position)
     doc = await runner.get(LATEST, latest_key(kind, save_id))
     if doc is None:
         raise SaveNotFound(kind, save_id)

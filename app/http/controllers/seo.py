@@ -20,13 +20,12 @@ from domain.seo import (
     PAGE_PATTERN,
     Page,
     SeoConfig,
-    SeoProjection,
     doc_key,
     scope_prefix,
 )
+from projections.catalog import VIEWS
 
-KIND = "seo_config_store"
-PROJECTION = SeoProjection()
+VIEW = VIEWS["seo"]
 MAX_PAGE = 1000
 PageParam = Annotated[
     str, PathParameter(description="the page slug: home, blog.post-1", pattern=PAGE_PATTERN)
@@ -108,7 +107,7 @@ class SeoController(Controller):
     async def read(
         self, page: PageParam, call: CallDep, min_position: MinPosition = None
     ) -> Response[PageConfig]:
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         doc = await runner.get(COLLECTION, doc_key(*seo.scope_of(call.ctx), page))
         if doc is None:
             raise SeoConfigNotFound(page)
@@ -121,7 +120,7 @@ class SeoController(Controller):
     ) -> Response[PageList]:
         if after is not None and not _is_page(after):
             raise InvalidCursor(f"after must be a page slug a listing answered as next, got {after[:40]!r}")
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         app_id, surface_id = seo.scope_of(call.ctx)
         prefix = scope_prefix(app_id, surface_id)
         start = "" if after is None else prefix + after
@@ -149,7 +148,7 @@ class SeoController(Controller):
 
 async def _writer(call: Call) -> tuple[EventSpine, str | None]:
     """The spine to append to, once the view that will show the write is known to be routed."""
-    _, view_warning = await call.services.views.runner(PROJECTION, KIND, call.ctx)  # 503 before appending
+    _, view_warning = await call.services.views.runner(VIEW, call.ctx)  # 503 before appending
     spine, spine_warning = await call.services.spines.for_context(call.ctx)
     return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
 

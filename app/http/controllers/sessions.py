@@ -15,14 +15,13 @@ from domain.sessions import (
     COLLECTION,
     SESSION_PATTERN,
     Role,
-    SessionsProjection,
     message_event,
     session_prefix,
     stream_of,
 )
+from projections.catalog import VIEWS
 
-KIND = "memory_store"  # sessions are session memory: the same routed store
-PROJECTION = SessionsProjection()
+VIEW = VIEWS["sessions"]
 SessionId = Annotated[str, PathParameter(description="the session id (one user's)", pattern=SESSION_PATTERN)]
 MAX_MESSAGES = 10_000
 
@@ -63,7 +62,7 @@ class SessionsController(Controller):
         ctx = call.ctx
         user = ctx.user_id
         assert user is not None
-        await call.services.views.runner(PROJECTION, KIND, ctx)  # no view route: 503, nothing appended
+        await call.services.views.runner(VIEW, ctx)  # no view route: 503, nothing appended
         spine, warning = await call.services.spines.for_context(ctx)
         event = message_event(user, session_id, data.role, data.content, data.metadata)
         request = AppendRequest(stream=stream_of(user, session_id), events=[event], meta=ctx.event_meta())
@@ -83,7 +82,7 @@ class SessionsController(Controller):
     async def read_session(
         self, session_id: SessionId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Session]:
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         assert call.ctx.user_id is not None
         docs = await runner.list(
             COLLECTION,

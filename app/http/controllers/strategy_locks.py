@@ -19,15 +19,14 @@ from domain.strategy_locks import (
     LATEST,
     LOCK_PATTERN,
     SNAPSHOTS,
-    StrategyLocksProjection,
     snapshot_event,
     snapshot_key,
     snapshots_prefix,
     stream_of,
 )
+from projections.catalog import VIEWS
 
-KIND = "tabular_store"
-PROJECTION = StrategyLocksProjection()
+VIEW = VIEWS["strategy_locks"]
 MAX_PAGE = 1000
 LockId = Annotated[str, PathParameter(description="the strategy lock", pattern=LOCK_PATTERN)]
 
@@ -65,7 +64,7 @@ class StrategyLocksController(Controller):
     ) -> Response[dict[str, Any]]:
         wanted = precondition(data.expected_version, if_match)
         ctx = call.ctx
-        _, view_warning = await call.services.views.runner(PROJECTION, KIND, ctx)  # 503 before appending
+        _, view_warning = await call.services.views.runner(VIEW, ctx)  # 503 before appending
         spine, spine_warning = await call.services.spines.for_context(ctx)
         stream = stream_of(lock_id)
         expected = await expected_at(wanted, spine, ctx.partition, stream)
@@ -82,7 +81,7 @@ class StrategyLocksController(Controller):
     async def latest(
         self, lock_id: LockId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Snapshot]:
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         doc = await runner.get(LATEST, lock_id)
         if doc is None:
             raise StrategyLockNotFound(lock_id)
@@ -99,7 +98,7 @@ class StrategyLocksController(Controller):
         min_position: MinPosition = None,
     ) -> Response[History]:
         start = parse_cursor(after)
-        runner, warning = await caught_up(call, PROJECTION, KIND, min_position)
+        runner, warning = await caught_up(call, VIEW, min_position)
         if await runner.get(LATEST, lock_id) is None:
             raise StrategyLockNotFound(lock_id)
         docs = await runner.list(
