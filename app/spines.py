@@ -11,6 +11,7 @@ import logging
 
 from app.backends import EVENT_SPINE as KIND
 from app.backends import Backends
+from app.lab_warnings import LabWarnings
 from domain.backend_url import Backend
 from domain.context import RequestContext
 from domain.partition import Partition
@@ -30,13 +31,21 @@ class SpineRouter:
         self._backends = backends
         self._warned: set[tuple[str, str, str]] = set()
 
-    async def for_context(self, ctx: RequestContext) -> tuple[EventSpine, str | None]:
-        """The spine of the request's partition, and the warning to send when lab fell back."""
+    async def for_context(self, ctx: RequestContext, warnings: LabWarnings | None = None) -> EventSpine:
+        """The spine of the request's partition; a lab fallback is noted in `warnings` when given."""
         assert ctx.mode is not None  # the identity guard sets it from the tenant record
-        return await self.for_partition(ctx.partition, ctx.mode)
+        spine, warning = await self._resolve(ctx.partition, ctx.mode)
+        if warnings is not None:
+            warnings.spine(warning)
+        return spine
 
-    async def for_partition(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:
-        """The spine a partition is routed to under its tenant's `mode`, and the lab warning if any."""
+    async def for_partition(self, partition: Partition, mode: str) -> EventSpine:
+        """The spine a partition is routed to under its tenant's `mode`."""
+        spine, _ = await self._resolve(partition, mode)
+        return spine
+
+    async def _resolve(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:
+        """The routed spine, or in lab the embedded one with the warning code of its fallback."""
         tenant_id, env, project_id = partition.tenant_id, partition.env, partition.project_id
         resolution = resolve(self._projector.registry, KIND, tenant_id, env, project_id, mode)
         if resolution.route is None:

@@ -18,6 +18,7 @@ import anyio.abc
 
 from app.backends import Backends
 from app.http.metrics import Metrics
+from app.lab_warnings import LabWarnings
 from app.spines import SpineRouter
 from app.usecases.audit import AUDIT_PROJECT
 from domain.backend_url import Backend
@@ -66,9 +67,15 @@ class ViewRouter:
         return list(self._runners.values())
 
     async def runner(
-        self, view: View, ctx: RequestContext, *, source: tuple[Partition, EventSpine] | None = None
-    ) -> tuple[Runner, str | None]:
-        """The running `view` of the request's partition, and the lab warning if any.
+        self,
+        view: View,
+        ctx: RequestContext,
+        *,
+        warnings: LabWarnings | None = None,
+        source: tuple[Partition, EventSpine] | None = None,
+    ) -> Runner:
+        """The running `view` of the request's partition; a lab fallback of its store is noted in
+        `warnings` when given.
 
         `source` projects another partition (with its spine) into the store routed for the
         request: the audit view reads the tenant's security trail that way.
@@ -76,15 +83,17 @@ class ViewRouter:
         assert ctx.mode is not None
         projection = view.projection
         store, warning = await self._store_for(view.kind, ctx.partition, ctx.mode)
+        if warnings is not None:
+            warnings.view(warning)
         partition = ctx.partition if source is None else source[0]
         runner = self._runners.get((projection.name, id(store), partition.key))
-        spine = (await self._spines.for_context(ctx))[0] if source is None else source[1]
+        spine = await self._spines.for_context(ctx) if source is None else source[1]
         if runner is None:
             if not await self._env_known(partition, spine):
                 # Nothing was ever written in this env and no route names it: the view is empty, and
                 # is answered without starting (or recording) a runner, so reads in made-up envs
                 # cannot pile up runners. The first write makes the env known.
-                return self._runner(projection, partition, spine, store), warning
+                return self._runner(projection, partition, spine, store)
             runner = self._start(projection, partition, spine, store)
         elif spine is not runner.spine and (runner.rebuild is None or runner.rebuild.spine is not spine):
             # The partition's log was routed elsewhere: its positions are another log's, so the
@@ -92,7 +101,7 @@ class ViewRouter:
             log.warning("event spine switched: rebuilding view", extra={"projection": projection.name})
             runner.rebuild = Rebuild(runner, spine=spine)
             self._task_group.start_soon(runner.rebuild.run)
-        return runner, warning
+        return runner
 
     async def start_known(self) -> int:
         """Start a runner for every view the lab store and the routed stores already hold."""
@@ -210,7 +219,7 @@ class ViewRouter:
         if partition.project_id == AUDIT_PROJECT:
             return self._system_spine
         tenant = self._projector.state.tenant(partition.tenant_id)
-        return (await self._spines.for_partition(partition, tenant.mode))[0]
+        return await self._spines.for_partition(partition, tenant.mode)
 
     async def _store_for(self, kind: str, partition: Partition, mode: str) -> tuple[ViewStore, str | None]:
         resolution = resolve(

@@ -37,7 +37,7 @@ from app.http.identity import IdentityService, identity_guard
 from app.http.json_limits import json_depth_guard
 from app.http.limits import limits_middleware
 from app.http.metrics import Metrics
-from app.http.middleware import ObservedApp, echo_request_id
+from app.http.middleware import ObservedApp, echo_request_id, send_lab_warnings
 from app.http.openapi import OpenAPIDeclarations, openapi_config
 from app.http.paths import encoded_slash_guard
 from app.http.services import Services, provide_call, provide_services
@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[limits_middleware(settings)],
-        before_send=[echo_request_id],
+        before_send=[echo_request_id, send_lab_warnings],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         plugins=[OpenAPIDeclarations(), AllowPlugin()],

@@ -1,8 +1,9 @@
-"""Request ids, request metrics and the access log, as plain ASGI: one function call per request.
+"""Request ids, lab warnings, request metrics and the access log, as plain ASGI: one function call
+per request.
 
 They wrap the whole app (`ObservedApp`), not a route: Litestar's middleware runs only once a route
 matched, and an unknown path (404) or a method the path does not serve (405) must be counted and
-logged like any other answer.
+logged like any other answer. The lab warning is a `before_send` hook (`send_lab_warnings`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from litestar.types import (
 
 from app.http.access_log import UNMATCHED, Answer, log_request
 from app.http.metrics import Metrics
+from app.lab_warnings import LabWarnings
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9_.:-]{1,128}$")
 # Any token is a method to the HTTP parser: others are counted together, not one label each
@@ -49,6 +51,24 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
         headers = list(message.get("headers", []))
         headers.append((b"x-request-id", request_id_of(scope).encode()))
         message["headers"] = headers
+
+
+def lab_warnings_of(scope: Scope) -> LabWarnings:
+    """The lab fallbacks noted for this request (`Call.spine`, `Call.view`); stored on the scope once."""
+    state = scope.setdefault("state", {})
+    warnings: LabWarnings = state.setdefault("lab_warnings", LabWarnings())
+    return warnings
+
+
+async def send_lab_warnings(message: Message, scope: Scope) -> None:
+    """`before_send` hook: a successful answer served by a lab fallback says so in `X-Spine-Warning`
+    (loud, never silent). Error answers carry none."""
+    if message["type"] != "http.response.start" or message["status"] >= 400:
+        return
+    warnings: LabWarnings | None = scope.get("state", {}).get("lab_warnings")
+    header = None if warnings is None else warnings.header
+    if header is not None:
+        message["headers"] = [*message.get("headers", []), (b"x-spine-warning", header.encode())]
 
 
 class ObservedApp(Litestar):

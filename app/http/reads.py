@@ -1,11 +1,11 @@
-"""What every read of a projected view shares: the read-your-writes wait, the lab warning, and
-the depth check of what it answers.
+"""What every read of a projected view shares: the read-your-writes wait, and the depth check of
+what it answers.
 
 A view's documents were stored by whatever version projected them, and one written before JSON
 depth limits may nest too deep to encode (see `domain.json_depth`). Every read passes what
 it answers through `served` (one document: 422 `view.unreadable`) or `served_each` (a list: the
 others as usual, that one with its deep fields null and a `problem`), so one such document never
-makes a read answer 500.
+makes a read answer 500. (The lab warning of a read is set by one hook: `app.http.middleware`.)
 """
 
 from __future__ import annotations
@@ -41,15 +41,15 @@ MinPosition = Annotated[
 ]
 
 
-async def caught_up(call: Call, view: View, min_position: str | None) -> tuple[Runner, str | None]:
+async def caught_up(call: Call, view: View, min_position: str | None) -> Runner:
     """The running `view` of the request's partition, once it reflects `min_position` (bounded)."""
     wanted = parse_cursor(min_position, name="X-Spine-Min-Position")
-    runner, warning = await call.services.views.runner(view, call.ctx)
+    runner = await call.view(view)
     if wanted > runner.position:
-        spine, _ = await call.services.spines.for_context(call.ctx)
+        spine = await call.services.spines.for_context(call.ctx)  # the head only: not what is read
         check_cursor(wanted, await spine.head(call.ctx.partition))  # a position never written: 400
         await reflecting(runner, wanted, call.services.settings.read_wait_seconds)
-    return runner, warning
+    return runner
 
 
 async def reflecting(runner: Runner, position: int, timeout: float) -> None:
@@ -60,11 +60,6 @@ async def reflecting(runner: Runner, position: int, timeout: float) -> None:
     """
     if not await runner.wait_for(position, timeout):
         raise ProjectionLagging(runner.projection.name, position, runner.position)
-
-
-def warning_header(code: str | None) -> dict[str, str]:
-    """Lab answers that fell back to the embedded store say so (loud, never silent)."""
-    return {"X-Spine-Warning": code} if code else {}
 
 
 def served(item: Item) -> Item:

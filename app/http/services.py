@@ -15,12 +15,16 @@ from litestar.di import NamedDependency
 from app.backends import Backends
 from app.http.identity import IdentityService
 from app.http.metrics import Metrics
+from app.http.middleware import lab_warnings_of
+from app.lab_warnings import LabWarnings
 from app.settings import Settings
 from app.spines import SpineRouter
 from app.usecases.control_plane import ControlPlaneService
 from app.views import ViewRouter
 from domain.context import RequestContext
 from domain.ports import EventSpine, Notifier
+from projections.catalog import View
+from projections.runtime import Runner
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +49,28 @@ class Call:
     """What a data or control-plane handler needs: who is asking, and the running services.
 
     One dependency rather than two: Litestar resolves sibling dependencies in a task group of
-    their own, which costs more per request than the append itself.
+    their own, which costs more per request than the append itself. `spine()` and `view()` resolve
+    the request's routed stores and note any lab fallback for the answer's `X-Spine-Warning`.
     """
 
     ctx: RequestContext
     services: Services
+    warnings: LabWarnings  # what `send_lab_warnings` says in the answer's X-Spine-Warning
+
+    async def spine(self) -> EventSpine:
+        """The event spine the request's partition is routed to (a lab fallback is noted)."""
+        return await self.services.spines.for_context(self.ctx, self.warnings)
+
+    async def view(self, view: View) -> Runner:
+        """The running `view` of the request's partition (a lab fallback is noted); a store
+        without a route is `MissingRoute` (503), before anything is appended."""
+        return await self.services.views.runner(view, self.ctx, warnings=self.warnings)
 
 
 def provide_call(request: Request[Any, Any, Any]) -> Call:
-    return Call(ctx=request.state.ctx, services=request.app.state.services)
+    return Call(
+        ctx=request.state.ctx, services=request.app.state.services, warnings=lab_warnings_of(request.scope)
+    )
 
 
 CallDep = NamedDependency[Call]

@@ -38,6 +38,30 @@ def test_lab_without_a_route_warns_and_uses_the_lab_store(
     assert client.get("/v1/events", headers=headers).headers["x-spine-warning"] == "event_spine.missing_route"
 
 
+def test_the_lab_warning_names_the_fallbacks_an_answer_was_served_by(
+    client: TestClient, headers: dict[str, str], admin: dict[str, str]
+) -> None:
+    """One hook says it for every route: the spine's fallback first, then the views'; a read
+    names the view it read (not the spine it looked the head up in); an error answer names none."""
+    written = client.put("/v1/runs/r1/blackboard/k", json={"value": 1}, headers=headers)
+    assert written.headers["x-spine-warning"] == "event_spine.missing_route, blackboard_store.missing_route"
+    waited = {**headers, "X-Spine-Min-Position": written.headers["x-spine-position"]}
+    for read in (client.get("/v1/runs/r1/blackboard/k", headers=waited), client.get("/v1/runs/r1/blackboard", headers=headers)):  # fmt: skip
+        assert (read.status_code, read.headers["x-spine-warning"]) == (200, "blackboard_store.missing_route")
+    conflict = client.put(
+        "/v1/runs/r1/blackboard/k", json={"value": 2, "expected_version": 7}, headers=headers
+    )
+    assert conflict.status_code == 409
+    assert "x-spine-warning" not in conflict.headers
+    assert "x-spine-warning" not in client.get("/v1/runs/r1/blackboard/nope", headers=headers).headers
+    memory_route = {**SQLITE_A, "resource_kind": "memory_store", "backend_type": "memory", "config": {}}
+    assert client.put("/v1/routes", json=memory_route, headers=admin).status_code == 200
+    routed_view = client.put("/v1/memory/k", json={"value": 1}, headers=headers)
+    assert routed_view.headers["x-spine-warning"] == "event_spine.missing_route"
+    assert "x-spine-warning" not in client.get("/v1/memory/k", headers=headers).headers
+    assert "x-spine-warning" not in client.get("/v1/routes", headers=admin).headers  # no data route
+
+
 def test_routes_are_written_listed_and_deleted_by_system_admins(
     client: TestClient, headers: dict[str, str], admin: dict[str, str]
 ) -> None:

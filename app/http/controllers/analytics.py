@@ -15,7 +15,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, Parameter, QueryParameter
 
-from app.http.reads import MinPosition, caught_up, warning_header
+from app.http.reads import MinPosition, caught_up
 from app.http.services import Call, CallDep
 from app.usecases.analytics import (
     Appended,
@@ -78,9 +78,9 @@ class AnalyticsController(Controller):
 
     @post("/events", status_code=201, opt=APP, summary="Record an event; attribution comes from the context")
     async def track(self, data: JSONBody[Tracked], call: CallDep) -> Response[TrackedAnswer]:
-        appended, warning = await _record(call, [data])
+        appended = await _record(call, [data])
         answer = TrackedAnswer(id=appended.ids[0], position=appended.positions[0])
-        return Response(answer, status_code=201, headers=_written(answer.position, warning))
+        return Response(answer, status_code=201, headers=_written(answer.position))
 
     @post(
         "/events/batch",
@@ -97,10 +97,10 @@ class AnalyticsController(Controller):
             await _audit_violation(call, exc, request)
             raise
         check_ids(data.events)
-        appended, warning = await _record(call, data.events)
+        appended = await _record(call, data.events)
         top = max(appended.positions)
         answer = BatchAnswer(ids=appended.ids, positions=appended.positions, position=top)
-        return Response(answer, status_code=201, headers=_written(top, warning))
+        return Response(answer, status_code=201, headers=_written(top))
 
     @get("/events", opt=APP, summary="The project's events by time (oldest first); filters by run and name")
     async def list_events(
@@ -117,9 +117,9 @@ class AnalyticsController(Controller):
         min_position: MinPosition = None,
     ) -> Response[EventsPage]:
         query = plan_events(run_id=run_id, name=name, after=after, start=start, end=end)
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         page = await events_page(runner, query, limit=limit, app_id=app_id, surface_id=surface_id)
-        return Response(page, headers=warning_header(warning))
+        return Response(page)
 
     @get("/counts", opt=APP, summary="Events per name per UTC day")
     async def list_counts(
@@ -133,22 +133,21 @@ class AnalyticsController(Controller):
         min_position: MinPosition = None,
     ) -> Response[CountsPage]:
         query = plan_counts(name=name, after=after, start=start, end=end)
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         page = await counts_page(runner, query, limit=limit)
-        return Response(page, headers=warning_header(warning))
+        return Response(page)
 
 
-async def _record(call: Call, events: Sequence[Tracked]) -> tuple[Appended, str | None]:
+async def _record(call: Call, events: Sequence[Tracked]) -> Appended:
     ctx = call.ctx
-    view, view_warning = await call.services.views.runner(VIEW, ctx)  # 503 before appending
-    spine, spine_warning = await call.services.spines.for_context(ctx)
+    view = await call.view(VIEW)  # 503 before appending
+    spine = await call.spine()
     services = call.services
-    appended = await record(spine, view, ctx, events, services.clock(), services.settings.read_wait_seconds)
-    return appended, ", ".join(w for w in (spine_warning, view_warning) if w) or None
+    return await record(spine, view, ctx, events, services.clock(), services.settings.read_wait_seconds)
 
 
-def _written(position: int, warning: str | None) -> dict[str, str]:
-    return {"X-Spine-Position": str(position), **warning_header(warning)}
+def _written(position: int) -> dict[str, str]:
+    return {"X-Spine-Position": str(position)}
 
 
 async def _audit_violation(call: Call, exc: IdentityOverride, request: Request[Any, Any, Any]) -> None:

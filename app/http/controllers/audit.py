@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post, route
 from litestar.params import JSONBody, Parameter, PathParameter, QueryParameter
 
-from app.http.reads import MinPosition, Problem, caught_up, reflecting, served, served_each, warning_header
+from app.http.reads import MinPosition, Problem, caught_up, reflecting, served, served_each
 from app.http.services import Call, CallDep
 from app.usecases.audit import trail_partition
 from domain.append import AppendRequest
@@ -73,12 +73,12 @@ class AuditController(Controller):
     @post("/", status_code=201, summary="Add a record of the caller's own; the actor is the token's user")
     async def add(self, data: JSONBody[RecordBody], call: CallDep) -> Response[dict[str, Any]]:
         ctx = call.ctx
-        await call.services.views.runner(VIEW, ctx)  # no audit route: 503, nothing appended
-        spine, warning = await call.services.spines.for_context(ctx)
+        await call.view(VIEW)  # no audit route: 503, nothing appended
+        spine = await call.spine()
         event = recorded_event(data.action, data.resource, data.details, event_id=data.id or new_event_id())
         request = AppendRequest(stream=CLIENT_STREAM, events=[event], meta=ctx.event_meta())
         result = await spine.append(ctx.partition, request)
-        headers = {"X-Spine-Position": str(result.last_position), **warning_header(warning)}
+        headers = {"X-Spine-Position": str(result.last_position)}
         return Response({"id": event.id, "position": result.last_position}, status_code=201, headers=headers)
 
     @get("/", summary="Records by time (oldest first), optionally of one actor and/or action")
@@ -95,26 +95,26 @@ class AuditController(Controller):
     ) -> Response[Records]:
         actor = _readable_actor(call, actor)
         query = plan_query(actor=actor, action=action, after=after, start=start, end=end)
-        project, trail, warning = await _views(call, min_position)
+        project, trail = await _views(call, min_position)
         # The project's records, and the trail's that concern this project or the whole tenant
         sources = [(project, ""), (trail, scope(call.ctx.project_id)), (trail, scope(TENANT_WIDE))]
         pages = [await _range(runner, query, prefix, limit) for runner, prefix in sources]
         page, cursor = merge(pages, limit=limit, before=query.before)
         records = served_each([msgspec.convert(data, Record) for _, data in page])
-        return Response(Records(records=records, next=cursor), headers=warning_header(warning))
+        return Response(Records(records=records, next=cursor))
 
     @get("/{record_id:str}", summary="One record, by its event id")
     async def read_record(
         self, record_id: RecordId, call: CallDep, min_position: MinPosition = None
     ) -> Response[AuditRecord]:
-        project, trail, warning = await _views(call, min_position)
+        project, trail = await _views(call, min_position)
         # The trail first: only Spine writes there, while a client may choose its events' ids.
         for runner in (trail, project):
             doc = await runner.get(BY_ID, record_id)
             record = None if doc is None else msgspec.convert(doc.data, AuditRecord)
             readable = record is not None and _readable_actor(call, None) in (None, record.actor)
             if record is not None and readable and concerns(record, call.ctx.project_id):
-                return Response(served(record), headers=warning_header(warning))
+                return Response(served(record))
         raise AuditNotFound(record_id)
 
     # A 405 handler serves nothing: its `Allow` is the path's, as OPTIONS answers it (`app.http.allow`)
@@ -139,15 +139,15 @@ def _readable_actor(call: Call, actor: str | None) -> str | None:
     return ctx.user_id
 
 
-async def _views(call: Call, min_position: str | None) -> tuple[Runner, Runner, str | None]:
+async def _views(call: Call, min_position: str | None) -> tuple[Runner, Runner]:
     """The project's view (caught up to `min_position`) and the tenant trail's, caught up to the
     trail's head: security events have no position in the project's log to wait for."""
-    project, warning = await caught_up(call, VIEW, min_position)
+    project = await caught_up(call, VIEW, min_position)
     ctx, spine = call.ctx, call.services.spine
     partition = trail_partition(ctx.tenant_id, ctx.env)
-    trail, _ = await call.services.views.runner(VIEW, ctx, source=(partition, spine))
+    trail = await call.services.views.runner(VIEW, ctx, source=(partition, spine))
     await reflecting(trail, await spine.head(partition), call.services.settings.read_wait_seconds)
-    return project, trail, warning
+    return project, trail
 
 
 async def _range(runner: Runner, query: Query, prefix: str, limit: int) -> list[Keyed]:

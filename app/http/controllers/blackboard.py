@@ -9,7 +9,7 @@ from litestar import Controller, Response, get, put
 from litestar.params import JSONBody, PathParameter
 
 from app.http.preconditions import IfMatch, precondition
-from app.http.reads import MinPosition, Problem, caught_up, served, served_each, warning_header
+from app.http.reads import MinPosition, Problem, caught_up, served, served_each
 from app.http.services import Call, CallDep
 from app.usecases.unit_of_work import append_expecting, expected_at
 from domain.blackboard import (
@@ -61,8 +61,8 @@ class BlackboardController(Controller):
     ) -> Response[dict[str, Any]]:
         wanted = precondition(data.expected_version, if_match)
         ctx = call.ctx
-        await call.services.views.runner(VIEW, ctx)  # no view route: 503, nothing appended
-        spine, warning = await call.services.spines.for_context(ctx)
+        await call.view(VIEW)  # no view route: 503, nothing appended
+        spine = await call.spine()
         stream = stream_of(run_id, key)
         event = written_event(run_id, key, data.value, ctx.user_id)
         expected = await expected_at(wanted, spine, ctx.partition, stream)
@@ -70,7 +70,6 @@ class BlackboardController(Controller):
         headers = {
             "X-Spine-Position": str(result.last_position),
             "ETag": f'"{result.stream_version}"',
-            **warning_header(warning),
         }
         return Response(
             {"key": key, "version": result.stream_version, "position": result.last_position}, headers=headers
@@ -80,22 +79,22 @@ class BlackboardController(Controller):
     async def read_entry(
         self, run_id: RunId, key: EntryKey, call: CallDep, min_position: MinPosition = None
     ) -> Response[Entry]:
-        runner, warning = await _view(call, min_position)
+        runner = await _view(call, min_position)
         doc = await runner.get(COLLECTION, entry_key(run_id, key))
         if doc is None:
             raise BlackboardNotFound(run_id, key)
         entry = served(msgspec.convert(doc.data, Entry))
-        return Response(entry, headers={"ETag": f'"{entry.version}"', **warning_header(warning)})
+        return Response(entry, headers={"ETag": f'"{entry.version}"'})
 
     @get("/", summary="Every entry of the run, by key")
     async def read_board(
         self, run_id: RunId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Board]:
-        runner, warning = await _view(call, min_position)
+        runner = await _view(call, min_position)
         docs = await runner.list(COLLECTION, prefix=run_prefix(run_id), limit=MAX_ENTRIES)
         board = Board(run_id=run_id, entries=served_each([msgspec.convert(doc.data, Entry) for doc in docs]))
-        return Response(board, headers=warning_header(warning))
+        return Response(board)
 
 
-async def _view(call: Call, min_position: str | None) -> tuple[Runner, str | None]:
+async def _view(call: Call, min_position: str | None) -> Runner:
     return await caught_up(call, VIEW, min_position)

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.params import JSONBody, Parameter
 
-from app.http.reads import MinPosition, caught_up, warning_header
+from app.http.reads import MinPosition, caught_up
 from app.http.services import Call, CallDep
 from app.usecases.budget import (
     LedgerPage,
@@ -75,23 +75,23 @@ class BudgetController(Controller):
 
     @post("/usage", status_code=201, summary="Record usage of a unit; 402 when it would pass a hard limit")
     async def record(self, data: JSONBody[Usage], call: CallDep) -> Response[UsageAnswer]:
-        spine, warning = await _writer(call)
+        spine = await _writer(call)
         recorded = await record_usage(spine, call.ctx, data, call.services.clock())
-        return Response(_usage_answer(recorded), status_code=201, headers=_written(recorded, warning))
+        return Response(_usage_answer(recorded), status_code=201, headers=_written(recorded))
 
     @put("/limits", summary="Set the day, month or total limit of a unit, hard (refuse) or soft (warn)")
     async def set_limit(self, data: JSONBody[LimitChange], call: CallDep) -> Response[LimitAnswer]:
-        spine, warning = await _writer(call)
+        spine = await _writer(call)
         recorded = await set_limit(spine, call.ctx, data, call.services.clock())
-        return Response(_limit_answer(recorded), headers=_written(recorded, warning))
+        return Response(_limit_answer(recorded), headers=_written(recorded))
 
     @get("/", summary="Limits and totals of the current day, month (UTC) and all time, per unit")
     async def read_budget(
         self, call: CallDep, unit: UnitFilter = None, min_position: MinPosition = None
     ) -> Response[Overview]:
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         answer = await overview(runner, call.services.clock(), unit)
-        return Response(answer, headers=warning_header(warning))
+        return Response(answer)
 
     @get("/ledger", summary="Usage entries in order, by cursor; filters by run and unit")
     async def read_ledger(
@@ -104,20 +104,19 @@ class BudgetController(Controller):
         min_position: MinPosition = None,
     ) -> Response[LedgerPage]:
         cursor = parse_cursor(after)
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         page = await ledger_page(runner, after=cursor, limit=limit, run_id=run_id, unit=unit)
-        return Response(page, headers=warning_header(warning))
+        return Response(page)
 
 
-async def _writer(call: Call) -> tuple[EventSpine, str | None]:
+async def _writer(call: Call) -> EventSpine:
     """The spine to decide on, once the view that will show the decision is known to be routed."""
-    _, view_warning = await call.services.views.runner(VIEW, call.ctx)  # 503 before appending
-    spine, spine_warning = await call.services.spines.for_context(call.ctx)
-    return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
+    await call.view(VIEW)  # 503 before appending
+    return await call.spine()
 
 
-def _written(recorded: Recorded, warning: str | None) -> dict[str, str]:
-    return {"X-Spine-Position": str(recorded.position), **warning_header(warning)}
+def _written(recorded: Recorded) -> dict[str, str]:
+    return {"X-Spine-Position": str(recorded.position)}
 
 
 def _usage_answer(recorded: Recorded) -> UsageAnswer:

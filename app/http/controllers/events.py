@@ -10,7 +10,6 @@ from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter,
 from litestar.response import Stream
 
 from app.http.follow import follow
-from app.http.reads import warning_header
 from app.http.services import CallDep
 from domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
 from domain.cursor import MAX_POSITION, check_cursor, parse_cursor
@@ -67,9 +66,9 @@ class EventsController(Controller):
             expected_version=data.expected_version,
             meta=ctx.event_meta(),
         )
-        spine, warning = await call.services.spines.for_context(ctx)
+        spine = await call.spine()
         result = await spine.append(ctx.partition, request)
-        headers = {"X-Spine-Position": str(result.last_position), **warning_header(warning)}
+        headers = {"X-Spine-Position": str(result.last_position)}
         return Response(result, status_code=201, headers=headers)
 
     @get("/", summary="Read a partition by cursor")
@@ -81,12 +80,12 @@ class EventsController(Controller):
         stream: StreamFilter = None,
         types: TypeFilter = None,
     ) -> Response[Page]:
-        spine, warning = await call.services.spines.for_context(call.ctx)
+        spine = await call.spine()
         page = await spine.read_encoded(
             call.ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
         )
         body = _page_json(page)  # a Page's JSON: the annotation documents its shape
-        return Response(body, media_type=MediaType.JSON, headers=warning_header(warning))  # type: ignore[arg-type]
+        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     @get(
         "/stream",
@@ -109,7 +108,7 @@ class EventsController(Controller):
             cursor = parse_cursor(after if after is not None else last_event_id)
         # Validate before the 200 goes out: afterwards an error can only end the stream.
         services, partition = call.services, call.ctx.partition
-        spine, warning = await services.spines.for_context(call.ctx)
+        spine = await call.spine()
         check_cursor(cursor, await spine.head(partition))
         settings = services.settings
         events = follow(
@@ -128,7 +127,7 @@ class EventsController(Controller):
         return Stream(
             events,
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **warning_header(warning)},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
 
@@ -144,13 +143,13 @@ class StreamsController(Controller):
         after_version: Annotated[int, Parameter(ge=0, le=MAX_POSITION)] = 0,  # beyond: not a version
         limit: Limit = 100,
     ) -> Response[StreamPage]:
-        spine, warning = await call.services.spines.for_context(call.ctx)
+        spine = await call.spine()
         events, version = await spine.read_stream(
             call.ctx.partition, stream, after_version=after_version, limit=limit
         )
         if version == 0:
             raise StreamNotFound(stream)
-        return Response(StreamPage(events=events, version=version), headers=warning_header(warning))
+        return Response(StreamPage(events=events, version=version))
 
 
 def _page_json(page: EncodedPage) -> bytes:

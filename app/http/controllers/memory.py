@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, PathParameter
 
-from app.http.reads import MinPosition, caught_up, served, warning_header
+from app.http.reads import MinPosition, caught_up, served
 from app.http.services import Call, CallDep
 from domain.append import AppendRequest
 from domain.events import NewEvent
@@ -54,14 +54,14 @@ class MemoryController(Controller):
     async def get_value(
         self, key: Key, call: CallDep, min_position: MinPosition = None
     ) -> Response[MemoryValue]:
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         doc = await runner.get(COLLECTION, doc_key(_user(call), key))
         answer = MemoryValue(key=key, value=None, found=False, expires_at=None)
         if doc is not None:
             expires_at = msgspec.convert(doc.data["expires_at"], datetime | None)
             if is_live(expires_at, call.services.clock()):
                 answer = MemoryValue(key=key, value=doc.data["value"], found=True, expires_at=expires_at)
-        return Response(served(answer), headers=warning_header(warning))
+        return Response(served(answer))
 
     @delete("/{key:str}", status_code=200, summary="Delete a key of the caller's memory")
     async def delete_value(self, key: Key, call: CallDep) -> Response[dict[str, Any]]:
@@ -70,11 +70,11 @@ class MemoryController(Controller):
 
 async def _write(call: Call, key: str, event: NewEvent, body: dict[str, Any]) -> Response[dict[str, Any]]:
     ctx = call.ctx
-    await call.services.views.runner(VIEW, ctx)  # no view route: 503, nothing appended
-    spine, warning = await call.services.spines.for_context(ctx)
+    await call.view(VIEW)  # no view route: 503, nothing appended
+    spine = await call.spine()
     request = AppendRequest(stream=f"memory:{_user(call)}:{key}", events=[event], meta=ctx.event_meta())
     result = await spine.append(ctx.partition, request)
-    headers = {"X-Spine-Position": str(result.last_position), **warning_header(warning)}
+    headers = {"X-Spine-Position": str(result.last_position)}
     return Response({**body, "position": result.last_position}, headers=headers)
 
 

@@ -10,7 +10,7 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.params import JSONBody, Parameter, PathParameter, QueryParameter
 
 from app.http.preconditions import IfMatch, precondition
-from app.http.reads import MinPosition, caught_up, served, warning_header
+from app.http.reads import MinPosition, caught_up, served
 from app.http.services import Call, CallDep
 from app.usecases import saves
 from domain.cursor import parse_cursor
@@ -111,10 +111,10 @@ class SavesController(Controller):
 
     @post("/", status_code=201, summary="Create a save (version 1); 409 when the id exists")
     async def create(self, kind: Kind, data: JSONBody[NewSave], call: CallDep) -> Response[dict[str, Any]]:
-        spine, warning = await _writer(call, kind)
+        spine = await _writer(call, kind)
         save_id = data.id or new_event_id()
         result = await saves.create(spine, call.ctx, kind, save_id, data.name, data.body)
-        return _written(kind, save_id, result, warning, status=201)
+        return _written(kind, save_id, result, status=201)
 
     @put("/{save_id:str}", summary="A new version; expected_version or If-Match makes it a compare-and-set")
     async def update(
@@ -123,9 +123,9 @@ class SavesController(Controller):
         if data.id is not None and data.id != save_id:
             raise InvalidRequest("the body's id is not the path's")
         wanted = precondition(data.expected_version, if_match)
-        spine, warning = await _writer(call, kind)
+        spine = await _writer(call, kind)
         result = await saves.update(spine, call.ctx, kind, save_id, data.name, data.body, wanted)
-        return _written(kind, save_id, result, warning)
+        return _written(kind, save_id, result)
 
     @delete("/{save_id:str}", status_code=200, summary="Delete: a tombstone version; the history stays")
     async def delete(
@@ -137,19 +137,19 @@ class SavesController(Controller):
         expected_version: Expected = None,
     ) -> Response[dict[str, Any]]:
         wanted = precondition(expected_version, if_match)
-        spine, warning = await _writer(call, kind)
+        spine = await _writer(call, kind)
         result = await saves.delete(spine, call.ctx, kind, save_id, wanted)
-        return _written(kind, save_id, result, warning, deleted=True)
+        return _written(kind, save_id, result, deleted=True)
 
     @get("/{save_id:str}", summary="The latest version (ETag); 404 when absent or deleted")
     async def read(
         self, kind: Kind, save_id: Id, call: CallDep, min_position: MinPosition = None
     ) -> Response[Save]:
-        _, doc, warning = await _latest(call, kind, save_id, min_position)
+        _, doc = await _latest(call, kind, save_id, min_position)
         if doc.data["deleted"]:
             raise SaveNotFound(kind, save_id, deleted=True, version=doc.data["version"])
         save = served(msgspec.convert(doc.data, Save))
-        return Response(save, headers={"ETag": f'"{save.version}"', **warning_header(warning)})
+        return Response(save, headers={"ETag": f'"{save.version}"'})
 
     @get("/", summary="Live saves of the kind, by id, without their bodies")
     async def list_saves(
@@ -163,11 +163,11 @@ class SavesController(Controller):
         prefix = kind_prefix(_kind(kind))
         if after is not None and not _ID.match(after):
             raise InvalidCursor(f"after must be a save id, got {after[:40]!r}")
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         docs = await runner.list(LIVE, prefix=prefix, after=prefix + (after or ""), limit=limit + 1)
         page = [msgspec.convert(doc.data, Summary) for doc in docs[:limit]]
         cursor = page[-1].id if len(docs) > limit else None
-        return Response(Saves(kind=kind, saves=page, next=cursor), headers=warning_header(warning))
+        return Response(Saves(kind=kind, saves=page, next=cursor))
 
     @get("/{save_id:str}/versions", summary="Every version in order, tombstones included, by cursor")
     async def list_versions(
@@ -180,7 +180,7 @@ class SavesController(Controller):
         min_position: MinPosition = None,
     ) -> Response[Versions]:
         start = parse_cursor(after)
-        runner, _, warning = await _latest(call, kind, save_id, min_position)
+        runner, _ = await _latest(call, kind, save_id, min_position)
         docs = await runner.list(
             VERSIONS,
             prefix=versions_prefix(kind, save_id),
@@ -190,19 +190,19 @@ class SavesController(Controller):
         page = [msgspec.convert(doc.data, VersionSummary) for doc in docs[:limit]]
         cursor = page[-1].version if len(docs) > limit else None
         answer = Versions(kind=kind, id=save_id, versions=page, next=cursor)
-        return Response(answer, headers=warning_header(warning))
+        return Response(answer)
 
     @get("/{save_id:str}/versions/{version:str}", summary="One version, tombstones included (ETag)")
     async def read_version(
         self, kind: Kind, save_id: Id, version: VersionNumber, call: CallDep, min_position: MinPosition = None
     ) -> Response[Version]:
-        runner, latest, warning = await _latest(call, kind, save_id, min_position)
+        runner, latest = await _latest(call, kind, save_id, min_position)
         number = int(version)  # a path segment: `{version:int}` would answer 404 before the identity guard
         doc = await runner.get(VERSIONS, version_key(kind, save_id, number)) if number > 0 else None
         if doc is None:
             raise SaveVersionNotFound(kind, save_id, number, latest.data["version"])
         found = served(msgspec.convert(doc.data, Version))
-        return Response(found, headers={"ETag": f'"{found.version}"', **warning_header(warning)})
+        return Response(found, headers={"ETag": f'"{found.version}"'})
 
 
 def _kind(kind: str) -> str:
@@ -211,31 +211,27 @@ def _kind(kind: str) -> str:
     return kind
 
 
-async def _writer(call: Call, kind: str) -> tuple[EventSpine, str | None]:
+async def _writer(call: Call, kind: str) -> EventSpine:
     """The spine to decide on, once the view that will show the decision is known to be routed."""
     _kind(kind)
-    _, view_warning = await call.services.views.runner(VIEW, call.ctx)  # 503 before appending
-    spine, spine_warning = await call.services.spines.for_context(call.ctx)
-    return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
+    await call.view(VIEW)  # 503 before appending
+    return await call.spine()
 
 
-async def _latest(
-    call: Call, kind: str, save_id: str, min_position: str | None
-) -> tuple[Runner, ViewDoc, str | None]:
+async def _latest(call: Call, kind: str, save_id: str, min_position: str | None) -> tuple[Runner, ViewDoc]:
     """The view and the save's latest document (a tombstone, if deleted); `SaveNotFound` when never created."""
     _kind(kind)
-    runner, warning = await caught_up(call, VIEW, min_position)
+    runner = await caught_up(call, VIEW, min_position)
     doc = await runner.get(LATEST, latest_key(kind, save_id))
     if doc is None:
         raise SaveNotFound(kind, save_id)
-    return runner, doc, warning
+    return runner, doc
 
 
 def _written(
     kind: str,
     save_id: str,
     result: AppendResult,
-    warning: str | None,
     *,
     status: int = 200,
     deleted: bool = False,
@@ -244,6 +240,5 @@ def _written(
                             "position": result.last_position}  # fmt: skip
     if deleted:
         body["deleted"] = True
-    headers = {"X-Spine-Position": str(result.last_position), "ETag": f'"{result.stream_version}"',
-               **warning_header(warning)}  # fmt: skip
+    headers = {"X-Spine-Position": str(result.last_position), "ETag": f'"{result.stream_version}"'}
     return Response(body, status_code=status, headers=headers)

@@ -9,7 +9,7 @@ from litestar import Controller, Response, delete, get, put
 from litestar.params import JSONBody, Parameter, PathParameter
 
 from app.http.preconditions import IfMatch, precondition
-from app.http.reads import MinPosition, caught_up, served, warning_header
+from app.http.reads import MinPosition, caught_up, served
 from app.http.services import Call, CallDep
 from app.usecases import seo
 from domain.errors import InvalidCursor, SeoConfigNotFound
@@ -99,20 +99,20 @@ class SeoController(Controller):
         self, page: PageParam, data: JSONBody[ConfigBody], call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
         wanted = precondition(data.expected_version, if_match)
-        spine, warning = await _writer(call)
+        spine = await _writer(call)
         result = await seo.save(spine, call.ctx, page, data.config(), wanted)
-        return _written({"page": page, "version": result.stream_version}, result, warning)
+        return _written({"page": page, "version": result.stream_version}, result)
 
     @get("/{page:str}", summary="A page's SEO config, with its version as ETag; 404 when absent")
     async def read(
         self, page: PageParam, call: CallDep, min_position: MinPosition = None
     ) -> Response[PageConfig]:
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         doc = await runner.get(COLLECTION, doc_key(*seo.scope_of(call.ctx), page))
         if doc is None:
             raise SeoConfigNotFound(page)
         config = served(msgspec.convert(doc.data, PageConfig))
-        return Response(config, headers={"ETag": f'"{config.version}"', **warning_header(warning)})
+        return Response(config, headers={"ETag": f'"{config.version}"'})
 
     @get("/", summary="The pages configured for the caller's app and surface, by slug, by cursor")
     async def list_pages(
@@ -120,7 +120,7 @@ class SeoController(Controller):
     ) -> Response[PageList]:
         if after is not None and not _is_page(after):
             raise InvalidCursor(f"after must be a page slug a listing answered as next, got {after[:40]!r}")
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         app_id, surface_id = seo.scope_of(call.ctx)
         prefix = scope_prefix(app_id, surface_id)
         start = "" if after is None else prefix + after
@@ -130,7 +130,7 @@ class SeoController(Controller):
         answer = PageList(
             app_id=app_id, surface_id=surface_id, pages=pages, next=pages[-1].page if more else None
         )
-        return Response(answer, headers=warning_header(warning))
+        return Response(answer)
 
     @delete(
         "/{page:str}", status_code=200, summary="Delete a page's SEO config (its history stays in the log)"
@@ -139,25 +139,21 @@ class SeoController(Controller):
         self, page: PageParam, call: CallDep, if_match: IfMatch = None
     ) -> Response[dict[str, Any]]:
         wanted = precondition(None, if_match)
-        spine, warning = await _writer(call)
+        spine = await _writer(call)
         result = await seo.remove(spine, call.ctx, page, wanted)
-        return _written(
-            {"page": page, "status": "deleted", "version": result.stream_version}, result, warning
-        )
+        return _written({"page": page, "status": "deleted", "version": result.stream_version}, result)
 
 
-async def _writer(call: Call) -> tuple[EventSpine, str | None]:
+async def _writer(call: Call) -> EventSpine:
     """The spine to append to, once the view that will show the write is known to be routed."""
-    _, view_warning = await call.services.views.runner(VIEW, call.ctx)  # 503 before appending
-    spine, spine_warning = await call.services.spines.for_context(call.ctx)
-    return spine, ", ".join(w for w in (spine_warning, view_warning) if w) or None
+    await call.view(VIEW)  # 503 before appending
+    return await call.spine()
 
 
-def _written(body: dict[str, Any], result: AppendResult, warning: str | None) -> Response[dict[str, Any]]:
+def _written(body: dict[str, Any], result: AppendResult) -> Response[dict[str, Any]]:
     headers = {
         "X-Spine-Position": str(result.last_position),
         "ETag": f'"{result.stream_version}"',
-        **warning_header(warning),
     }
     return Response({**body, "position": result.last_position}, headers=headers)
 

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import JSONBody, PathParameter
 
-from app.http.reads import MinPosition, Problem, caught_up, served_each, warning_header
+from app.http.reads import MinPosition, Problem, caught_up, served_each
 from app.http.services import CallDep
 from domain.append import AppendRequest
 from domain.sessions import (
@@ -62,8 +62,8 @@ class SessionsController(Controller):
         ctx = call.ctx
         user = ctx.user_id
         assert user is not None
-        await call.services.views.runner(VIEW, ctx)  # no view route: 503, nothing appended
-        spine, warning = await call.services.spines.for_context(ctx)
+        await call.view(VIEW)  # no view route: 503, nothing appended
+        spine = await call.spine()
         event = message_event(user, session_id, data.role, data.content, data.metadata)
         request = AppendRequest(stream=stream_of(user, session_id), events=[event], meta=ctx.event_meta())
         result = await spine.append(ctx.partition, request)
@@ -75,14 +75,14 @@ class SessionsController(Controller):
         return Response(
             body,
             status_code=201,
-            headers={"X-Spine-Position": str(result.last_position), **warning_header(warning)},
+            headers={"X-Spine-Position": str(result.last_position)},
         )
 
     @get("/{session_id:str}", summary="The caller's session: its messages in order")
     async def read_session(
         self, session_id: SessionId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Session]:
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         assert call.ctx.user_id is not None
         docs = await runner.list(
             COLLECTION,
@@ -90,4 +90,4 @@ class SessionsController(Controller):
             limit=MAX_MESSAGES,
         )
         messages = served_each([msgspec.convert(doc.data, Message) for doc in docs])
-        return Response(Session(session_id=session_id, messages=messages), headers=warning_header(warning))
+        return Response(Session(session_id=session_id, messages=messages))

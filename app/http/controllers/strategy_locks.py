@@ -9,7 +9,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import JSONBody, Parameter, PathParameter
 
 from app.http.preconditions import IfMatch, precondition
-from app.http.reads import MinPosition, Problem, caught_up, served, served_each, warning_header
+from app.http.reads import MinPosition, Problem, caught_up, served, served_each
 from app.http.services import CallDep
 from app.usecases.unit_of_work import append_expecting, expected_at
 from domain.cursor import parse_cursor
@@ -64,16 +64,14 @@ class StrategyLocksController(Controller):
     ) -> Response[dict[str, Any]]:
         wanted = precondition(data.expected_version, if_match)
         ctx = call.ctx
-        _, view_warning = await call.services.views.runner(VIEW, ctx)  # 503 before appending
-        spine, spine_warning = await call.services.spines.for_context(ctx)
+        await call.view(VIEW)  # 503 before appending
+        spine = await call.spine()
         stream = stream_of(lock_id)
         expected = await expected_at(wanted, spine, ctx.partition, stream)
         result = await append_expecting(
             spine, ctx, stream, [snapshot_event(lock_id, data.state)], expected, conflict=StrategyLockConflict
         )
-        warning = ", ".join(w for w in (spine_warning, view_warning) if w) or None
-        headers = {"X-Spine-Position": str(result.last_position), "ETag": f'"{result.stream_version}"',
-                   **warning_header(warning)}  # fmt: skip
+        headers = {"X-Spine-Position": str(result.last_position), "ETag": f'"{result.stream_version}"'}
         body = {"id": lock_id, "version": result.stream_version, "position": result.last_position}
         return Response(body, status_code=201, headers=headers)
 
@@ -81,12 +79,12 @@ class StrategyLocksController(Controller):
     async def latest(
         self, lock_id: LockId, call: CallDep, min_position: MinPosition = None
     ) -> Response[Snapshot]:
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         doc = await runner.get(LATEST, lock_id)
         if doc is None:
             raise StrategyLockNotFound(lock_id)
         snapshot = served(msgspec.convert(doc.data, Snapshot))
-        return Response(snapshot, headers={"ETag": f'"{snapshot.version}"', **warning_header(warning)})
+        return Response(snapshot, headers={"ETag": f'"{snapshot.version}"'})
 
     @get("/", summary="Every snapshot of the lock in order, by cursor (a version); 404 before the first")
     async def history(
@@ -98,7 +96,7 @@ class StrategyLocksController(Controller):
         min_position: MinPosition = None,
     ) -> Response[History]:
         start = parse_cursor(after)
-        runner, warning = await caught_up(call, VIEW, min_position)
+        runner = await caught_up(call, VIEW, min_position)
         if await runner.get(LATEST, lock_id) is None:
             raise StrategyLockNotFound(lock_id)
         docs = await runner.list(
@@ -106,4 +104,4 @@ class StrategyLocksController(Controller):
         )
         page = served_each([msgspec.convert(doc.data, Snapshot) for doc in docs[:limit]])
         cursor = page[-1].version if len(docs) > limit else None
-        return Response(History(id=lock_id, snapshots=page, next=cursor), headers=warning_header(warning))
+        return Response(History(id=lock_id, snapshots=page, next=cursor))
