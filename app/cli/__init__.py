@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from app.cli.connection import request
 from app.cli.projections import projections
 from app.cli.replay import replay, system_url_option
 from app.cli.routes import doctor, routes
@@ -67,8 +68,6 @@ def serve(
 @_data_dir
 def bootstrap(url: str, key: str | None, user_id: str, data_dir: Path | None) -> None:
     """Create t_system and its first admin (idempotent); print an admin token on stdout."""
-    import httpx
-
     key = key or Settings.from_env().bootstrap_key
     if key is None:
         key_file = (data_dir or Settings.from_env().data_dir) / "secrets" / "bootstrap.key"
@@ -77,19 +76,13 @@ def bootstrap(url: str, key: str | None, user_id: str, data_dir: Path | None) ->
                 "no bootstrap key: pass --key, set SPINE_BOOTSTRAP_KEY, or point --data-dir at a lab store"
             )
         key = key_file.read_text().strip()
-    try:
-        response = httpx.post(
-            f"{url.rstrip('/')}/v1/auth/bootstrap",
-            headers={"X-Bootstrap-Key": key},
-            json={"user_id": user_id},
-        )
-    except httpx.TransportError as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc}") from exc
-    if response.status_code != 200:
-        problem = response.json() if response.headers.get("content-type", "").endswith("json") else {}
-        raise click.ClickException(
-            f"{response.status_code} {problem.get('error_code', '')}: {problem.get('message', response.text)}"
-        )
+    response = request(
+        url.rstrip("/"),
+        "POST",
+        "/v1/auth/bootstrap",
+        body={"user_id": user_id},
+        headers={"X-Bootstrap-Key": key},
+    )
     answer = response.json()
     click.echo(f"token for {answer['user_id']} of {answer['tenant_id']} (keep it secret):", err=True)
     click.echo(answer["token"])

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from app.cli.routes import Api, _connection, _console, _json_flag, _text
+from app.cli.connection import Api, cell, connection, json_flag, new_console
 
 POLL_SECONDS = 0.5
 
@@ -28,8 +28,8 @@ def projections() -> None:
 @projections.command("status")
 @click.option("--tenant", default=None, help="Only this tenant's views (system admins: default all).")
 @click.option("--name", default=None, help="Only this view (memory, sessions, blackboard, …).")
-@_json_flag
-@_connection
+@json_flag
+@connection
 def status(api: Api, tenant: str | None, name: str | None, as_json: bool) -> None:
     """Each running view: generation, position, head, lag, and a rebuild under way if any."""
     response = api.call("GET", "/v1/projections", params={"tenant_id": tenant, "name": name})
@@ -48,9 +48,9 @@ def status(api: Api, tenant: str | None, name: str | None, as_json: bool) -> Non
             note = (
                 f"{rebuild['state']} gen {rebuild['generation']} at {rebuild['position']}/{rebuild['head']}"
             )
-        table.add_row(*map(_text, (view["name"], view["tenant_id"], view["env"], view["project_id"],
+        table.add_row(*map(cell, (view["name"], view["tenant_id"], view["env"], view["project_id"],
                                    view["generation"], view["position"], view["head"], view["lag"], note)))  # fmt: skip
-    _console().print(table)
+    new_console().print(table)
 
 
 @projections.command("rebuild")
@@ -61,7 +61,7 @@ def status(api: Api, tenant: str | None, name: str | None, as_json: bool) -> Non
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal]."
 )
-@_connection
+@connection
 def rebuild(api: Api, name: str, tenant: str | None, project: str | None, env: str | None,
             progress: bool | None) -> None:  # fmt: skip
     """Rebuild view NAME from position 0 beside the serving one; swap it in once caught up.

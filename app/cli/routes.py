@@ -1,142 +1,26 @@
 """`spine routes …` and `spine doctor`: the routing registry and the diagnostics of a running Spine.
 
-Every command is one HTTP call through `Api`, which turns a problem+json answer into a
-`ClickException` reading `<status> <error_code>: <message>`, and a transport failure into
-"cannot reach URL". The bearer token goes in the `Authorization` header only: it is never
-printed, and it is scrubbed from every message the CLI shows.
+Every command is one HTTP call through `Api` (app/cli/connection.py: the Python client,
+`SpineClient`), which turns a problem+json answer into a `ClickException` reading
+`<status> <error_code>: <message>`, and a transport failure into "cannot reach URL". The bearer
+token goes in the `Authorization` header only: it is never printed, and it is scrubbed from every
+message the CLI shows.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import re
-from collections.abc import Callable
-from typing import Any, NoReturn, get_args
+from typing import Any, get_args
 
 import click
-import httpx
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from app.cli.connection import Api, ProblemError, cell, connection, json_flag, new_console
 from domain.routing import RESOURCE_KINDS, BackendType
 
 BACKEND_TYPES: tuple[str, ...] = get_args(BackendType)
-DEFAULT_URL = "http://127.0.0.1:8080"
-TIMEOUT_SECONDS = 30.0
-# What may go in an HTTP header: visible ASCII. Anything else is refused before it is sent, since
-# the HTTP library would echo the whole header (token included) in its own error.
-_TOKEN_SHAPE = re.compile(r"[\x21-\x7e]+")
 _STATUS_STYLE = {"ok": "green", "missing": "yellow", "forbidden": "red", "unreachable": "red"}
-
-
-class ProblemError(click.ClickException):
-    """A non-2xx answer: `<status> <error_code>: <message>`."""
-
-    def __init__(self, status: int, error_code: str, message: str) -> None:
-        super().__init__(f"{status} {error_code}: {message}")
-        self.status = status
-        self.error_code = error_code
-
-
-class Api:
-    """One running Spine, as one token sees it."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url.rstrip("/")
-        self._token = token.strip()
-        if not _TOKEN_SHAPE.fullmatch(self._token):
-            raise click.BadParameter(
-                "the token must be printable ASCII without spaces (its value is not shown)",
-                param_hint="'--token' / SPINE_TOKEN",
-            )
-
-    def call(
-        self, method: str, path: str, *, params: dict[str, str | None] | None = None, body: Any = None
-    ) -> httpx.Response:
-        """A 2xx JSON answer, or a `ClickException` that never holds the token."""
-        query = {name: value for name, value in (params or {}).items() if value is not None}
-        try:
-            response = httpx.request(
-                method,
-                f"{self.url}{path}",
-                params=query,
-                json=body,
-                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-                timeout=TIMEOUT_SECONDS,
-            )
-        except httpx.TimeoutException as exc:
-            raise click.ClickException(
-                self._scrub(f"no answer from {self.url} within {TIMEOUT_SECONDS:g} s ({type(exc).__name__})")
-            ) from None
-        except httpx.HTTPError as exc:
-            raise click.ClickException(self._scrub(f"cannot reach {self.url}: {exc}")) from None
-        if not response.is_success:
-            self._fail(response)
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):  # every answer of these routes is a JSON object
-            raise click.ClickException(
-                f"{self.url} answered {method} {path} with {response.status_code} but no JSON object: is it Spine?"
-            )
-        return response
-
-    def _fail(self, response: httpx.Response) -> NoReturn:
-        try:
-            problem = response.json()
-        except ValueError:
-            problem = None
-        if not isinstance(problem, dict):
-            problem = {}
-        code = str(problem.get("error_code") or f"http.{response.status_code}")
-        message = str(problem.get("message") or response.text.strip()[:300] or response.reason_phrase)
-        raise ProblemError(response.status_code, code, self._scrub(message))
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***")
-
-
-def _connection(command: Callable[..., None]) -> Callable[..., None]:
-    """`--url` and `--token`, given to the command as one `Api`."""
-
-    @click.option(
-        "--token",
-        envvar="SPINE_TOKEN",
-        required=True,
-        help="Bearer token [env SPINE_TOKEN; prefer it: arguments are visible to other local users].",
-    )
-    @click.option(
-        "--url",
-        envvar="SPINE_URL",
-        default=DEFAULT_URL,
-        show_default=True,
-        help="The running Spine service [env SPINE_URL].",
-    )
-    @functools.wraps(command)
-    def with_api(url: str, token: str, **options: Any) -> None:
-        command(Api(url, token), **options)
-
-    return with_api
-
-
-_json_flag = click.option("--json", "as_json", is_flag=True, help="Print the server's JSON answer as it is.")
-
-
-def _console() -> Console:
-    # made per call, so that it writes to the stdout of the moment (CliRunner swaps it)
-    return Console(highlight=False)
-
-
-def _text(value: Any) -> Text:
-    """A table cell that shows data as it is: never read as rich markup (`[red]` in a note stays)."""
-    if value is None:
-        return Text("-", style="dim")
-    if isinstance(value, dict | list):
-        return Text(json.dumps(value, sort_keys=True) if value else "-")
-    return Text(str(value))
 
 
 def _key(route_key: list[str] | tuple[str, ...]) -> str:
@@ -162,8 +46,8 @@ def routes() -> None:
 @click.option("--tenant", default=None, help="Only this tenant's routes (* for the platform defaults).")
 @click.option("--kind", type=click.Choice(RESOURCE_KINDS), default=None, help="Only this resource kind.")
 @click.option("--env", default=None, help="Only this environment.")
-@_json_flag
-@_connection
+@json_flag
+@connection
 def list_routes(api: Api, tenant: str | None, kind: str | None, env: str | None, as_json: bool) -> None:
     """List the routes this token may read (system admins: all; tenant admins: theirs and the defaults)."""
     response = api.call("GET", "/v1/routes", params={"tenant_id": tenant, "resource_kind": kind, "env": env})
@@ -183,7 +67,7 @@ def list_routes(api: Api, tenant: str | None, kind: str | None, env: str | None,
             switch = f"from {route.get('previous_backend_type')} at {route['last_switch_time']}"
         table.add_row(
             *map(
-                _text,
+                cell,
                 (
                     route["resource_kind"],
                     route["tenant_id"],
@@ -197,7 +81,7 @@ def list_routes(api: Api, tenant: str | None, kind: str | None, env: str | None,
                 ),
             )
         )
-    _console().print(table)
+    new_console().print(table)
 
 
 def _parse_config(_: click.Context, __: click.Parameter, value: str | None) -> dict[str, Any]:
@@ -249,8 +133,8 @@ def _parse_secret_refs(_: click.Context, __: click.Parameter, values: tuple[str,
 @click.option(
     "--rationale", default=None, help="Why: recorded with the change, and in the audit on a switch."
 )
-@_json_flag
-@_connection
+@json_flag
+@connection
 def set_route(
     api: Api,
     kind: str,
@@ -298,8 +182,8 @@ def set_route(
         ("last switch", "last_switch_time"),
         ("position", "position"),
     ):
-        table.add_row(label, _text(stored.get(name)))
-    console = _console()
+        table.add_row(label, cell(stored.get(name)))
+    console = new_console()
     console.print(table)
     if stored.get("switched"):
         console.print(
@@ -313,8 +197,8 @@ def set_route(
 @click.option("--env", required=True, help="Environment.")
 @click.option("--project", default="*", show_default=True, help="Project id, or * for tenant-wide.")
 @click.option("--rationale", default=None, help="Why: recorded in the route's history.")
-@_json_flag
-@_connection
+@json_flag
+@connection
 def delete_route(
     api: Api, kind: str, tenant: str, env: str, project: str, rationale: str | None, as_json: bool
 ) -> None:
@@ -337,8 +221,8 @@ def delete_route(
 @routes.command("history")
 @click.option("--tenant", default=None, help="Only this tenant's routes (* for the platform defaults).")
 @click.option("--kind", type=click.Choice(RESOURCE_KINDS), default=None, help="Only this resource kind.")
-@_json_flag
-@_connection
+@json_flag
+@connection
 def history(api: Api, tenant: str | None, kind: str | None, as_json: bool) -> None:
     """Every change of the routes this token may read, oldest first, with the switches marked."""
     response = api.call("GET", "/v1/routes/history", params={"tenant_id": tenant, "resource_kind": kind})
@@ -367,7 +251,7 @@ def history(api: Api, tenant: str | None, kind: str | None, as_json: bool) -> No
             what = change["action"]
         table.add_row(
             *map(
-                _text,
+                cell,
                 (
                     change["position"],
                     change["at"],
@@ -380,14 +264,14 @@ def history(api: Api, tenant: str | None, kind: str | None, as_json: bool) -> No
                 ),
             )
         )
-    _console().print(table)
+    new_console().print(table)
 
 
 @click.command()
 @click.option("--tenant", default=None, help="Only this tenant's checks.")
 @click.option("--env", default=None, help="The environment to check [default: the server's].")
-@_json_flag
-@_connection
+@json_flag
+@connection
 def doctor(api: Api, tenant: str | None, env: str | None, as_json: bool) -> None:
     """Check that every route resolves and its backend answers; exit 1 unless all is ok and ready."""
     try:
@@ -415,7 +299,7 @@ def doctor(api: Api, tenant: str | None, env: str | None, as_json: bool) -> None
 
 def _print_diagnostics(answer: dict[str, Any], checks: list[dict[str, Any]]) -> None:
     ready = answer.get("ready") is True
-    console = _console()
+    console = new_console()
     console.print(
         Text(f"deployment {answer.get('deployment')}, env {answer.get('env')}: ")
         + Text("ready" if ready else "NOT ready", style="green" if ready else "bold red")
@@ -428,14 +312,14 @@ def _print_diagnostics(answer: dict[str, Any], checks: list[dict[str, Any]]) -> 
             shown.append(f" ({check['error_code']})")
         millis = check.get("round_trip_ms")
         table.add_row(
-            _text(check.get("tenant_id")),
-            _text(check.get("env")),
-            _text(check.get("project_id")),
-            _text(check.get("resource_kind")),
-            _text(check.get("backend_type")),
+            cell(check.get("tenant_id")),
+            cell(check.get("env")),
+            cell(check.get("project_id")),
+            cell(check.get("resource_kind")),
+            cell(check.get("backend_type")),
             shown,
             Text(f"{millis:.1f}" if isinstance(millis, int | float) else "-", justify="right"),
-            _text("\n".join(map(str, check.get("warnings") or [])) or None),
+            cell("\n".join(map(str, check.get("warnings") or [])) or None),
         )
     console.print(table)
     if not ready and answer.get("missing_platform_routes"):  # why a production deployment is not ready

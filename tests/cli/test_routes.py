@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from app.cli import main
 from domain.routing import RESOURCE_KINDS
 from tests.cli.conftest import Cli, as_json
-from tests.provision import provision_sync
+from tests.http.conftest import LiveServer
+from tests.provision import BOOTSTRAP_KEY, provision_sync
 
 EVENT_SPINE_A = ("--kind", "event_spine", "--tenant", "t1", "--env", "dev", "--backend", "sqlite")
 
@@ -275,3 +276,15 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
         as_json(cli("doctor", "--tenant", "t1", "--env", "prod", "--json", token=admin, code=1))["env"]
         == "prod"
     )
+
+
+def test_bootstrap_prints_a_token_and_never_the_key(cli: Cli, live: LiveServer) -> None:
+    """`spine bootstrap` goes through the Python client like every other command."""
+    done = cli("bootstrap", "--url", live.url, "--key", BOOTSTRAP_KEY, token=None)
+    token = done.stdout.strip()
+    assert done.stderr == "token for admin of t_system (keep it secret):\n"
+    assert as_json(cli("routes", "list", "--json", token=token)) == {"routes": []}
+    wrong = "wrong-" + uuid.uuid4().hex
+    refused = cli("bootstrap", "--url", live.url, "--key", wrong, token=None, code=1)
+    assert refused.stderr.startswith("Error: 403 auth.bootstrap_refused: ")
+    assert wrong not in refused.output

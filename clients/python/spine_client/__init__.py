@@ -8,14 +8,22 @@
                 ...
 
 Problem answers raise `SpineClientError`; a request whose answer never arrived raises
-`SpineConnectionError` (it may or may not have been applied: retry it with the same event ids).
+`SpineConnectionError` (`SpineTimeoutError` when the timeout passed first; it may or may not have
+been applied: retry it with the same event ids).
+
+Any other route is one `request` (the answer) or `request_json` (its JSON, decoded into a type)
+away; a client without `project_id` and `surface_id` reaches the routes that need none (routes,
+diagnostics, projections, tenants: the `spine` command line is such a client):
+
+    async with SpineClient("http://127.0.0.1:8080", token=ADMIN_TOKEN) as client:
+        routes = await client.request_json("GET", "/v1/routes", params={"tenant_id": "t1"}, type=dict)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import anyio
 import httpx
@@ -23,7 +31,7 @@ import msgspec
 
 from domain.events import AppendResult, Event, ExpectedVersion, NewEvent, Page
 
-__all__ = ["SpineClient", "SpineClientError", "SpineConnectionError"]
+__all__ = ["SpineClient", "SpineClientError", "SpineConnectionError", "SpineTimeoutError"]
 
 DEFAULT_RETRY_SECONDS: Final = 2.0
 """Reconnection delay until the server sends `retry:`."""
@@ -32,6 +40,8 @@ _event_decoder: Final = msgspec.json.Decoder(Event)
 _append_result_decoder: Final = msgspec.json.Decoder(AppendResult)
 _page_decoder: Final = msgspec.json.Decoder(Page)
 _encoder: Final = msgspec.json.Encoder()
+_T = TypeVar("_T")
+Params = Mapping[str, str | int | float | bool | Sequence[str] | None]
 
 
 class SpineClientError(Exception):
@@ -51,17 +61,22 @@ class SpineConnectionError(Exception):
     """No answer from the server (connect failed, connection dropped, timeout)."""
 
 
+class SpineTimeoutError(SpineConnectionError):
+    """No answer from the server within the client's timeout."""
+
+
 class SpineClient:
     """Async client of one partition. The tenant comes from the token; project, surface (and
-    app, env when given) travel as headers on every request."""
+    app, env when given) travel as headers on every request. Without a token (bootstrap) or a
+    project and surface (the control plane's routes), those headers are not sent."""
 
     def __init__(
         self,
         base_url: str,
         *,
-        token: str,
-        project_id: str,
-        surface_id: str,
+        token: str | None,
+        project_id: str | None = None,
+        surface_id: str | None = None,
         app_id: str | None = None,
         env: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -74,9 +89,9 @@ class SpineClient:
             headers={
                 "User-Agent": "spine-client/0.1",
                 **(headers or {}),
-                "Authorization": f"Bearer {token}",
-                "X-Project-Id": project_id,
-                "X-Surface-Id": surface_id,
+                **({"Authorization": f"Bearer {token}"} if token is not None else {}),
+                **({"X-Project-Id": project_id} if project_id is not None else {}),
+                **({"X-Surface-Id": surface_id} if surface_id is not None else {}),
                 **({"X-App-Id": app_id} if app_id else {}),
                 **({"X-Env": env} if env else {}),
             },
@@ -181,9 +196,52 @@ class SpineClient:
             delay = retry_seconds * 2 ** min(max(failures - 1, 0), 16)  # bounded: no float overflow
             await anyio.sleep(min(delay, max_retry_seconds))
 
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Any route: the 2xx answer, else `SpineClientError` (`SpineConnectionError` without one).
+
+        `params` left None are not sent; `json` is sent as the JSON body when not None.
+        """
+        query = {name: value for name, value in (params or {}).items() if value is not None}
+        sent = {"Accept": "application/json", **(headers or {})}
+        content = None
+        if json is not None:
+            content = _encoder.encode(json)
+            sent["Content-Type"] = "application/json"
+        return await self._request(method, path, params=query, content=content, headers=sent)
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        type: type[_T],
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _T:
+        """Any route's JSON answer, decoded into `type` (a Struct, `dict[str, Any]`, `object`…);
+        `SpineClientError` `client.unexpected_answer` when it is not of that type."""
+        response = await self.request(method, path, params=params, json=json, headers=headers)
+        try:
+            return msgspec.json.decode(response.content, type=type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise SpineClientError(
+                response.status_code, "client.unexpected_answer", f"{method} {path}: {exc}"
+            ) from exc
+
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             response = await self._http.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise SpineTimeoutError(f"{method} {url} got no answer in time: {exc!r}") from exc
         except httpx.TransportError as exc:
             raise SpineConnectionError(f"{method} {url} failed: {exc!r}") from exc
         if response.is_success:
