@@ -47,12 +47,7 @@ def check_claims(
     may repeat those, the request's effective `env` and the project, surface and app the headers
     chose.
     """
-    truth: dict[str, str | None] = {
-        "tenant_id": principal.tenant_id,
-        "user_id": principal.user_id,
-        "mode": mode,
-        "env": principal.env,
-    }
+    truth = stated_truth(principal, mode)
     for field, actual in truth.items():
         sent = getattr(headers, field)
         if sent is not None and actual is not None and _norm(field, sent) != _norm(field, actual):
@@ -72,3 +67,14 @@ def check_claims(
 
 def _norm(field: str, value: str) -> str:
     return normalize_env(value) if field == "env" else value
+
+
+def stated_truth(principal: Principal, mode: str) -> dict[str, str | None]:
+    """What identity headers may only repeat: the token's tenant, user and pinned env, the tenant's
+    mode (the context headers, project and the like, choose instead)."""
+    return {
+        "tenant_id": principal.tenant_id,
+        "user_id": principal.user_id,
+        "mode": mode,
+        "env": principal.env,
+    }

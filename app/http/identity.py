@@ -33,7 +33,7 @@ from domain.errors import (
     UnknownContext,
 )
 from domain.identifiers import matches
-from domain.identity import Principal, SentIdentity, check_claims, effective_env
+from domain.identity import Principal, SentIdentity, check_claims, effective_env, stated_truth
 from domain.json_depth import check_depth
 from domain.ports import EventSpine
 from projections.control_plane import ControlPlaneProjector
@@ -105,7 +105,7 @@ class IdentityService:
         try:
             if twice is not None:
                 header = _HEADERS[twice]
-                actual = _truth(principal, tenant.mode).get(twice)
+                actual = stated_truth(principal, tenant.mode).get(twice)
                 raise DuplicateIdentity(twice, header, connection.headers.getall(header), actual)
             check_claims(principal, tenant.mode, env, sent, payload)
         except IdentityOverride as exc:
@@ -226,16 +226,6 @@ def _sent_identity(headers: Headers) -> tuple[SentIdentity, str | None]:
         if lines and not once and twice is None:
             twice = field
     return SentIdentity(**values), twice
-
-
-def _truth(principal: Principal, mode: str) -> dict[str, str | None]:
-    """What identity headers may only repeat; the context headers (project…) choose instead."""
-    return {
-        "tenant_id": principal.tenant_id,
-        "user_id": principal.user_id,
-        "mode": mode,
-        "env": principal.env,
-    }
 
 
 def _named_project(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
