@@ -96,8 +96,14 @@ async def test_an_append_just_under_the_transaction_budget_lands(config: dict[st
 
 
 async def test_two_writers_on_one_project_keep_positions_gapless(config: dict[str, object]) -> None:
-    """Two spines are two clients, as two processes would be: the head document serializes them."""
-    async with FirestoreSpine.from_config(config) as one, FirestoreSpine.from_config(config) as two:
+    """Two spines are two clients, as two processes would be: the head document serializes them.
+
+    The emulator serves two conflicting transactions by holding the loser's locks for seconds, so
+    on a loaded machine the default 5 s request budget can run out before it lets go; this test is
+    about positions, not latency, so it gives the route a budget the emulator cannot outlast.
+    """
+    patient = {**config, "request_timeout_seconds": 120}
+    async with FirestoreSpine.from_config(patient) as one, FirestoreSpine.from_config(patient) as two:
 
         async def write(spine: FirestoreSpine, name: str) -> None:
             for i in range(2):
