@@ -145,7 +145,10 @@ class Backends:
         self, port: str, key: bytes, open_: Callable[[], Awaitable[T]], opened: Mapping[bytes, T]
     ) -> T:
         """`open_()` run once for every caller that asks while it runs, in a task of its own: a
-        caller that gives up (a client gone) cancels neither the opening nor the others' wait."""
+        caller that gives up (a client gone) cancels neither the opening nor the others' wait.
+
+        asyncio, not anyio: the opening outlives the request that started it, and anyio has no
+        detached task (a task group here would tie it to one caller's scope)."""
         if key in opened:
             return opened[key]
         future = self._opening.get((port, key))

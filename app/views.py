@@ -26,11 +26,11 @@ from domain.context import RequestContext
 from domain.errors import InvalidIdentifier, NotFound, SpineError
 from domain.events import Event
 from domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition
-from domain.ports import EventSpine, Notifier, ViewStore
+from domain.ports import EventSpine, Notifier, Projection, ViewStore
 from domain.routing import Route, resolve, routed_envs
 from projections.catalog import VIEWS, View
 from projections.control_plane import ControlPlaneProjector
-from projections.runtime import Projection, Rebuild, Runner
+from projections.runtime import Rebuild, Runner
 
 log = logging.getLogger(f"spine.{__name__}")
 

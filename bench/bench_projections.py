@@ -45,9 +45,10 @@ from domain import blackboard, budget, memory, sessions
 from domain.append import AppendRequest
 from domain.events import Event, EventMeta, NewEvent, Page
 from domain.partition import Partition
+from domain.ports import Projection
 from domain.views import ViewOp, space_of
 from projections.catalog import VIEWS
-from projections.runtime import PAGE, Projection, Rebuild, Runner
+from projections.runtime import PAGE, Rebuild, Runner
 
 SYNCHRONOUS = Settings().sqlite_synchronous  # what the service uses unless told otherwise
 LAYOUT = "v1"  # part of the cached files' names: bump it when the generated events change
@@ -68,7 +69,7 @@ TARGET_LAG_P99_MS = 50.0
 LAG_VIEWS = ("memory", "blackboard")
 WARMUP_SECONDS = 1.0
 
-Planned = tuple[str, NewEvent, str | None]  # (stream, event, the user whose request appended it)
+Decision = tuple[str, NewEvent, str | None]  # (stream, event, the user whose request appended it)
 
 
 # (0) realistic events, from the domain's own constructors
@@ -89,7 +90,7 @@ BOARD_KEYS = (
 MODELS = ("gpt-4o-mini", "claude-sonnet-4", "llama-3.1-70b", "mistral-large")
 
 
-def memory_events(n: int, rng: random.Random) -> Iterator[Planned]:
+def memory_events(n: int, rng: random.Random) -> Iterator[Decision]:
     """10,000 keys over 100 users, uniformly; 5% deletes, 20% of sets with a one-hour TTL."""
     for i in range(n):
         user = f"user-{rng.randrange(USERS):03d}"
@@ -106,7 +107,7 @@ def memory_events(n: int, rng: random.Random) -> Iterator[Planned]:
         yield memory.stream_of(user, key), memory.set_event(user, key, value, ttl, now), user
 
 
-def blackboard_events(n: int, rng: random.Random) -> Iterator[Planned]:
+def blackboard_events(n: int, rng: random.Random) -> Iterator[Decision]:
     """1000 runs x 20 keys; runs follow one another, about 20 of them written to at any time."""
     for i in range(n):
         run = (i * RUNS // n + rng.randrange(ACTIVE_RUNS)) % RUNS
@@ -118,7 +119,7 @@ def blackboard_events(n: int, rng: random.Random) -> Iterator[Planned]:
         yield blackboard.stream_of(run_id, key), blackboard.written_event(run_id, key, value, agent), agent
 
 
-def sessions_events(n: int, rng: random.Random) -> Iterator[Planned]:
+def sessions_events(n: int, rng: random.Random) -> Iterator[Decision]:
     """10,000 sessions (100 per user), ~50 conversations at once; user and assistant turns."""
     for i in range(n):
         session = (i * SESSIONS // n + rng.randrange(ACTIVE_SESSIONS)) % SESSIONS
@@ -133,7 +134,7 @@ def sessions_events(n: int, rng: random.Random) -> Iterator[Planned]:
         yield sessions.stream_of(user, session_id), event, user
 
 
-def budget_events(n: int, rng: random.Random, partition: Partition) -> Iterator[Planned]:
+def budget_events(n: int, rng: random.Random, partition: Partition) -> Iterator[Decision]:
     """Soft day limits on 3 units, then usages (with model and run) decided on each unit's stream."""
     states: dict[str, budget.BudgetState] = {}
     limits = {"tokens": 50_000_000.0, "usd": 500.0, "calls": 20_000.0}
@@ -163,7 +164,7 @@ def partition_of(view: str) -> Partition:
     return Partition(tenant_id=TENANT, env=ENV, project_id=f"bench-{view}")
 
 
-GENERATORS: dict[str, Callable[[int, random.Random], Iterator[Planned]]] = {
+GENERATORS: dict[str, Callable[[int, random.Random], Iterator[Decision]]] = {
     "memory": memory_events,
     "blackboard": blackboard_events,
     "sessions": sessions_events,
@@ -182,10 +183,10 @@ def meta_of(partition: Partition, user: str | None) -> EventMeta:
     )  # fmt: skip
 
 
-def requests_of(partition: Partition, planned: Sequence[Planned]) -> list[AppendRequest]:
+def requests_of(partition: Partition, decided: Sequence[Decision]) -> list[AppendRequest]:
     """One request per stream of a chunk, its events in order."""
     grouped: dict[str, tuple[str | None, list[NewEvent]]] = {}
-    for stream, event, user in planned:
+    for stream, event, user in decided:
         grouped.setdefault(stream, (user, []))[1].append(event)
     return [
         AppendRequest(stream=stream, events=events, meta=meta_of(partition, user))
@@ -206,7 +207,7 @@ async def build_partition(path: Path, source: str, n: int) -> float:
     started = time.perf_counter()
     async with SQLiteSpine(partial, synchronous=SYNCHRONOUS) as spine:
         done = 0
-        while chunk := [planned for _, planned in zip(range(CHUNK), events, strict=False)]:
+        while chunk := [decided for _, decided in zip(range(CHUNK), events, strict=False)]:
             # Every stream's request of the chunk queued at once: the spine commits them together.
             async with anyio.create_task_group() as tg:
                 for request in requests_of(partition, chunk):
@@ -460,16 +461,16 @@ class LagRow:
     seen_first: int  # events the view had written before their append was acknowledged
 
 
-def live_events(view: str, n: int) -> list[Planned]:
+def live_events(view: str, n: int) -> list[Decision]:
     return list(GENERATORS[view](n, random.Random(f"{SEED}:live:{view}")))
 
 
 async def paced(
-    spine: SQLiteSpine, partition: Partition, planned: list[Planned], rate: float
+    spine: SQLiteSpine, partition: Partition, decided: list[Decision], rate: float
 ) -> list[Sample]:
     """Each append starts at its own time on an absolute schedule; none waits for another."""
     samples: list[Sample] = []
-    requests = [requests_of(partition, [item])[0] for item in planned]
+    requests = [requests_of(partition, [item])[0] for item in decided]
 
     async def append(due: float, request: AppendRequest) -> None:
         started = time.perf_counter()
@@ -490,7 +491,7 @@ async def paced(
 async def live_lag(view: str, rate: float, seconds: float, work_dir: Path) -> LagRow:
     partition = partition_of(f"live-{view}")
     warmup, measured = round(rate * WARMUP_SECONDS), round(rate * seconds)
-    planned = live_events(view, warmup + measured)
+    decided = live_events(view, warmup + measured)
     applied: dict[int, float] = {}
     batches = 0
 
@@ -513,9 +514,9 @@ async def live_lag(view: str, rate: float, seconds: float, work_dir: Path) -> La
             )  # fmt: skip
             async with anyio.create_task_group() as tg:
                 tg.start_soon(runner.run)
-                await paced(spine, partition, planned[:warmup], rate)
+                await paced(spine, partition, decided[:warmup], rate)
                 batches = 0
-                samples = await paced(spine, partition, planned[warmup:], rate)
+                samples = await paced(spine, partition, decided[warmup:], rate)
                 last = max(sample.position for sample in samples)
                 if not await runner.wait_for(last, 30.0):
                     raise RuntimeError(f"the {view} runner did not reach {last}")

@@ -313,7 +313,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True):
     before: str | None = None
 
 
-def plan_events(
+def query_events(
     *, run_id: str | None, name: str | None, after: str | None, start: str | None, end: str | None
 ) -> Query:
     """`after` is a cursor this view issued (400 `cursor.invalid` otherwise); `start` (inclusive)
@@ -327,7 +327,7 @@ def plan_events(
     return Query(collection=collection, prefix=prefix, after=lower, before=parse_time(end, "to"))
 
 
-def plan_counts(*, name: str | None, after: str | None, start: str | None, end: str | None) -> Query:
+def query_counts(*, name: str | None, after: str | None, start: str | None, end: str | None) -> Query:
     """Counts of days from `start` (inclusive) to `end` (exclusive), both `YYYY-MM-DD`; `after` is
     the `next` of a previous page (the last count's `{day}|{name}`)."""
     first, last = parse_day(start, "from"), parse_day(end, "to")

@@ -170,7 +170,7 @@ class Query(msgspec.Struct, frozen=True, kw_only=True):
     before: str | None = None
 
 
-def plan_query(
+def query_audit(
     *, actor: str | None, action: str | None, after: str | None, start: str | None, end: str | None
 ) -> Query:
     """`after` is a cursor this view issued (400 `cursor.invalid` otherwise); `start` (inclusive)

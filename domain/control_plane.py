@@ -1,7 +1,7 @@
 """The control plane as data: modes, tenants, projects, surfaces, apps and memberships.
 
 Every record is an event in the system partition; `ControlPlane` is their projection, rebuilt
-by applying the events in order. Only `t_system` is known to code. The `plan_*` functions are
+by applying the events in order. Only `t_system` is known to code. The `decide_*` functions are
 the rules for each command: they read the projection and answer the event to append, on a
 stream whose `expected_version` makes a concurrent duplicate a conflict rather than a second
 record.
@@ -77,7 +77,7 @@ _TYPE_OF: Final = {cls: name for name, cls in _TYPES.items()}
 HANDLES: Final = frozenset(_TYPES)
 
 
-class Planned(msgspec.Struct, frozen=True, kw_only=True):
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """An event to append to the system partition, with the stream version it requires."""
 
     stream: str
@@ -85,9 +85,11 @@ class Planned(msgspec.Struct, frozen=True, kw_only=True):
     expected_version: int | Literal["no_stream", "any"] = NO_STREAM
 
 
-def _planned(stream: str, record: Record, expected: int | Literal["no_stream", "any"] = NO_STREAM) -> Planned:
+def _decision(
+    stream: str, record: Record, expected: int | Literal["no_stream", "any"] = NO_STREAM
+) -> Decision:
     data = msgspec.to_builtins(record)
-    return Planned(
+    return Decision(
         stream=stream, event=NewEvent(type=_TYPE_OF[type(record)], data=data), expected_version=expected
     )
 
@@ -151,29 +153,29 @@ class ControlPlane:
 # settles the race between two processes that both saw "absent".
 
 
-def plan_bootstrap(state: ControlPlane, admin_user_id: str) -> list[Planned]:
+def decide_bootstrap(state: ControlPlane, admin_user_id: str) -> list[Decision]:
     """`t_system`, the seeded modes and the first admin: only what is missing, so it is idempotent."""
-    planned = [
-        _planned(f"mode:{name}", ModeDefined(name=name, description=text))
+    decisions = [
+        _decision(f"mode:{name}", ModeDefined(name=name, description=text))
         for name, text in SEEDED_MODES.items()
         if name not in state.modes
     ]
     if SYSTEM_TENANT not in state.tenants:
-        planned.append(
-            _planned(
+        decisions.append(
+            _decision(
                 f"tenant:{SYSTEM_TENANT}",
                 TenantCreated(tenant_id=SYSTEM_TENANT, name="system", mode="system"),
             )
         )
     if not any(role == "admin" for role in state.members_of(SYSTEM_TENANT).values()):
-        planned.append(
-            _planned(
+        decisions.append(
+            _decision(
                 f"member:{SYSTEM_TENANT}:{admin_user_id}",
                 MemberSet(tenant_id=SYSTEM_TENANT, user_id=admin_user_id, role="admin"),
                 "any",
             )
         )
-    return planned
+    return decisions
 
 
 def first_admin(state: ControlPlane) -> str | None:
@@ -181,15 +183,15 @@ def first_admin(state: ControlPlane) -> str | None:
     return admins[0] if admins else None
 
 
-def plan_tenant(state: ControlPlane, command: TenantCreated) -> Planned:
+def decide_tenant(state: ControlPlane, command: TenantCreated) -> Decision:
     if command.tenant_id == SYSTEM_TENANT or command.tenant_id in state.tenants:
         raise AlreadyExists("tenant", command.tenant_id)
     if command.mode not in state.modes:
         raise InvalidRequest(f"unknown mode {command.mode!r}; known: {sorted(state.modes)}")
-    return _planned(f"tenant:{command.tenant_id}", command)
+    return _decision(f"tenant:{command.tenant_id}", command)
 
 
-def plan_project(state: ControlPlane, command: ProjectCreated) -> Planned:
+def decide_project(state: ControlPlane, command: ProjectCreated) -> Decision:
     state.tenant(command.tenant_id)
     if command.project_id.startswith(RESERVED_PREFIX):
         # `_` is the partition of a tenant's audit trail, and in `t_system` of the control plane
@@ -197,27 +199,27 @@ def plan_project(state: ControlPlane, command: ProjectCreated) -> Planned:
         raise InvalidRequest(f"project ids starting with {RESERVED_PREFIX!r} are reserved for Spine")
     if (command.tenant_id, command.project_id) in state.projects:
         raise AlreadyExists("project", command.project_id)
-    return _planned(f"project:{command.tenant_id}:{command.project_id}", command)
+    return _decision(f"project:{command.tenant_id}:{command.project_id}", command)
 
 
-def plan_surface(state: ControlPlane, command: SurfaceCreated) -> Planned:
+def decide_surface(state: ControlPlane, command: SurfaceCreated) -> Decision:
     state.tenant(command.tenant_id)
     if (command.tenant_id, command.surface_id) in state.surfaces:
         raise AlreadyExists("surface", command.surface_id)
-    return _planned(f"surface:{command.tenant_id}:{command.surface_id}", command)
+    return _decision(f"surface:{command.tenant_id}:{command.surface_id}", command)
 
 
-def plan_app(state: ControlPlane, command: AppCreated) -> Planned:
+def decide_app(state: ControlPlane, command: AppCreated) -> Decision:
     state.tenant(command.tenant_id)
     if (command.tenant_id, command.app_id) in state.apps:
         raise AlreadyExists("app", command.app_id)
-    return _planned(f"app:{command.tenant_id}:{command.app_id}", command)
+    return _decision(f"app:{command.tenant_id}:{command.app_id}", command)
 
 
-def plan_member(state: ControlPlane, command: MemberSet) -> Planned:
+def decide_member(state: ControlPlane, command: MemberSet) -> Decision:
     """Adding a member, or changing the role of one: the latest `member.set` wins."""
     state.tenant(command.tenant_id)
-    return _planned(f"member:{command.tenant_id}:{command.user_id}", command, "any")
+    return _decision(f"member:{command.tenant_id}:{command.user_id}", command, "any")
 
 
 def require_admin(state: ControlPlane, caller_tenant: str, caller_user: str, tenant_id: str) -> None:

@@ -1,7 +1,8 @@
 """Ports: what the core needs from the outside world, as small async Protocols.
 
 Each adapter in `adapters` implements one of these and passes the contract suite in
-`tests/contract/` against a real peer.
+`tests/contract/` against a real peer. `Projection` is the port the other way round: each read
+view in `projections` implements it, and the runtime drives them all through it.
 """
 
 from __future__ import annotations
@@ -139,6 +140,20 @@ class ViewStore(Protocol):
     async def known(self) -> _Known:
         """Every (partition key, projection) this store holds a view of."""
         ...
+
+
+class Projection(Protocol):
+    """A read view's rules: which events it reads, and the ops each one makes. Pure."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def handles(self) -> frozenset[str] | None:
+        """The event types it reads; None: every event of the partition."""
+        ...
+
+    def apply(self, event: Event) -> list[ViewOp]: ...
 
 
 class Subscription(Protocol):

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
-from domain.control_plane import Planned
+from domain.control_plane import Decision
 from domain.errors import (
     ForbiddenBackend,
     ForbiddenRoute,
@@ -141,7 +141,7 @@ class Registry:
         self.routes: dict[tuple[str, str, str, str], Route] = {}
         self.history: list[RouteChange] = []
         # each route's stream version: a change expects it, so of two racing changes the second
-        # is planned again on the first's outcome (and its switch audited), never lost
+        # is decided again on the first's outcome (and its switch audited), never lost
         self.versions: dict[tuple[str, str, str, str], int] = {}
 
     def apply(self, event: Event) -> None:
@@ -229,14 +229,14 @@ def check_config(
     timeouts_of(config)  # `connect_timeout_seconds`, `request_timeout_seconds`: numbers of seconds
 
 
-def plan_route(
+def decide_route(
     registry: Registry,
     route: Route,
     *,
     mode: str | None,
     now: datetime,
     files: SecretFiles = NO_SECRET_FILES,
-) -> tuple[Planned, Route | None]:
+) -> tuple[Decision, Route | None]:
     """The `route.set` event for `route`, and the route it replaces (for the switch audit).
 
     `mode` is the tenant's (None for a platform default, which every mode may inherit: the
@@ -264,15 +264,15 @@ def plan_route(
         )
     event = NewEvent(type="route.set", data=msgspec.to_builtins(route))
     expected = registry.versions.get(route.key, 0)
-    return Planned(stream=route_stream(*route.key), event=event, expected_version=expected), previous
+    return Decision(stream=route_stream(*route.key), event=event, expected_version=expected), previous
 
 
-def plan_delete(registry: Registry, deleted: RouteDeleted) -> Planned:
+def decide_route_delete(registry: Registry, deleted: RouteDeleted) -> Decision:
     key = (deleted.resource_kind, deleted.tenant_id, deleted.env, deleted.project_id)
     if key not in registry.routes:
         raise NotFound("route", "/".join(key))
     event = NewEvent(type="route.deleted", data=msgspec.to_builtins(deleted))
-    return Planned(stream=route_stream(*key), event=event, expected_version=registry.versions[key])
+    return Decision(stream=route_stream(*key), event=event, expected_version=registry.versions[key])
 
 
 def route_stream(kind: str, tenant_id: str, env: str, project_id: str) -> str:

@@ -13,11 +13,11 @@ from domain.audit import AuditProjection
 from domain.blackboard import BlackboardProjection
 from domain.budget import BudgetProjection
 from domain.memory import MemoryProjection
+from domain.ports import Projection
 from domain.saves import SavesProjection
 from domain.seo import SeoProjection
 from domain.sessions import SessionsProjection
 from domain.strategy_locks import StrategyLocksProjection
-from projections.runtime import Projection
 
 
 class View(NamedTuple):

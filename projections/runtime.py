@@ -19,14 +19,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Literal, Protocol
+from typing import Literal
 
 import anyio
 
 from domain.errors import BackendUnavailable
 from domain.events import Event
 from domain.partition import Partition
-from domain.ports import EventSpine, Notifier, ViewStore
+from domain.ports import EventSpine, Notifier, Projection, ViewStore
 from domain.views import Generations, ViewDoc, ViewOp, space_of
 
 log = logging.getLogger(f"spine.{__name__}")
@@ -38,20 +38,6 @@ _Docs = list[ViewDoc]  # named here: inside Runner, `list` is the method
 # Leases are held in the name of a process, or of an instance that keeps its name across restarts
 # (the service passes its instance id), so that a restarted instance retakes its leases at once.
 PROCESS = uuid.uuid4().hex[:12]
-
-
-class Projection(Protocol):
-    """A read view's rules: which events it reads, and the ops each one makes. Pure."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def handles(self) -> frozenset[str] | None:
-        """The event types it reads; None: every event of the partition."""
-        ...
-
-    def apply(self, event: Event) -> list[ViewOp]: ...
 
 
 async def project(

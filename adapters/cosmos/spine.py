@@ -40,6 +40,8 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 
+import anyio
+import anyio.lowlevel
 import msgspec
 
 from adapters.cosmos import reads as cosmos_reads
@@ -195,7 +197,7 @@ class CosmosSpine(DecodedReads):
         try:
             while lane.pending:
                 # The callers of the last commit are waking up: let them queue their next appends.
-                await asyncio.sleep(0)
+                await anyio.lowlevel.checkpoint()
                 batch = _take(lane.pending)
                 started = time.perf_counter()
                 outcomes: list[AppendResult | BaseException]

@@ -30,13 +30,13 @@ Leases compare wall-clock times, like the SQLite store's. TTL is not used.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+import anyio
 import msgspec
 from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosBatchOperationError
@@ -98,7 +98,7 @@ class CosmosViewStore:
             excluded_paths=("/data/?",),
             timeouts=timeouts,
         )
-        self._limit = asyncio.Semaphore(_CONCURRENCY)
+        self._limit = anyio.Semaphore(_CONCURRENCY)
 
     async def __aenter__(self) -> CosmosViewStore:
         await self._store.__aenter__()

@@ -1,7 +1,7 @@
 """What one DynamoDB group commit decides and writes (layout: `adapters.dynamodb.log`; why it is atomic:
 `adapters.dynamodb.spine`).
 
-`plan_commit` decides each request of a group on the state read and takes as many as fit one
+`decide_commit` decides each request of a group on the state read and takes as many as fit one
 transaction (DynamoDB's limits: 100 items, 4 MB); `commit_items` builds the writes: the head
 moved from the value read, the stream heads conditioned on their versions as read, one stream
 entry per append, the commit chunks, and one item per client-chosen event id; `transact` commits
@@ -45,7 +45,7 @@ class Write:
 
 
 @dataclass
-class Plan:
+class CommitDecision:
     outcomes: list[tuple[Pending, AppendResult | SpineError]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     leftover: list[Pending] = field(default_factory=list)
@@ -54,8 +54,10 @@ class Plan:
     alone: bool = False  # one append too large for one transaction
 
 
-def plan_commit(group: list[Pending], state: State, stored: dict[str, StoredId], *, check_ids: bool) -> Plan:
-    plan = Plan()
+def decide_commit(
+    group: list[Pending], state: State, stored: dict[str, StoredId], *, check_ids: bool
+) -> CommitDecision:
+    decision = CommitDecision()
     head, versions = state.head, dict(state.versions)
     written: dict[str, StoredId] = {}
     sizer, ids, streams = Sizer(), 0, set[str]()
@@ -74,45 +76,45 @@ def plan_commit(group: list[Pending], state: State, stored: dict[str, StoredId],
             )
         except SpineError as exc:
             if wanted and not check_ids:
-                plan.need_ids = True
-                return plan
-            plan.outcomes.append((pending, exc))
-            plan.refused = True
+                decision.need_ids = True
+                return decision
+            decision.outcomes.append((pending, exc))
+            decision.refused = True
             continue
         if not events:
-            plan.outcomes.append((pending, result))
+            decision.outcomes.append((pending, result))
             continue
         bodies = [event_encoder.encode(event) for event in events]
         grown = sizer
         for body in bodies:
             grown = grown.add(len(body))
         new_streams = streams | {request.stream}
-        items = 1 + len(new_streams) + len(plan.writes) + 1 + ids + len(wanted) + grown.items
+        items = 1 + len(new_streams) + len(decision.writes) + 1 + ids + len(wanted) + grown.items
         size = grown.raw + ITEM_OVERHEAD * items
         if items > MAX_ITEMS or size > MAX_BYTES:
-            if plan.writes:
-                plan.leftover = group[index:]
-                return plan
-            plan.alone = True
-            plan.leftover = group[index + 1 :]
-        plan.writes.append(Write(pending, events, bodies, result, versions[request.stream]))
+            if decision.writes:
+                decision.leftover = group[index:]
+                return decision
+            decision.alone = True
+            decision.leftover = group[index + 1 :]
+        decision.writes.append(Write(pending, events, bodies, result, versions[request.stream]))
         sizer, ids, streams = grown, ids + len(wanted), new_streams
         head, versions[request.stream] = result.last_position, result.stream_version
         for event in events:
             written[event.id] = StoredId(event.id, event.stream, event.version, event.position)
-        if plan.alone:
-            return plan
-    return plan
+        if decision.alone:
+            return decision
+    return decision
 
 
 def commit_items(
-    key: str, state: State, plan: Plan, *, locked: bool, check_ids: bool
+    key: str, state: State, decision: CommitDecision, *, locked: bool, check_ids: bool
 ) -> tuple[list[list[Item]], list[Item]]:
     """(chunk units: a chunk, its parts, its ids, in order; the head, stream head and entry writes)."""
     first_versions: dict[str, int] = {}
     rows: list[tuple[int, bytes, str | None]] = []
     wanted: set[str] = set()
-    for write in plan.writes:
+    for write in decision.writes:
         wanted.update(client_ids(write.pending.request))
         first_versions.setdefault(write.events[0].stream, write.old_version)
         rows.extend(
@@ -121,7 +123,7 @@ def commit_items(
         )
     chunks = chunked(rows)
     starts = [chunk.first for chunk in chunks]
-    by_id = {event.id: event for write in plan.writes for event in write.events}
+    by_id = {event.id: event for write in decision.writes for event in write.events}
     units: list[list[Item]] = []
     for chunk in chunks:
         unit = chunk.items(key, with_ids=locked)
@@ -129,14 +131,14 @@ def commit_items(
             event = by_id[event_id]
             unit.append(_id_item(key, event, conditional=not check_ids))
         units.append(unit)
-    last = plan.writes[-1].result.last_position
+    last = decision.writes[-1].result.last_position
     writes: list[Item] = [_head_update(key, state.head, last)]
     news: dict[str, int] = {}
-    for write in plan.writes:
+    for write in decision.writes:
         news[write.events[0].stream] = write.result.stream_version
     for stream, new in news.items():
         writes.append(_stream_head(key, stream, first_versions[stream], new))
-    for write in plan.writes:
+    for write in decision.writes:
         first = write.events[0]
         chunk_start = starts[bisect.bisect_right(starts, first.position) - 1]
         entry = {
@@ -150,8 +152,10 @@ def commit_items(
     return units, writes
 
 
-async def commit_once(table: DynamoTable, key: str, state: State, plan: Plan, *, check_ids: bool) -> str:
-    units, writes = commit_items(key, state, plan, locked=False, check_ids=check_ids)
+async def commit_once(
+    table: DynamoTable, key: str, state: State, decision: CommitDecision, *, check_ids: bool
+) -> str:
+    units, writes = commit_items(key, state, decision, locked=False, check_ids=check_ids)
     return await transact(
         table, writes + [item for unit in units for item in unit], stream_writes=len(writes)
     )

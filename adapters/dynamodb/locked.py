@@ -12,17 +12,18 @@ all-or-nothing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 import uuid
 from collections.abc import Sequence
 
+import anyio
+
 from adapters.dynamodb.commits import (
     MAX_BYTES,
     MAX_ITEMS,
-    Plan,
+    CommitDecision,
     State,
     commit_items,
     head_condition,
@@ -48,9 +49,9 @@ class Locked(Exception):
         self.until = until
 
 
-async def commit_locked(table: DynamoTable, key: str, state: State, plan: Plan) -> str:
+async def commit_locked(table: DynamoTable, key: str, state: State, decision: CommitDecision) -> str:
     """One append too large for one transaction: lock the head, write, commit by moving it."""
-    units, writes = commit_items(key, state, plan, locked=True, check_ids=True)
+    units, writes = commit_items(key, state, decision, locked=True, check_ids=True)
     flat = [item for unit in units for item in unit]
     if len(flat) + len(writes) <= MAX_ITEMS and sum(map(item_size, flat)) <= MAX_BYTES:
         # Compressed, it fits after all: one transaction, no lock.
@@ -73,7 +74,7 @@ async def commit_locked(table: DynamoTable, key: str, state: State, plan: Plan) 
         for batch in _batches(flat):
             if await transact(table, [_renew(key, lock), *batch], stream_writes=1) != "ok":
                 return "stale"  # the lock was taken over: its taker removes what we wrote
-        writes[0] = _head_release(key, plan.writes[-1].result.last_position, lock)
+        writes[0] = _head_release(key, decision.writes[-1].result.last_position, lock)
         outcome = await transact(table, writes, stream_writes=len(writes))
     except BackendUnavailable:
         await _undo(table, key, state.head, lock)
@@ -93,7 +94,7 @@ async def _undo(table: DynamoTable, key: str, head: int, lock: str) -> None:
 async def settle(table: DynamoTable, key: str, locked: Locked) -> None:
     """Wait while another writer's lock is alive; take over and clean up an expired one."""
     if locked.until > _now_ms():
-        await asyncio.sleep(min(0.2, (locked.until - _now_ms()) / 1000))
+        await anyio.sleep(min(0.2, (locked.until - _now_ms()) / 1000))
         return
     mine = uuid.uuid4().hex
     try:

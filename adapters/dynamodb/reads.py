@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Collection
 from typing import Any
 
+import anyio
+
 from adapters.dynamodb.log import (
     HEAD_SK,
     bodies_of,
@@ -155,7 +157,7 @@ async def read_stream(
 
 
 async def _positions(table: DynamoTable, key: str, ranges: list[list[int]], wanted: set[int]) -> list[bytes]:
-    limit = asyncio.Semaphore(8)
+    limit = anyio.Semaphore(8)
 
     async def fetch(low: int, high: int) -> list[tuple[int, bytes]]:
         async with limit:

@@ -45,9 +45,11 @@ from collections.abc import Collection
 from types import TracebackType
 from typing import Any
 
+import anyio
+
 from adapters.decoded_reads import DecodedReads
 from adapters.dynamodb import reads as dynamodb_reads
-from adapters.dynamodb.commits import Plan, State, commit_once, plan_commit
+from adapters.dynamodb.commits import CommitDecision, State, commit_once, decide_commit
 from adapters.dynamodb.locked import LOCK_SECONDS, Locked, commit_locked, settle
 from adapters.dynamodb.log import HEAD_SK, stream_pk
 from adapters.dynamodb.table import DynamoTable
@@ -162,29 +164,29 @@ class DynamoDBSpine(DecodedReads):
                 await settle(self._table, key, locked)
                 continue
             stored = await dynamodb_reads.stored_ids(self._table, key, group, state.head) if check_ids else {}
-            plan = plan_commit(group, state, stored, check_ids=check_ids)
-            if plan.need_ids or (plan.alone and not check_ids):
+            decision = decide_commit(group, state, stored, check_ids=check_ids)
+            if decision.need_ids or (decision.alone and not check_ids):
                 check_ids = True
                 continue
-            if plan.alone:
-                outcome = await commit_locked(self._table, key, state, plan)
-            elif plan.writes:
-                outcome = await commit_once(self._table, key, state, plan, check_ids=check_ids)
-            elif plan.refused:
+            if decision.alone:
+                outcome = await commit_locked(self._table, key, state, decision)
+            elif decision.writes:
+                outcome = await commit_once(self._table, key, state, decision, check_ids=check_ids)
+            elif decision.refused:
                 head, _ = await dynamodb_reads.read_head(self._table, key)
                 outcome = "ok" if head == state.head else "stale"
             else:
                 outcome = "ok"
             if outcome == "ok":
-                self._resolve(key, state, plan)
-                return plan.leftover
+                self._resolve(key, state, decision)
+                return decision.leftover
             if outcome == "ids":
                 check_ids = True
             else:
                 self._cache.pop(key, None)
             if time.monotonic() > deadline:
                 raise BackendUnavailable(KIND, "the partition kept changing under concurrent writers; retry")
-            await asyncio.sleep(random.uniform(0, delay))  # noqa: S311
+            await anyio.sleep(random.uniform(0, delay))  # noqa: S311
             delay = min(delay * 2, 0.5)
 
     async def _state(self, key: str, streams: set[str]) -> State:
@@ -206,19 +208,19 @@ class DynamoDBSpine(DecodedReads):
             self._cache.popitem(last=False)
         return state
 
-    def _resolve(self, key: str, state: State, plan: Plan) -> None:
+    def _resolve(self, key: str, state: State, decision: CommitDecision) -> None:
         """Answer each caller, update the cache, announce the new head."""
-        for write in plan.writes:
+        for write in decision.writes:
             state.head = write.result.last_position
             state.versions[write.events[0].stream] = write.result.stream_version
             state.versions.move_to_end(write.events[0].stream)
         while len(state.versions) > _MAX_CACHED_STREAMS:
             state.versions.popitem(last=False)
-        outcomes = plan.outcomes + [(write.pending, write.result) for write in plan.writes]
+        outcomes = decision.outcomes + [(write.pending, write.result) for write in decision.writes]
         for pending, outcome in outcomes:
             answer(pending.future, outcome)
-        if plan.writes:
-            self._announcements.publish(self._notifier, {plan.writes[0].pending.partition: state.head})
+        if decision.writes:
+            self._announcements.publish(self._notifier, {decision.writes[0].pending.partition: state.head})
 
     # reads
 

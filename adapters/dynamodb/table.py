@@ -29,6 +29,7 @@ from typing import Any
 
 import aioboto3  # type: ignore[import-untyped]
 import aiohttp
+import anyio
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
@@ -182,7 +183,7 @@ class DynamoTable:
                         self.kind, f"DynamoDB kept answering {retry.code} for {self.retry_seconds:g}s"
                     ) from retry
                 log.debug("retrying %s after %s", operation, retry.code)
-                await asyncio.sleep(random.uniform(delay / 2, delay))  # noqa: S311
+                await anyio.sleep(random.uniform(delay / 2, delay))  # noqa: S311
                 delay = min(delay * 2, _BACKOFF_MAX)
 
     async def transact(self, items: Sequence[Item], token: str) -> None:
@@ -211,7 +212,7 @@ class DynamoTable:
                     found[key_of(item)] = item
                 request = answer.get("UnprocessedKeys") or {}
                 if request:
-                    await asyncio.sleep(delay)
+                    await anyio.sleep(delay)
                     delay = min(delay * 2, _BACKOFF_MAX)
 
         await asyncio.gather(*(batch(unique[i : i + 100]) for i in range(0, len(unique), 100)))
@@ -231,7 +232,7 @@ class DynamoTable:
     async def delete_many(self, keys: Sequence[Key], *, parallel: int = 16) -> None:
         """Unconditional deletes, 25 per `BatchWriteItem`, a few requests in flight at once."""
         unique = list(dict.fromkeys(keys))
-        limit = asyncio.Semaphore(parallel)
+        limit = anyio.Semaphore(parallel)
 
         async def batch(part: list[Key]) -> None:
             request: Item = {self.name: [{"DeleteRequest": {"Key": key(pk, sk)}} for pk, sk in part]}
@@ -241,7 +242,7 @@ class DynamoTable:
                     answer = await self.call("batch_write_item", RequestItems=request)
                     request = answer.get("UnprocessedItems") or {}
                     if request:
-                        await asyncio.sleep(delay)
+                        await anyio.sleep(delay)
                         delay = min(delay * 2, _BACKOFF_MAX)
 
         await asyncio.gather(*(batch(unique[i : i + 25]) for i in range(0, len(unique), 25)))
@@ -280,7 +281,7 @@ class DynamoTable:
                 raise BackendUnavailable(
                     self.kind, f"the {self.kind} table {self.name!r} did not become active"
                 )
-            await asyncio.sleep(0.2)
+            await anyio.sleep(0.2)
 
     @contextmanager
     def _translate(self) -> Iterator[None]:

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+import anyio
 import msgspec
 
 from adapters.dynamodb.table import Cancelled, ConditionFailed, DynamoTable, Item, b, key, n, s
@@ -183,7 +184,7 @@ class DynamoDBViewStore:
         if len(batches) <= 1:  # at most 99 items: the checkpoint joins them in one transaction
             await self._transact([*(batches[0] if batches else []), [mark]])
             return
-        limit = asyncio.Semaphore(_PARALLEL)
+        limit = anyio.Semaphore(_PARALLEL)
 
         async def write(batch: _Units) -> None:
             async with limit:

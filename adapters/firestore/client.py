@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import anyio
 import grpc  # type: ignore[import-untyped]
 from google.api_core import exceptions as google_errors
 from google.auth import exceptions as auth_errors
@@ -250,5 +251,5 @@ class Retrying:
                         raise
                     raise  # not a backend error: a bug of ours, let it show
                 log.info("firestore retry", extra={"kind": self.kind, "error": type(exc).__name__})
-            await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+            await anyio.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
             delay = min(delay * 2, 2.0)

@@ -59,7 +59,7 @@ from adapters.firestore.client import (
     is_transient,
     open_client,
 )
-from adapters.firestore.transaction import Cache, Pending, Plan, decide
+from adapters.firestore.transaction import Cache, CommitDecision, Pending, decide
 from adapters.group_commit import Announcements, answer, settle
 from domain.append import AppendRequest, validate
 from domain.errors import BackendUnavailable, InvalidRequest, SpineError
@@ -237,10 +237,10 @@ class FirestoreSpine(DecodedReads):
 
     async def _commit(self, batch: list[Pending]) -> list[AppendResult | SpineError]:
         """One transaction for the batch, retried; every request gets its own outcome."""
-        unknown: list[Plan] = []  # attempts whose commit may have landed
-        decided: list[Plan | None] = [None]
+        unknown: list[CommitDecision] = []  # attempts whose commit may have landed
+        decided: list[CommitDecision | None] = [None]
 
-        async def attempt() -> Plan:
+        async def attempt() -> CommitDecision:
             decided[0] = None
             transaction = self.client.transaction()
             return await async_transactional(decide)(
@@ -250,20 +250,20 @@ class FirestoreSpine(DecodedReads):
         def on_failure(exc: BaseException) -> None:
             for pending in batch:
                 self._cache.forget(pending.partition.key)
-            plan = decided[0]
-            if plan is not None and plan.probe is not None and not _refused(exc):
-                unknown.append(plan)
+            decision = decided[0]
+            if decision is not None and decision.probe is not None and not _refused(exc):
+                unknown.append(decision)
 
         try:
-            plan = await self._retrying.run(attempt, on_failure)
+            decision = await self._retrying.run(attempt, on_failure)
         except BackendUnavailable as exc:
             if len(batch) > 1 and not unknown and not is_transient(exc):
                 # Refused, surely unwritten, for something one request brought (a size we misjudged):
                 # alone, the others pass.
                 return [outcome for pending in batch for outcome in await self._commit([pending])]
             return [exc] * len(batch)
-        self._cache.update(plan)
-        return plan.outcomes
+        self._cache.update(decision)
+        return decision.outcomes
 
     # reads
 

@@ -2,7 +2,7 @@
 
 `decide` runs inside the transaction: it reads the state the batch needs, decides each request
 and writes the commit documents (laid out by `adapters.firestore.commits`); `Cache` remembers heads and
-stream versions between commits, and `Plan` is what one attempt decided.
+stream versions between commits, and `CommitDecision` is what one attempt decided.
 
 Stream versions come from the `streams` map of the newest commit document holding the stream,
 remembered between commits while the head is still the one we wrote. Stored ids are found with
@@ -45,7 +45,7 @@ class Pending:
 
 
 @dataclass
-class Plan:
+class CommitDecision:
     """What one transaction attempt decided: the outcomes, and the state it leaves if it commits."""
 
     token: str
@@ -64,13 +64,13 @@ class Cache:
     heads: dict[str, int] = field(default_factory=dict)
     versions: OrderedDict[tuple[str, str], int] = field(default_factory=OrderedDict)
 
-    def update(self, plan: Plan) -> None:
-        for key, head in plan.heads.items():
-            if self.heads.get(key) != plan.read_heads[key]:
-                self.forget(key)  # someone else wrote since: only what this plan read is known
+    def update(self, decision: CommitDecision) -> None:
+        for key, head in decision.heads.items():
+            if self.heads.get(key) != decision.read_heads[key]:
+                self.forget(key)  # someone else wrote since: only what this decision read is known
             self.heads[key] = head
-        self.versions.update(plan.versions)
-        for pair in plan.versions:
+        self.versions.update(decision.versions)
+        for pair in decision.versions:
             self.versions.move_to_end(pair)
         while len(self.versions) > _MAX_CACHED_STREAMS:
             self.versions.popitem(last=False)
@@ -86,9 +86,9 @@ async def decide(
     client: AsyncClient,
     cache: Cache,
     batch: list[Pending],
-    unknown: list[Plan],
-    decided: list[Plan | None],
-) -> Plan:
+    unknown: list[CommitDecision],
+    decided: list[CommitDecision | None],
+) -> CommitDecision:
     """Inside the transaction: read the state the batch needs, decide each request, write."""
     decided[0] = None
     if unknown:
@@ -126,7 +126,9 @@ async def decide(
             heads[key] = result.last_position
             versions[(key, request.stream)] = result.stream_version
         outcomes.append(result)
-    plan = Plan(token=token, outcomes=outcomes, read_heads=read_heads, heads=heads, versions=versions)
+    decision = CommitDecision(
+        token=token, outcomes=outcomes, read_heads=read_heads, heads=heads, versions=versions
+    )
     for key, events in appended.items():
         commits = commits_of(client, key)
         for doc in pack(events, token):
@@ -136,22 +138,26 @@ async def decide(
                 part_refs(client, key, doc.id, 1 + len(doc.parts)), doc.parts, strict=True
             ):
                 transaction.create(part_ref, {"body": body})
-            plan.probe = plan.probe or ref
+            decision.probe = decision.probe or ref
         transaction.set(partition_ref(client, key), {"head": heads[key], "partition": key})
-        plan.events += len(events)
-    decided[0] = plan
-    return plan
+        decision.events += len(events)
+    decided[0] = decision
+    return decision
 
 
-async def _landed(client: AsyncClient, transaction: AsyncTransaction, unknown: list[Plan]) -> Plan | None:
+async def _landed(
+    client: AsyncClient, transaction: AsyncTransaction, unknown: list[CommitDecision]
+) -> CommitDecision | None:
     """The earlier attempt of this batch whose commit did land after all, if one did."""
-    by_token = {plan.token: plan for plan in unknown}
-    refs = [plan.probe for plan in unknown if plan.probe is not None]
+    by_token = {decision.token: decision for decision in unknown}
+    refs = [decision.probe for decision in unknown if decision.probe is not None]
     async for snapshot in client.get_all(refs, field_paths=["token"], transaction=transaction):
         if snapshot.exists and snapshot.get("token") in by_token:
-            plan = by_token[snapshot.get("token")]
-            log.info("firestore spine: a commit of unknown outcome had landed", extra={"events": plan.events})
-            return plan
+            decision = by_token[snapshot.get("token")]
+            log.info(
+                "firestore spine: a commit of unknown outcome had landed", extra={"events": decision.events}
+            )
+            return decision
     return None
 
 

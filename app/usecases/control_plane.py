@@ -1,4 +1,4 @@
-"""Executing control-plane commands: plan against the view, append, catch the view up."""
+"""Executing control-plane commands: decide against the view, append, catch the view up."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Callable
 from app.usecases.unit_of_work import retrying
 from domain.append import AppendRequest
 from domain.context import RequestContext
-from domain.control_plane import ControlPlane, Planned
+from domain.control_plane import ControlPlane, Decision
 from domain.events import EventMeta
 from domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT
 from domain.ports import EventSpine
 from projections.control_plane import ControlPlaneProjector
 
-Plan = Callable[[ControlPlane], list[Planned]]
+Decide = Callable[[ControlPlane], list[Decision]]
 
 
 class ControlPlaneService:
@@ -25,22 +25,22 @@ class ControlPlaneService:
     def state(self) -> ControlPlane:
         return self.projector.state
 
-    async def execute(self, plan: Plan, meta: EventMeta) -> int:
-        """Append what `plan` decides; answer the last position (0 when nothing was needed).
+    async def execute(self, decide: Decide, meta: EventMeta) -> int:
+        """Append what `decide` decides; answer the last position (0 when nothing was needed).
 
         A version conflict means another writer created the record since our view was read:
-        catch up and plan again (once: the unit of work's `retrying`), so the rule (usually
+        catch up and decide again (once: the unit of work's `retrying`), so the rule (usually
         `AlreadyExists`) answers with fresh state.
         """
 
         async def attempt() -> int:
             await self.projector.catch_up()
             position = 0
-            for planned in plan(self.state):
+            for decision in decide(self.state):
                 request = AppendRequest(
-                    stream=planned.stream,
-                    events=[planned.event],
-                    expected_version=planned.expected_version,
+                    stream=decision.stream,
+                    events=[decision.event],
+                    expected_version=decision.expected_version,
                     meta=meta,
                 )
                 position = (await self._spine.append(self.projector.partition, request)).last_position

@@ -27,20 +27,28 @@ from app.usecases.control_plane import ControlPlaneService, system_meta
 from domain.append import AppendRequest
 from domain.control_plane import (
     ControlPlane,
+    Decision,
     MemberSet,
-    Planned,
     ProjectCreated,
     TenantCreated,
-    plan_bootstrap,
-    plan_member,
-    plan_project,
-    plan_tenant,
+    decide_bootstrap,
+    decide_member,
+    decide_project,
+    decide_tenant,
 )
 from domain.errors import AlreadyExists, MissingRoute, VersionConflict
 from domain.events import NewEvent
 from domain.partition import SYSTEM_TENANT, Partition
 from domain.ports import EventSpine
-from domain.routing import WILDCARD, Route, RouteDeleted, plan_delete, plan_route, resolve, route_stream
+from domain.routing import (
+    WILDCARD,
+    Route,
+    RouteDeleted,
+    decide_route,
+    decide_route_delete,
+    resolve,
+    route_stream,
+)
 from projections.control_plane import ControlPlaneProjector
 from tests.peers import cosmos, dynamodb, firestore
 from tests.unit.test_routing import route
@@ -85,7 +93,7 @@ def service_on(spine: EventSpine, notifier: LocalNotifier) -> ControlPlaneServic
 
 
 async def write(
-    control: ControlPlaneService, plan: Callable[[ControlPlane, Any], Planned], record: Any
+    control: ControlPlaneService, plan: Callable[[ControlPlane, Any], Decision], record: Any
 ) -> int:
     """What the control-plane endpoints do: plan one record on the caught-up state, append it."""
     return await control.execute(lambda state: [plan(state, record)], META)
@@ -93,18 +101,18 @@ async def write(
 
 async def seed(control: ControlPlaneService) -> None:
     """`t_system`, the modes and an admin; tenant t1 (saas) with project p1; tenant t2."""
-    await control.execute(lambda state: plan_bootstrap(state, "root"), META)
-    await write(control, plan_tenant, TenantCreated(tenant_id="t1", name="T1"))
-    await write(control, plan_tenant, TenantCreated(tenant_id="t2", name="T2"))
-    await write(control, plan_project, ProjectCreated(tenant_id="t1", project_id="p1", name="P1"))
+    await control.execute(lambda state: decide_bootstrap(state, "root"), META)
+    await write(control, decide_tenant, TenantCreated(tenant_id="t1", name="T1"))
+    await write(control, decide_tenant, TenantCreated(tenant_id="t2", name="T2"))
+    await write(control, decide_project, ProjectCreated(tenant_id="t1", project_id="p1", name="P1"))
 
 
 async def set_route(control: ControlPlaneService, new: Route) -> int:
     """What `PUT /v1/routes` does."""
     mode = None if new.tenant_id == WILDCARD else control.state.tenant(new.tenant_id).mode
 
-    def planned(_: ControlPlane) -> list[Planned]:
-        return [plan_route(control.projector.registry, new, mode=mode, now=datetime.now(UTC))[0]]
+    def planned(_: ControlPlane) -> list[Decision]:
+        return [decide_route(control.projector.registry, new, mode=mode, now=datetime.now(UTC))[0]]
 
     return await control.execute(planned, META)
 
@@ -113,7 +121,7 @@ async def delete_route(
     control: ControlPlaneService, tenant: str, project: str, why: str | None = None
 ) -> int:
     gone = RouteDeleted(resource_kind="event_spine", tenant_id=tenant, env="dev", project_id=project, rationale=why)  # fmt: skip
-    return await control.execute(lambda _: [plan_delete(control.projector.registry, gone)], META)
+    return await control.execute(lambda _: [decide_route_delete(control.projector.registry, gone)], META)
 
 
 def table(name: str) -> dict[str, Any]:
@@ -203,9 +211,9 @@ async def test_another_process_and_a_restart_project_the_same_state(
                  for i in range(1100)]  # fmt: skip
         await spine.append(SYS, AppendRequest(stream="member:t2:crowd", events=crowd, meta=META))  # > a page
         await set_route(one, route(project="p1"))
-        await write(two, plan_member, MemberSet(tenant_id="t1", user_id="ann", role="admin"))
+        await write(two, decide_member, MemberSet(tenant_id="t1", user_id="ann", role="admin"))
         await set_route(one, route(project="p1", **FIRESTORE, switch_rationale="latency"))
-        await write(two, plan_tenant, TenantCreated(tenant_id="t3", name="T3", mode="lab"))
+        await write(two, decide_tenant, TenantCreated(tenant_id="t3", name="T3", mode="lab"))
         await delete_route(one, "*", "*")
 
         head = await spine.head(SYS)
@@ -234,7 +242,7 @@ async def test_racing_creations_of_one_tenant_let_exactly_one_win(
 
         async def create(name: str, control: ControlPlaneService) -> None:
             try:
-                await write(control, plan_tenant, TenantCreated(tenant_id="acme", name=name))
+                await write(control, decide_tenant, TenantCreated(tenant_id="acme", name=name))
                 outcomes[name] = "won"
             except AlreadyExists:
                 outcomes[name] = "already exists"
@@ -258,20 +266,20 @@ async def test_a_write_planned_on_a_stale_view_conflicts_and_is_planned_again(
         await seed(first)
         stale = ControlPlaneProjector(other_spine, notifier, SYS)
         await stale.catch_up()  # what `second` read before `first` created acme
-        await write(first, plan_tenant, TenantCreated(tenant_id="acme", name="first"))
+        await write(first, decide_tenant, TenantCreated(tenant_id="acme", name="first"))
         head = await spine.head(SYS)
         views: list[ControlPlane] = []
 
-        def stale_then_fresh(state: ControlPlane) -> list[Planned]:
+        def stale_then_fresh(state: ControlPlane) -> list[Decision]:
             views.append(state if views else stale.state)
-            return [plan_tenant(views[-1], TenantCreated(tenant_id="acme", name="second"))]
+            return [decide_tenant(views[-1], TenantCreated(tenant_id="acme", name="second"))]
 
         with pytest.raises(AlreadyExists):
             await second.execute(stale_then_fresh, META)
         assert views == [stale.state, second.state]  # the conflict made it catch up and plan again
         late = TenantCreated(tenant_id="acme", name="late")
         with pytest.raises(VersionConflict):  # a view that stays stale: the conflict is the answer
-            await second.execute(lambda _: [plan_tenant(stale.state, late)], META)
+            await second.execute(lambda _: [decide_tenant(stale.state, late)], META)
         assert await spine.head(SYS) == head
         assert second.state.tenants["acme"].name == "first"
 
@@ -293,7 +301,7 @@ async def test_follow_picks_up_writes_made_through_another_service(
             await until(lambda: follower.state.position >= head)  # caught up: now it waits
             await set_route(writer, route(project="p1"))
             await until(lambda: follower.registry.lookup("event_spine", "t1", "dev", "p1") is not None)
-            await write(writer, plan_tenant, TenantCreated(tenant_id="t9", name="T9"))
+            await write(writer, decide_tenant, TenantCreated(tenant_id="t9", name="T9"))
             await until(lambda: "t9" in follower.state.tenants)
             tg.cancel_scope.cancel()
     assert snapshot(follower) == snapshot(writer.projector)
@@ -311,7 +319,9 @@ async def test_a_route_change_planned_on_a_registry_that_missed_a_switch_is_plan
     async with another_process(spine, notifier) as other:
         two = service_on(other, notifier)
         await two.projector.catch_up()
-        stale, _ = plan_route(two.projector.registry, route(tier="gold"), mode="saas", now=datetime.now(UTC))
+        stale, _ = decide_route(
+            two.projector.registry, route(tier="gold"), mode="saas", now=datetime.now(UTC)
+        )
         await set_route(one, route(**FIRESTORE, switch_rationale="latency"))
         request = AppendRequest(stream=stale.stream, events=[stale.event], expected_version=stale.expected_version,
                                 meta=META)  # fmt: skip

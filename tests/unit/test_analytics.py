@@ -19,8 +19,8 @@ from domain.analytics import (
     Tracked,
     day_of,
     event_id,
-    plan_counts,
-    plan_events,
+    query_counts,
+    query_events,
     recorded_event,
     stream_of,
 )
@@ -122,45 +122,45 @@ def test_names_and_runs_are_length_prefixed_so_no_prefix_reads_another() -> None
         return op.key
 
     assert not key("ab", "r").startswith(
-        plan_events(run_id="r", name="a", after=None, start=None, end=None).prefix
+        query_events(run_id="r", name="a", after=None, start=None, end=None).prefix
     )
     assert key("a", "r").startswith(
-        plan_events(run_id="r", name="a", after=None, start=None, end=None).prefix
+        query_events(run_id="r", name="a", after=None, start=None, end=None).prefix
     )
 
 
 def test_event_queries_plan_a_range_of_one_prefix() -> None:
-    query = plan_events(
+    query = query_events(
         run_id=None, name="view", after=None, start="2026-11-28T13:00:00+01:00", end="2026-11-29T00:00:00"
     )
     assert (query.collection, query.prefix) == (BY_NAME, "4:view|")
     assert (query.after, query.before) == ("2026-11-28T12:00:00.000000Z", "2026-11-29T00:00:00.000000Z")
     cursor = "2026-11-28T15:00:00.000000Z|0000000000000000009"
     assert (
-        plan_events(run_id=None, name=None, after=cursor, start="2026-11-28T00:00:00Z", end=None).after
+        query_events(run_id=None, name=None, after=cursor, start="2026-11-28T00:00:00Z", end=None).after
         == cursor
     )
     with pytest.raises(InvalidCursor):
-        plan_events(run_id=None, name=None, after="9", start=None, end=None)
+        query_events(run_id=None, name=None, after="9", start=None, end=None)
     with pytest.raises(InvalidRequest):
-        plan_events(run_id=None, name=None, after=None, start="noon", end=None)
+        query_events(run_id=None, name=None, after=None, start="noon", end=None)
 
 
 def test_count_queries_take_days_and_their_own_cursors() -> None:
-    query = plan_counts(name=None, after=None, start="2026-11-01", end="2026-12-01")
+    query = query_counts(name=None, after=None, start="2026-11-01", end="2026-12-01")
     assert (query.collection, query.prefix, query.after, query.before) == (
         COUNTS,
         "",
         "2026-11-01",
         "2026-12-01",
     )
-    named = plan_counts(name="view", after="2026-11-03|view", start="2026-11-01", end=None)
+    named = query_counts(name="view", after="2026-11-03|view", start="2026-11-01", end=None)
     assert (named.collection, named.prefix, named.after) == (COUNTS_BY_NAME, "4:view|", "2026-11-03|")
     for bad in ("2026-11-01T00:00:00Z", "2026-02-30", "Nov 1"):
         with pytest.raises(InvalidRequest):
-            plan_counts(name=None, after=None, start=bad, end=None)
+            query_counts(name=None, after=None, start=bad, end=None)
     with pytest.raises(InvalidCursor):
-        plan_counts(name=None, after="2026-11-03", start=None, end=None)
+        query_counts(name=None, after="2026-11-03", start=None, end=None)
 
 
 def test_properties_are_bounded() -> None:

@@ -24,7 +24,7 @@ from domain.audit import (
     index,
     merge,
     part,
-    plan_query,
+    query_audit,
     record_of,
     recorded_event,
     scope,
@@ -226,23 +226,23 @@ def test_time_text_is_fixed_width_utc() -> None:
 
 
 def test_a_query_is_a_range_of_one_index() -> None:
-    query = plan_query(actor="u1", action="memory.set", after=None, start=None, end=None)
+    query = query_audit(actor="u1", action="memory.set", after=None, start=None, end=None)
     assert (query.collection, query.prefix) == (BY_ACTOR_ACTION, "2:u1|10:memory.set|")
     assert (query.after, query.before) == ("", None)
-    ranged = plan_query(
+    ranged = query_audit(
         actor=None, action=None, after=None, start="2025-03-01T13:00:00+01:00", end="2025-03-02"
     )
     assert (ranged.after, ranged.before) == ("2025-03-01T12:00:00.000000Z", "2025-03-02T00:00:00.000000Z")
-    assert plan_query(actor="", action="", after="", start="", end="").collection == COLLECTION
+    assert query_audit(actor="", action="", after="", start="", end="").collection == COLLECTION
 
 
 def test_the_later_of_cursor_and_from_wins() -> None:
     cursor = time_key(event(position=9))
     assert (
-        plan_query(actor=None, action=None, after=cursor, start="2025-01-01T00:00:00Z", end=None).after
+        query_audit(actor=None, action=None, after=cursor, start="2025-01-01T00:00:00Z", end=None).after
         == cursor
     )
-    late = plan_query(actor=None, action=None, after=cursor, start="2025-06-01T00:00:00Z", end=None)
+    late = query_audit(actor=None, action=None, after=cursor, start="2025-06-01T00:00:00Z", end=None)
     assert late.after == "2025-06-01T00:00:00.000000Z"
 
 
@@ -253,13 +253,13 @@ def test_the_later_of_cursor_and_from_wins() -> None:
 )  # fmt: skip
 def test_a_cursor_the_view_did_not_issue_is_invalid(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
-        plan_query(actor=None, action=None, after=cursor, start=None, end=None)
+        query_audit(actor=None, action=None, after=cursor, start=None, end=None)
 
 
 @pytest.mark.parametrize("raw", ["yesterday", "2025-13-01", "0001-01-01T00:00:00+05:00"])
 def test_a_time_that_is_not_iso_8601_is_invalid(raw: str) -> None:
     with pytest.raises(InvalidRequest):
-        plan_query(actor=None, action=None, after=None, start=raw, end=None)
+        query_audit(actor=None, action=None, after=None, start=raw, end=None)
 
 
 def keyed(*keys: str) -> list[tuple[str, dict[str, Any]]]:

@@ -15,8 +15,8 @@ from domain.routing import (
     Registry,
     Route,
     RouteDeleted,
-    plan_delete,
-    plan_route,
+    decide_route,
+    decide_route_delete,
     resolve,
 )
 from domain.secrets import SecretFiles
@@ -40,7 +40,7 @@ def route(tenant: str = "t1", project: str = "*", kind: str = "event_spine", **f
 def registry_of(*routes: Route) -> Registry:
     registry = Registry()
     for position, item in enumerate(routes, start=1):
-        plan, _ = plan_route(registry, item, mode=None, now=NOW)
+        plan, _ = decide_route(registry, item, mode=None, now=NOW)
         registry.apply(stored(plan.event.type, plan.event.data, position))
     return registry
 
@@ -96,7 +96,7 @@ def test_lab_falls_back_with_a_warning(kind: str) -> None:
 @pytest.mark.parametrize("mode", ["saas", "enterprise", "system"])
 def test_embedded_backends_are_refused_outside_lab(backend: dict[str, Any], mode: str) -> None:
     with pytest.raises(ForbiddenBackend) as written:
-        plan_route(Registry(), route(**backend), mode=mode, now=NOW)
+        decide_route(Registry(), route(**backend), mode=mode, now=NOW)
     assert written.value.error_code == "routing.forbidden_backend"
     # a platform default may name one (lab tenants inherit it); other modes are refused it when resolving
     registry = registry_of(route(tenant="*", **backend))
@@ -118,7 +118,7 @@ def test_embedded_backends_are_refused_outside_lab(backend: dict[str, Any], mode
 )
 def test_invalid_routes_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest):
-        plan_route(Registry(), route(**fields), mode="lab", now=NOW)
+        decide_route(Registry(), route(**fields), mode="lab", now=NOW)
 
 
 def test_a_secret_reference_is_accepted_in_config() -> None:
@@ -126,20 +126,20 @@ def test_a_secret_reference_is_accepted_in_config() -> None:
         backend_type="cosmos", config={"endpoint": "e", "database": "d", "key": "secret://file/cosmos"}
     )
     files = SecretFiles(root="/run/secrets", own="/var/spine/secrets")
-    plan_route(Registry(), cosmos, mode="enterprise", now=NOW, files=files)
+    decide_route(Registry(), cosmos, mode="enterprise", now=NOW, files=files)
 
 
 def test_a_switch_records_the_previous_backend_and_when() -> None:
     registry = registry_of(route())
     moved = route(backend_type="firestore", config={"project": "p"}, switch_rationale="latency")
-    plan, previous = plan_route(registry, moved, mode="enterprise", now=NOW)
+    plan, previous = decide_route(registry, moved, mode="enterprise", now=NOW)
     assert previous is not None
     assert previous.backend_type == "dynamodb"
     assert plan.event.data["previous_backend_type"] == "dynamodb"
     assert plan.event.data["switch_rationale"] == "latency"
     # re-writing the same backend keeps the switch history
     registry.apply(stored(plan.event.type, plan.event.data, 2))
-    again, _ = plan_route(registry, moved, mode="enterprise", now=NOW)
+    again, _ = decide_route(registry, moved, mode="enterprise", now=NOW)
     assert again.event.data["previous_backend_type"] == "dynamodb"
 
 
@@ -148,9 +148,9 @@ def test_delete_and_history() -> None:
     deleted = RouteDeleted(
         resource_kind="event_spine", tenant_id="t1", env="dev", project_id="*", rationale="gone"
     )
-    plan = plan_delete(registry, deleted)
+    plan = decide_route_delete(registry, deleted)
     registry.apply(stored(plan.event.type, plan.event.data, 2))
     assert registry.routes == {}
     assert [(c.action, c.position) for c in registry.history] == [("set", 1), ("deleted", 2)]
     with pytest.raises(NotFound):
-        plan_delete(registry, deleted)
+        decide_route_delete(registry, deleted)

@@ -29,7 +29,7 @@ from app.usecases.analytics import (
     violation_details,
 )
 from app.usecases.audit import record_audit
-from domain.analytics import NAME_PATTERN, Batch, Tracked, plan_counts, plan_events
+from domain.analytics import NAME_PATTERN, Batch, Tracked, query_counts, query_events
 from domain.blackboard import NAME_PATTERN as RUN_PATTERN
 from domain.errors import IdentityOverride
 from domain.partition import IDENTIFIER_PATTERN
@@ -116,7 +116,7 @@ class AnalyticsController(Controller):
         limit: Limit = 100,
         min_position: MinPosition = None,
     ) -> Response[EventsPage]:
-        query = plan_events(run_id=run_id, name=name, after=after, start=start, end=end)
+        query = query_events(run_id=run_id, name=name, after=after, start=start, end=end)
         runner = await caught_up(call, VIEW, min_position)
         page = await events_page(runner, query, limit=limit, app_id=app_id, surface_id=surface_id)
         return Response(page)
@@ -132,7 +132,7 @@ class AnalyticsController(Controller):
         limit: Limit = 100,
         min_position: MinPosition = None,
     ) -> Response[CountsPage]:
-        query = plan_counts(name=name, after=after, start=start, end=end)
+        query = query_counts(name=name, after=after, start=start, end=end)
         runner = await caught_up(call, VIEW, min_position)
         page = await counts_page(runner, query, limit=limit)
         return Response(page)

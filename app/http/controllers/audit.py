@@ -28,7 +28,7 @@ from domain.audit import (
     Resource,
     concerns,
     merge,
-    plan_query,
+    query_audit,
     recorded_event,
     scope,
 )
@@ -94,7 +94,7 @@ class AuditController(Controller):
         min_position: MinPosition = None,
     ) -> Response[Records]:
         actor = _readable_actor(call, actor)
-        query = plan_query(actor=actor, action=action, after=after, start=start, end=end)
+        query = query_audit(actor=actor, action=action, after=after, start=start, end=end)
         project, trail = await _views(call, min_position)
         # The project's records, and the trail's that concern this project or the whole tenant
         sources = [(project, ""), (trail, scope(call.ctx.project_id)), (trail, scope(TENANT_WIDE))]

@@ -17,20 +17,20 @@ from domain.context import RequestContext
 from domain.control_plane import (
     AppCreated,
     ControlPlane,
+    Decision,
     MemberSet,
     ModeDefined,
-    Planned,
     ProjectCreated,
     Role,
     SurfaceCreated,
     TenantCreated,
+    decide_app,
+    decide_bootstrap,
+    decide_member,
+    decide_project,
+    decide_surface,
+    decide_tenant,
     first_admin,
-    plan_app,
-    plan_bootstrap,
-    plan_member,
-    plan_project,
-    plan_surface,
-    plan_tenant,
     require_admin,
     require_system_admin,
 )
@@ -123,7 +123,7 @@ async def bootstrap(
     body = data or BootstrapBody()  # no body: the default admin
     env = services.settings.default_env
     await services.control.execute(
-        lambda state: plan_bootstrap(state, body.user_id), system_meta(env, request_id=_rid(request))
+        lambda state: decide_bootstrap(state, body.user_id), system_meta(env, request_id=_rid(request))
     )
     admin = first_admin(services.control.state)
     assert admin is not None
@@ -157,7 +157,7 @@ class TenantsController(Controller):
         require_system_admin(services.control.state, ctx.tenant_id, acting_user(ctx))
         record = TenantCreated(tenant_id=data.tenant_id, name=data.name, mode=data.mode)
         position = await services.control.execute(
-            lambda s: [plan_tenant(s, record)], system_meta(ctx.env, ctx)
+            lambda s: [decide_tenant(s, record)], system_meta(ctx.env, ctx)
         )
         return _created(record, position)
 
@@ -183,7 +183,7 @@ class TenantsController(Controller):
     ) -> Response[dict[str, Any]]:
         ctx, services = call.ctx, call.services
         record = ProjectCreated(tenant_id=tenant_id, project_id=data.project_id, name=data.name)
-        return await _admin_write(services, ctx, tenant_id, record, plan_project)
+        return await _admin_write(services, ctx, tenant_id, record, decide_project)
 
     @post("/{tenant_id:str}/surfaces", summary="Create a surface (tenant admins)")
     async def create_surface(
@@ -191,7 +191,7 @@ class TenantsController(Controller):
     ) -> Response[dict[str, Any]]:
         ctx, services = call.ctx, call.services
         record = SurfaceCreated(tenant_id=tenant_id, surface_id=data.surface_id, name=data.name)
-        return await _admin_write(services, ctx, tenant_id, record, plan_surface)
+        return await _admin_write(services, ctx, tenant_id, record, decide_surface)
 
     @post("/{tenant_id:str}/apps", summary="Create an app (tenant admins)")
     async def create_app(
@@ -199,7 +199,7 @@ class TenantsController(Controller):
     ) -> Response[dict[str, Any]]:
         ctx, services = call.ctx, call.services
         record = AppCreated(tenant_id=tenant_id, app_id=data.app_id, name=data.name)
-        return await _admin_write(services, ctx, tenant_id, record, plan_app)
+        return await _admin_write(services, ctx, tenant_id, record, decide_app)
 
     @post("/{tenant_id:str}/members", summary="Add a member, or change a member's role (tenant admins)")
     async def set_member(
@@ -207,7 +207,7 @@ class TenantsController(Controller):
     ) -> Response[dict[str, Any]]:
         ctx, services = call.ctx, call.services
         record = MemberSet(tenant_id=tenant_id, user_id=data.user_id, role=data.role)
-        return await _admin_write(services, ctx, tenant_id, record, plan_member)
+        return await _admin_write(services, ctx, tenant_id, record, decide_member)
 
     @post("/{tenant_id:str}/tokens", summary="Mint a token for a member (tenant admins)")
     async def mint_token(
@@ -235,14 +235,14 @@ async def _admin_write(
     ctx: RequestContext,
     tenant_id: str,
     record: R,
-    plan: Callable[[ControlPlane, R], Planned],
+    decide: Callable[[ControlPlane, R], Decision],
 ) -> Response[dict[str, Any]]:
     require_admin(services.control.state, ctx.tenant_id, acting_user(ctx), tenant_id)
 
-    def planned(state: ControlPlane) -> list[Planned]:
-        return [plan(state, record)]
+    def decided(state: ControlPlane) -> list[Decision]:
+        return [decide(state, record)]
 
-    position = await services.control.execute(planned, system_meta(ctx.env, ctx))
+    position = await services.control.execute(decided, system_meta(ctx.env, ctx))
     return _created(record, position)
 
 

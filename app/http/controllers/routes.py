@@ -14,7 +14,7 @@ from app.http.services import CallDep, Services
 from app.usecases.audit import record_audit
 from app.usecases.control_plane import acting_user, system_meta
 from domain.context import RequestContext
-from domain.control_plane import ControlPlane, Planned, require_admin, require_system_admin
+from domain.control_plane import ControlPlane, Decision, require_admin, require_system_admin
 from domain.errors import InvalidRequest
 from domain.identifiers import IDENTIFIER_PATTERN, Env
 from domain.partition import SYSTEM_TENANT, normalize_env
@@ -27,8 +27,8 @@ from domain.routing import (
     RouteChange,
     RouteDeleted,
     Scope,
-    plan_delete,
-    plan_route,
+    decide_route,
+    decide_route_delete,
 )
 
 
@@ -76,8 +76,8 @@ class RoutesController(Controller):
         mode = None if route.tenant_id == WILDCARD else control.state.tenant(route.tenant_id).mode
         replaced: list[Route | None] = []
 
-        def planned(_: ControlPlane) -> list[Planned]:
-            plan, previous = plan_route(
+        def decided(_: ControlPlane) -> list[Decision]:
+            decision, previous = decide_route(
                 control.projector.registry,
                 route,
                 mode=mode,
@@ -85,9 +85,9 @@ class RoutesController(Controller):
                 files=secret_files(services.settings),
             )
             replaced[:] = [previous]
-            return [plan]
+            return [decision]
 
-        position = await control.execute(planned, system_meta(ctx.env, ctx))
+        position = await control.execute(decided, system_meta(ctx.env, ctx))
         stored = control.projector.registry.routes[route.key]
         previous = replaced[0] if replaced else None
         switched = False
@@ -138,7 +138,7 @@ class RoutesController(Controller):
             rationale=rationale,
         )
         position = await control.execute(
-            lambda _: [plan_delete(control.projector.registry, deleted)], system_meta(ctx.env, ctx)
+            lambda _: [decide_route_delete(control.projector.registry, deleted)], system_meta(ctx.env, ctx)
         )
         body = {"status": "deleted", "position": position, **msgspec.to_builtins(deleted)}
         return Response(body, headers={"X-Spine-Position": str(position)})
