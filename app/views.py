@@ -23,6 +23,7 @@ from app.spines import SpineRouter
 from app.usecases.audit import AUDIT_PROJECT
 from domain.backend_url import Backend
 from domain.context import RequestContext
+from domain.control_plane import ControlPlane
 from domain.errors import InvalidIdentifier, NotFound, SpineError
 from domain.events import Event
 from domain.partition import SYSTEM_PROJECT, SYSTEM_TENANT, Partition
@@ -33,6 +34,16 @@ from projections.control_plane import ControlPlaneProjector
 from projections.runtime import Rebuild, Runner
 
 log = logging.getLogger(f"spine.{__name__}")
+
+
+def project_known(state: ControlPlane, partition: Partition) -> bool:
+    """The partition's project is one of its tenant's, the tenant's audit trail, or the control
+    plane's own partition."""
+    return (
+        (partition.tenant_id, partition.project_id) in state.projects
+        or partition.project_id == AUDIT_PROJECT
+        or (partition.tenant_id, partition.project_id) == (SYSTEM_TENANT, SYSTEM_PROJECT)
+    )
 
 
 class ViewRouter:
@@ -148,18 +159,10 @@ class ViewRouter:
         declared or a client wrote to, so any other one is a typo, or a runner nobody needs.
         """
         state = self._projector.state
-
-        def project_known() -> bool:
-            return (
-                (partition.tenant_id, partition.project_id) in state.projects
-                or partition.project_id == AUDIT_PROJECT
-                or (partition.tenant_id, partition.project_id) == (SYSTEM_TENANT, SYSTEM_PROJECT)
-            )
-
-        if catch_up and (partition.tenant_id not in state.tenants or not project_known()):
+        if catch_up and (partition.tenant_id not in state.tenants or not project_known(state, partition)):
             await self._projector.catch_up()  # created a moment ago, maybe by another process
         state.tenant(partition.tenant_id)
-        if not project_known():
+        if not project_known(state, partition):
             raise NotFound("project", partition.project_id)
         if not await self._env_known(partition, await self._spine_of(partition)):
             raise NotFound("env", partition.env)

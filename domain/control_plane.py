@@ -4,7 +4,8 @@ Every record is an event in the system partition; `ControlPlane` is their projec
 by applying the events in order. Only `t_system` is known to code. The `decide_*` functions are
 the rules for each command: they read the projection and answer the event to append, on a
 stream whose `expected_version` makes a concurrent duplicate a conflict rather than a second
-record.
+record. Apps also list the browser origins allowed to call Spine for their tenant (CORS): the
+projection indexes them by origin.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from domain.errors import AlreadyExists, Forbidden, InvalidRequest, NotFound
+from domain.errors import AlreadyExists, AppConflict, Forbidden, InvalidRequest, NotFound
 from domain.events import NO_STREAM, Event, NewEvent
+from domain.origins import Origins, unique
 from domain.partition import SYSTEM_TENANT, Identifier
 
 Role = Literal["admin", "member", "agent"]
@@ -56,6 +58,28 @@ class AppCreated(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: Identifier
     app_id: Identifier
     name: Name
+    origins: Origins = []  # records stored before apps had origins decode with none
+
+
+class AppUpdated(msgspec.Struct, frozen=True, kw_only=True):
+    """An app's name and origins replaced (`PUT /v1/tenants/{t}/apps/{app_id}`)."""
+
+    tenant_id: Identifier
+    app_id: Identifier
+    name: Name
+    origins: Origins = []
+
+
+class App(msgspec.Struct, frozen=True, kw_only=True):
+    """An app as its latest record left it; `version` is its stream's (the ETag), `position` the
+    record's in the system partition."""
+
+    tenant_id: str
+    app_id: str
+    name: str
+    origins: list[str]
+    version: int
+    position: int
 
 
 class MemberSet(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,13 +88,14 @@ class MemberSet(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
-Record = ModeDefined | TenantCreated | ProjectCreated | SurfaceCreated | AppCreated | MemberSet
+Record = ModeDefined | TenantCreated | ProjectCreated | SurfaceCreated | AppCreated | AppUpdated | MemberSet
 _TYPES: Final[dict[str, type[Record]]] = {
     "mode.defined": ModeDefined,
     "tenant.created": TenantCreated,
     "project.created": ProjectCreated,
     "surface.created": SurfaceCreated,
     "app.created": AppCreated,
+    "app.updated": AppUpdated,
     "member.set": MemberSet,
 }
 _TYPE_OF: Final = {cls: name for name, cls in _TYPES.items()}
@@ -103,8 +128,9 @@ class ControlPlane:
         self.tenants: dict[str, TenantCreated] = {}
         self.projects: dict[tuple[str, str], ProjectCreated] = {}
         self.surfaces: dict[tuple[str, str], SurfaceCreated] = {}
-        self.apps: dict[tuple[str, str], AppCreated] = {}
+        self.apps: dict[tuple[str, str], App] = {}
         self.members: dict[tuple[str, str], Role] = {}
+        self._listing: dict[str, set[tuple[str, str]]] = {}  # origin → the apps that list it
 
     def apply(self, event: Event) -> None:
         record_type = _TYPES.get(event.type)
@@ -118,11 +144,29 @@ class ControlPlane:
                     self.projects[(project.tenant_id, project.project_id)] = project
                 case SurfaceCreated() as surface:
                     self.surfaces[(surface.tenant_id, surface.surface_id)] = surface
-                case AppCreated() as app:
-                    self.apps[(app.tenant_id, app.app_id)] = app
+                case AppCreated() | AppUpdated() as app:
+                    self._set_app(
+                        App(**msgspec.structs.asdict(app), version=event.version, position=event.position)
+                    )
                 case MemberSet() as member:
                     self.members[(member.tenant_id, member.user_id)] = member.role
         self.position = max(self.position, event.position)
+
+    def _set_app(self, app: App) -> None:
+        key = (app.tenant_id, app.app_id)
+        old = self.apps.get(key)
+        for origin in old.origins if old is not None else ():
+            listing = self._listing[origin]
+            listing.discard(key)
+            if not listing:
+                del self._listing[origin]
+        for origin in app.origins:
+            self._listing.setdefault(origin, set()).add(key)
+        self.apps[key] = app
+
+    def tenants_listing(self, origin: str) -> set[str]:
+        """The tenants with an app that lists `origin` (compared as sent: origins are strings to CORS)."""
+        return {tenant for tenant, _ in self._listing.get(origin, ())}
 
     def role_of(self, tenant_id: str, user_id: str) -> Role | None:
         return self.members.get((tenant_id, user_id))
@@ -142,7 +186,7 @@ class ControlPlane:
     def surfaces_of(self, tenant_id: str) -> list[SurfaceCreated]:
         return [s for (t, _), s in sorted(self.surfaces.items()) if t == tenant_id]
 
-    def apps_of(self, tenant_id: str) -> list[AppCreated]:
+    def apps_of(self, tenant_id: str) -> list[App]:
         return [a for (t, _), a in sorted(self.apps.items()) if t == tenant_id]
 
     def members_of(self, tenant_id: str) -> dict[str, Role]:
@@ -214,6 +258,28 @@ def decide_app(state: ControlPlane, command: AppCreated) -> Decision:
     if (command.tenant_id, command.app_id) in state.apps:
         raise AlreadyExists("app", command.app_id)
     return _decision(f"app:{command.tenant_id}:{command.app_id}", command)
+
+
+def decide_app_put(state: ControlPlane, command: AppUpdated, expected: int | None = None) -> list[Decision]:
+    """Create the app, or replace its name and origins; nothing when they are so already.
+
+    The event expects the app's version in the view it is decided on, so a writer that decided on
+    a view another writer has since changed is refused (and decides again on the new one) rather
+    than replacing a record it never saw. `expected` is the version the caller read (`If-Match`;
+    0: none yet): any other is `AppConflict`.
+    """
+    state.tenant(command.tenant_id)
+    stream = f"app:{command.tenant_id}:{command.app_id}"
+    current = state.apps.get((command.tenant_id, command.app_id))
+    version = 0 if current is None else current.version
+    if expected is not None and expected != version:
+        raise AppConflict(stream, expected, version)
+    record = msgspec.structs.replace(command, origins=unique(command.origins))
+    if current is None:
+        return [_decision(stream, AppCreated(**msgspec.structs.asdict(record)))]
+    if (current.name, current.origins) == (record.name, record.origins):
+        return []
+    return [_decision(stream, record, version)]
 
 
 def decide_member(state: ControlPlane, command: MemberSet) -> Decision:

@@ -6,6 +6,7 @@ becomes an HTTP answer is decided in one place, ``app.http.errors``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 
@@ -219,6 +220,20 @@ class InvalidToken(SpineError):
     code = "auth.invalid_token"
 
 
+class TicketExpired(SpineError):
+    """A stream ticket past its expiry. Not `InvalidToken`: the client did nothing wrong, it asks
+    for a new ticket and resumes from its last event id."""
+
+    code = "auth.ticket_expired"
+
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(
+            f"the stream ticket expired at {expired_at.isoformat()}; "
+            "ask POST /v1/stream-tickets for a new one and resume from the last event id"
+        )
+        self.expired_at = expired_at
+
+
 class IdentityOverride(SpineError):
     """A header or payload field that disagrees with the token or the tenant record."""
 
@@ -229,6 +244,9 @@ class IdentityOverride(SpineError):
         "user_id": "X-User-Id",
         "mode": "X-Mode",
         "env": "X-Env",
+        "project_id": "X-Project-Id",  # these three only where a stream ticket chose them
+        "surface_id": "X-Surface-Id",
+        "app_id": "X-App-Id",
     }
 
     def __init__(self, field: str, source: str, sent: str, actual: str | None) -> None:
@@ -481,6 +499,13 @@ class TooManyConcurrent(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"limit": self.limit}
+
+
+class AppConflict(VersionConflict):
+    """An app write whose `If-Match` names a version the app is no longer (or not yet) at: another
+    writer changed it since it was read, so replacing it would lose that change."""
+
+    code = "app.version_conflict"
 
 
 class BlackboardConflict(VersionConflict):

@@ -1,6 +1,6 @@
-"""How the commands that talk to a running Spine reach it: through the Python client, `SpineClient`.
+"""How the commands that talk to a running Spine reach it: through the Python client, `SyncSpineClient`.
 
-Every such command is one or more HTTP calls through `Api`, each one `SpineClient.request`: a
+Every such command is one or more HTTP calls through `Api`, each one `SyncSpineClient.request`: a
 problem+json answer becomes a `ClickException` reading `<status> <error_code>: <message>`, and no
 answer becomes "cannot reach URL" (or "no answer within …"). The bearer token goes in the
 `Authorization` header only: it is never printed, and it is scrubbed from every message shown.
@@ -16,13 +16,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio
 import click
 import httpx
 from rich.console import Console
 from rich.text import Text
 
-from spine_client import SpineClient, SpineClientError, SpineConnectionError, SpineTimeoutError
+from spine_client import NO_RETRY, SpineClientError, SpineConnectionError, SpineTimeoutError, SyncSpineClient
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT_SECONDS = 30.0
@@ -78,12 +77,12 @@ def request(
             text = text.replace(secret, "***")
         return text
 
-    async def call() -> httpx.Response:
-        async with SpineClient(url, token=token, headers=headers, timeout=TIMEOUT_SECONDS) as client:
-            return await client.request(method, path, params=params, json=body)
-
+    # No retries: a command says at once what went wrong, and its user decides whether to run it again
     try:
-        response = anyio.run(call)
+        with SyncSpineClient(
+            url, token=token, headers=headers, timeout=TIMEOUT_SECONDS, retry=NO_RETRY
+        ) as client:
+            response = client.request(method, path, params=params, json=body)
     except SpineClientError as exc:
         raise ProblemError(exc.status, exc.error_code, scrub(exc.message)) from None
     except SpineTimeoutError as exc:

@@ -32,9 +32,10 @@ from app.http.metrics import Metrics
 from app.settings import Settings
 from app.usecases.move import Progress as Done
 from app.usecases.move import RangeDigest, copy_log, digests
+from app.views import project_known
 from domain.backend_url import Backend, parse_backend_url
 from domain.cursor import check_cursor
-from domain.errors import SpineError
+from domain.errors import NotFound, SpineError
 from domain.partition import Partition, normalize_env
 from domain.ports import EventSpine
 from domain.routing import resolve
@@ -140,7 +141,9 @@ async def _routed(
         system = await backends.spine(settings.system)
         projector = ControlPlaneProjector(system, notifier, Partition.system(settings.default_env))
         await projector.catch_up()
-        tenant = projector.state.tenant(partition.tenant_id)
+        tenant = projector.state.tenant(partition.tenant_id)  # NotFound: said, and exit 1
+        if not project_known(projector.state, partition):
+            raise NotFound("project", partition.project_id)  # not an empty log: a typo, most likely
         route = resolve(
             projector.registry,
             "event_spine",

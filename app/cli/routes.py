@@ -1,7 +1,7 @@
 """`spine routes …` and `spine doctor`: the routing registry and the diagnostics of a running Spine.
 
 Every command is one HTTP call through `Api` (app/cli/connection.py: the Python client,
-`SpineClient`), which turns a problem+json answer into a `ClickException` reading
+`SyncSpineClient`), which turns a problem+json answer into a `ClickException` reading
 `<status> <error_code>: <message>`, and a transport failure into "cannot reach URL". The bearer
 token goes in the `Authorization` header only: it is never printed, and it is scrubbed from every
 message the CLI shows.
@@ -20,7 +20,7 @@ from app.cli.connection import Api, ProblemError, cell, connection, json_flag, n
 from domain.routing import RESOURCE_KINDS, BackendType
 
 BACKEND_TYPES: tuple[str, ...] = get_args(BackendType)
-_STATUS_STYLE = {"ok": "green", "missing": "yellow", "forbidden": "red", "unreachable": "red"}
+_STATUS_STYLE = {"ok": "green", "missing": "red", "forbidden": "red", "unreachable": "red"}
 
 
 def _key(route_key: list[str] | tuple[str, ...]) -> str:
@@ -273,7 +273,9 @@ def history(api: Api, tenant: str | None, kind: str | None, as_json: bool) -> No
 @json_flag
 @connection
 def doctor(api: Api, tenant: str | None, env: str | None, as_json: bool) -> None:
-    """Check that every route resolves and its backend answers; exit 1 unless all is ok and ready."""
+    """Check that every route resolves and its backend answers; exit 1 on a failing check or a
+    server that is not ready. Lab fallbacks (a kind without a route, served by the embedded
+    store) are warnings: a default lab setup passes."""
     try:
         response = api.call("GET", "/v1/diagnostics", params={"tenant_id": tenant, "env": env})
     except ProblemError as exc:
@@ -282,12 +284,19 @@ def doctor(api: Api, tenant: str | None, env: str | None, as_json: bool) -> None
         raise
     answer = response.json()
     checks = answer.get("checks") or []
-    failing = [check for check in checks if check.get("status") != "ok"]
+    fallbacks = [check for check in checks if check.get("lab_fallback") is True]
+    failing = [c for c in checks if c.get("status") != "ok" and c.get("lab_fallback") is not True]
     ready = answer.get("ready") is True
     if as_json:
         click.echo(response.text)
     else:
         _print_diagnostics(answer, checks)
+    if fallbacks:
+        click.echo(
+            f"warning: {len(fallbacks)} of {len(checks)} checks have no route: "
+            "lab serves them from the embedded store",
+            err=True,
+        )
     if failing or not ready:
         click.echo(
             f"not healthy: {len(failing)} of {len(checks)} checks not ok"
@@ -307,7 +316,8 @@ def _print_diagnostics(answer: dict[str, Any], checks: list[dict[str, Any]]) -> 
     table = Table("tenant", "env", "project", "kind", "backend", "status", "round-trip ms", "warnings")
     for check in checks:
         status = str(check.get("status"))
-        shown = Text(status, style=_STATUS_STYLE.get(status, "red"))
+        style = "yellow" if check.get("lab_fallback") is True else _STATUS_STYLE.get(status, "red")
+        shown = Text(status, style=style)
         if check.get("error_code"):
             shown.append(f" ({check['error_code']})")
         millis = check.get("round_trip_ms")

@@ -10,6 +10,9 @@ A handler whose declared answer is 405 refuses its methods (the audit trail's PU
 DELETE): they are not served, so `Allow` leaves them out, as the refusal's own `Allow` does.
 Litestar's 405 for a method a path has no handler for lists every method the path has one for,
 refusals included: `allow_at` gives that answer the path's own `Allow`.
+
+A CORS preflight is an OPTIONS request too: the same handler adds the CORS headers
+(`app.http.cors.preflight_headers`), with the path's `Allow` as the methods a page may use.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 from litestar.utils import normalize_path
+
+from app.http.cors import preflight_headers
 
 _LITESTARS = "options_handler"  # the name of the function behind Litestar's automatic handler
 _OURS = "answer_options"
@@ -70,8 +75,8 @@ def allow_at(request: Request[Any, Any, Any]) -> str | None:
 
 
 def _options_handler(path: str, allow: str) -> HTTPRouteHandler:
-    def answer_options() -> Response[None]:
-        return Response(None, status_code=204, headers={"Allow": allow})
+    def answer_options(request: Request[Any, Any, Any]) -> Response[None]:
+        return Response(None, status_code=204, headers={"Allow": allow, **preflight_headers(request, allow)})
 
     handler = HTTPRouteHandler(
         path=path, http_method="OPTIONS", include_in_schema=False, sync_to_thread=False, opt={"allow": allow}

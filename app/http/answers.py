@@ -20,6 +20,7 @@ from litestar.params import ParameterKwarg
 from app.http.errors import http_error_code, status_of
 from domain.errors import (
     AlreadyExists,
+    AppConflict,
     AuditAppendOnly,
     AuditNotFound,
     BackendUnavailable,
@@ -60,6 +61,7 @@ from domain.errors import (
     StrategyLockConflict,
     StrategyLockNotFound,
     StreamNotFound,
+    TicketExpired,
     TooManyConcurrent,
     UnknownContext,
     UnknownSaveKind,
@@ -145,8 +147,9 @@ _REBUILT = _routed("event_spine", *sorted({view.kind for view in VIEWS.values()}
 
 OPERATIONS: dict[str, Spec] = {
     "POST /v1/events": Spec(errors=(VersionConflict, IdempotencyConflict)),
-    "GET /v1/events": Spec(errors=(InvalidCursor,)),
-    "GET /v1/events/stream": Spec(errors=(InvalidCursor,)),
+    "GET /v1/events": Spec(errors=(InvalidCursor, TicketExpired)),
+    "GET /v1/events/stream": Spec(errors=(InvalidCursor, TicketExpired)),
+    "POST /v1/stream-tickets": Spec(errors=(MintingDisabled,), position=False),
     "GET /v1/streams/{stream}": Spec(errors=(StreamNotFound, Unreadable("document", 0))),
     "POST /v1/auth/bootstrap": Spec(
         errors=(BootstrapRefused, MintingDisabled, BackendUnavailable("event_spine", "")), position=False
@@ -157,6 +160,7 @@ OPERATIONS: dict[str, Spec] = {
     "POST /v1/tenants/{tenant_id}/projects": Spec(errors=(*_ADMIN, AlreadyExists)),
     "POST /v1/tenants/{tenant_id}/surfaces": Spec(errors=(*_ADMIN, AlreadyExists)),
     "POST /v1/tenants/{tenant_id}/apps": Spec(errors=(*_ADMIN, AlreadyExists)),
+    "PUT /v1/tenants/{tenant_id}/apps/{app_id}": Spec(errors=(*_ADMIN, AppConflict), etag=True),
     "POST /v1/tenants/{tenant_id}/members": Spec(errors=_ADMIN),
     "POST /v1/tenants/{tenant_id}/tokens": Spec(
         errors=(*_ADMIN, NotFound("member", ""), MintingDisabled), position=False
@@ -228,6 +232,7 @@ OPERATIONS: dict[str, Spec] = {
         errors=(SeoConfigNotFound, SeoConfigConflict), kind="seo_config_store", etag=True
     ),
     "GET /v1/seo": Spec(errors=(InvalidCursor,), kind="seo_config_store"),
+    "GET /v1/client.js": Spec(),
     "GET /health": Spec(),
     "GET /ready": Spec(errors=(BackendUnavailable("event_spine", ""), NotReady)),
     "GET /metrics": Spec(),

@@ -15,12 +15,14 @@ from litestar.di import Provide
 from adapters.jwt_tokens import ExternalIssuer, TokenService
 from adapters.local_notifier import LocalNotifier
 from adapters.redis.notifier import RedisNotifier
+from adapters.stream_tickets import TicketSigner
 from app.backends import Backends, lab_views_of, secrets_for
 from app.http.allow import AllowPlugin
 from app.http.controllers.analytics import AnalyticsController
 from app.http.controllers.audit import AuditController
 from app.http.controllers.blackboard import BlackboardController
 from app.http.controllers.budget import BudgetController
+from app.http.controllers.client_js import client_js
 from app.http.controllers.control_plane import ModesController, TenantsController, bootstrap
 from app.http.controllers.diagnostics import diagnostics
 from app.http.controllers.events import EventsController, StreamsController
@@ -32,6 +34,8 @@ from app.http.controllers.saves import SavesController
 from app.http.controllers.seo import SeoController
 from app.http.controllers.sessions import SessionsController
 from app.http.controllers.strategy_locks import StrategyLocksController
+from app.http.controllers.stream_tickets import StreamTicketsController
+from app.http.cors import send_cors_headers
 from app.http.errors import exception_handlers
 from app.http.identity import IdentityService, identity_guard
 from app.http.json_limits import json_depth_guard
@@ -82,9 +86,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             metered = await backends.spine(settings.system)
             projector = ControlPlaneProjector(metered, notifier, Partition.system(settings.default_env))
             await projector.catch_up()
-            tokens = TokenService(
-                _lab_or(settings, settings.token_key, "token.key"), _external_issuer(settings)
-            )
+            token_key = _lab_or(settings, settings.token_key, "token.key")
+            tokens = TokenService(token_key, _external_issuer(settings))
             lab_views = await backends.views(lab_views_of(settings.system), "views")
             spines = SpineRouter(lab_store=metered, projector=projector, backends=backends)
             # Background work (projection runners, the control-plane follower) ends before any
@@ -96,7 +99,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     metrics=app_metrics,
                     settings=settings,
                     control=ControlPlaneService(metered, projector),
-                    identity=IdentityService(tokens, projector, metered, settings),
+                    identity=IdentityService(
+                        tokens,
+                        projector,
+                        metered,
+                        settings,
+                        tickets=TicketSigner(token_key),
+                        clock=clock or _now,
+                    ),
                     bootstrap_key=_lab_or(settings, settings.bootstrap_key, "bootstrap.key"),
                     spines=spines,
                     views=ViewRouter(
@@ -143,11 +153,13 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             BudgetController,
             SavesController,
             StrategyLocksController,
+            StreamTicketsController,
             AnalyticsController,
             SeoController,
             diagnostics,
             projections,
             rebuild,
+            client_js,
             health,
             ready,
             metrics,
@@ -163,7 +175,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[limits_middleware(settings)],
-        before_send=[echo_request_id, send_lab_warnings],
+        before_send=[echo_request_id, send_lab_warnings, send_cors_headers],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         plugins=[OpenAPIDeclarations(), AllowPlugin()],

@@ -27,8 +27,12 @@ PAGE_SIZE = 500
 HEARTBEAT = b": heartbeat\n\n"
 
 
-def sse_frame(event: EncodedEvent) -> bytes:
+def sse_frame(event: EncodedEvent, *, named: bool = True) -> bytes:
+    """One event's frame. Unnamed (no `event:` line), a browser dispatches it as `message`, which a
+    page's `onmessage` receives; the type is in the data either way (the stored Event's JSON)."""
     position, type_, body = event
+    if not named:
+        return b"id: %d\ndata: %s\n\n" % (position, body)
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (position, type_.encode(), body)
 
 
@@ -45,6 +49,7 @@ async def follow(
     heartbeat_seconds: float,
     poll_seconds: float,
     draining: anyio.Event,
+    named: bool = True,
 ) -> AsyncIterator[bytes]:
     metrics.sse_clients.inc()
     try:
@@ -57,7 +62,7 @@ async def follow(
                     partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types
                 )
                 if page.events:
-                    yield b"".join(sse_frame(event) for event in page.events)
+                    yield b"".join(sse_frame(event, named=named) for event in page.events)
                     metrics.sse_events.inc(len(page.events))
                     last_write = time.monotonic()
                 cursor = page.next

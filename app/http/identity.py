@@ -5,11 +5,16 @@ Routes choose how much context they need with `opt={"context": ...}`:
 - `"data"` (the default): token, membership, project and surface (and app when `requires_app`);
 - `"principal"`: token, membership and headers only (control-plane routes, which authorize by
   role, and whose bodies name the records they act on).
+A route with `opt={"ticket": True}` (the event reads a page's `EventSource` opens) also accepts a
+stream ticket in `?ticket=` instead of the token and the context headers: the context is the
+ticket's, and the membership is checked as for a token. Every other route refuses a ticket.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,10 +23,12 @@ from litestar.datastructures import Headers
 from litestar.handlers.base import BaseRouteHandler
 
 from adapters.jwt_tokens import TokenService
+from adapters.stream_tickets import TicketSigner
 from app.http.limits import admit
 from app.settings import Settings
 from app.usecases.audit import AUDIT_PROJECT, record_audit
 from domain.context import RequestContext
+from domain.control_plane import Role, TenantCreated
 from domain.errors import (
     DuplicateIdentity,
     IdentityOverride,
@@ -36,6 +43,7 @@ from domain.identifiers import matches
 from domain.identity import Principal, SentIdentity, check_claims, effective_env, stated_truth
 from domain.json_depth import check_depth
 from domain.ports import EventSpine
+from domain.stream_tickets import TICKET_ROUTES, StreamTicket, check_ticket_claims, check_unexpired
 from projections.control_plane import ControlPlaneProjector
 
 log = logging.getLogger(f"spine.{__name__}")
@@ -69,12 +77,21 @@ _payload_decoder = msgspec.json.Decoder(_PayloadIdentity)
 
 class IdentityService:
     def __init__(
-        self, tokens: TokenService, control: ControlPlaneProjector, spine: EventSpine, settings: Settings
+        self,
+        tokens: TokenService,
+        control: ControlPlaneProjector,
+        spine: EventSpine,
+        settings: Settings,
+        *,
+        tickets: TicketSigner,
+        clock: Callable[[], datetime],
     ) -> None:
         self.tokens = tokens
+        self.tickets = tickets
         self._control = control
         self._spine = spine
         self._settings = settings
+        self._clock = clock
 
     async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
         sent = connection.headers.getall("authorization", [])
@@ -88,29 +105,25 @@ class IdentityService:
     async def context(
         self, connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]
     ) -> RequestContext:
+        ticket = self._ticket(connection, opt)
+        if ticket is not None:
+            return await self._ticket_context(connection, ticket, opt)
         principal = await self.principal(connection)
         admit(connection, principal.tenant_id, opt)  # the earliest point the tenant is known for sure
-        control = self._control.state
-        if control.role_of(principal.tenant_id, principal.user_id) is None:
-            await self._control.catch_up()  # a membership written a moment ago, maybe elsewhere
-        role = control.role_of(principal.tenant_id, principal.user_id)
-        tenant = control.tenants.get(principal.tenant_id)
-        if role is None or tenant is None:
-            raise NotMember(f"user {principal.user_id!r} is not a member of tenant {principal.tenant_id!r}")
+        role, tenant = await self._membership(principal)
         sent, twice = _sent_identity(connection.headers)
         env = _valid(effective_env(principal, sent, self._settings.default_env), "X-Env")
         data_route = opt.get("context", "data") == "data"
         # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
         payload = await _payload_identity(connection) if data_route else SentIdentity()
-        try:
-            if twice is not None:
-                header = _HEADERS[twice]
-                actual = stated_truth(principal, tenant.mode).get(twice)
-                raise DuplicateIdentity(twice, header, connection.headers.getall(header), actual)
-            check_claims(principal, tenant.mode, env, sent, payload)
-        except IdentityOverride as exc:
-            await self._audit_violation(principal, env, exc, connection)
-            raise
+        await self._checked(
+            connection,
+            principal,
+            env,
+            tenant,
+            twice,
+            lambda: check_claims(principal, tenant.mode, env, sent, payload),
+        )
         context = RequestContext(
             tenant_id=principal.tenant_id,
             env=env,
@@ -128,6 +141,82 @@ class IdentityService:
         if sent.app_id is not None or opt.get("requires_app"):
             app_id = await self._known("app", principal.tenant_id, sent.app_id, "X-App-Id")
         return msgspec.structs.replace(context, project_id=project_id, surface_id=surface_id, app_id=app_id)
+
+    def _ticket(
+        self, connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]
+    ) -> StreamTicket | None:
+        """The request's stream ticket (`?ticket=`), verified and unexpired, if it sends one."""
+        sent = connection.query_params.getall("ticket", [])
+        if not sent:
+            return None
+        if not opt.get("ticket"):
+            raise InvalidToken(TICKET_ROUTES)
+        if len(sent) > 1:
+            raise InvalidToken("send one stream ticket")
+        if connection.headers.getall("authorization", []):
+            raise InvalidToken("send one credential: a stream ticket or an `Authorization` header")
+        ticket = self.tickets.verify(sent[0])
+        check_unexpired(ticket, self._clock())
+        return ticket
+
+    async def _ticket_context(
+        self, connection: ASGIConnection[Any, Any, Any, Any], ticket: StreamTicket, opt: dict[str, Any]
+    ) -> RequestContext:
+        """The context a ticket was issued for; headers sent along may only repeat it."""
+        principal = ticket.principal
+        admit(connection, principal.tenant_id, opt)
+        role, tenant = await self._membership(principal)  # a member removed since: their tickets end
+        sent, twice = _sent_identity(connection.headers)
+        await self._checked(
+            connection,
+            principal,
+            ticket.env,
+            tenant,
+            twice,
+            lambda: check_ticket_claims(ticket, tenant.mode, sent),
+        )
+        return RequestContext(
+            tenant_id=ticket.tenant_id,
+            env=ticket.env,
+            project_id=ticket.project_id,
+            mode=tenant.mode,
+            user_id=ticket.user_id,
+            surface_id=ticket.surface_id,
+            app_id=ticket.app_id,
+            request_id=connection.scope["state"].get("request_id"),
+            roles=frozenset({role}),
+        )
+
+    async def _membership(self, principal: Principal) -> tuple[Role, TenantCreated]:
+        """The caller's role and tenant record; `NotMember` when it has none."""
+        control = self._control.state
+        if control.role_of(principal.tenant_id, principal.user_id) is None:
+            await self._control.catch_up()  # a membership written a moment ago, maybe elsewhere
+        role = control.role_of(principal.tenant_id, principal.user_id)
+        tenant = control.tenants.get(principal.tenant_id)
+        if role is None or tenant is None:
+            raise NotMember(f"user {principal.user_id!r} is not a member of tenant {principal.tenant_id!r}")
+        return role, tenant
+
+    async def _checked(
+        self,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        principal: Principal,
+        env: str,
+        tenant: TenantCreated,
+        twice: str | None,
+        check: Callable[[], None],
+    ) -> None:
+        """Refuse an identity header sent twice, then run the claims `check`; audit a refusal."""
+        try:
+            if twice is not None:
+                header = _HEADERS[twice]
+                actual = stated_truth(principal, tenant.mode).get(twice)
+                raise DuplicateIdentity(twice, header, connection.headers.getall(header), actual)
+            check()
+        except IdentityOverride as exc:
+            await self._audit_violation(principal, env, exc, connection)
+            raise
 
     async def _known(self, kind: str, tenant_id: str, value: str | None, header: str) -> str:
         if not value:

@@ -2,8 +2,9 @@
 
 Litestar documents each handler's parameters, body and success answer. The rest is declared
 here, for every operation at once, as the app registers its routes:
-- **who may call it**: the bearer JWT (for bootstrap, the bootstrap key), from the identity
-  guard's `opt` (`public`, `context`, `requires_app`);
+- **who may call it**: the bearer JWT (for bootstrap, the bootstrap key; for the event reads a
+  page's EventSource opens, `opt={"ticket": True}`, a stream ticket instead), from the identity
+  guard's `opt` (`public`, `context`, `requires_app`, `ticket`);
 - **the context headers** the guard reads (`X-Project-Id`, `X-Surface-Id`, `X-App-Id`, `X-Env`, …);
 - **every answer it can give** (`app.http.answers`): each status with the `ProblemDetails` body
   and an `enum` of the `error_code`s it may carry;
@@ -37,11 +38,13 @@ from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 
 from app.http.answers import BEFORE_THE_APP, OPERATIONS, WRITES, Answers, Spec, answers_of, operation_keys
+from app.http.docs import OfflineSwagger
 from app.http.errors import PROBLEM_JSON
 from domain.partition import IDENTIFIER_PATTERN
 
 BEARER = "bearer"
 BOOTSTRAP_KEY = "bootstrapKey"
+STREAM_TICKET = "streamTicket"
 
 
 class ProblemDetails(msgspec.Struct, kw_only=True):
@@ -75,6 +78,11 @@ _IDENTITY = (
     _Header("X-User-Id", "may only repeat the token's user (403 auth.identity_override otherwise)"),
     _Header("X-Mode", "may only repeat the tenant record's mode (403 auth.identity_override otherwise)"),
 )
+_TICKET = (
+    "a stream ticket (POST /v1/stream-tickets) instead of `Authorization` and the context headers, for "
+    "a page's EventSource; context headers sent along may only repeat it (403 auth.identity_override); "
+    "with `Authorization` too, 401 auth.invalid_token; expired, 401 auth.ticket_expired"
+)
 _REQUEST_ID = _Header(
     "X-Request-Id",
     "echoed in the answer's X-Request-Id; a new one when absent",
@@ -85,6 +93,7 @@ _REQUEST_ID = _Header(
 @dataclass(frozen=True)
 class _Facts:
     security: str | None
+    ticket: bool  # a stream ticket may stand in for the bearer token and the context headers
     headers: tuple[_Header, ...]
     answers: Answers
     success: int
@@ -109,6 +118,7 @@ def openapi_config() -> OpenAPIConfig:
         title="Spine",
         version="0.1.0",
         path="/schema",
+        render_plugins=[OfflineSwagger()],  # the page works offline; the JSON stays at /schema/openapi.json
         components=Components(
             security_schemes={
                 BEARER: SecurityScheme(
@@ -123,6 +133,13 @@ def openapi_config() -> OpenAPIConfig:
                     security_scheme_in="header",
                     description="the deployment's bootstrap key (SPINE_BOOTSTRAP_KEY)",
                 ),
+                STREAM_TICKET: SecurityScheme(
+                    type="apiKey",
+                    name="ticket",
+                    security_scheme_in="query",
+                    description="a read-only stream ticket (POST /v1/stream-tickets), for GET /v1/events "
+                    "and GET /v1/events/stream only: what a browser's EventSource can send",
+                ),
             }
         ),
     )
@@ -136,7 +153,9 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
     public = bool(opt.get("public"))
     data = not public and opt.get("context", "data") == "data"
     answers = answers_of(handler, specs, public=public, data=data)
-    handler.responses = {
+    # A handler's own answers below 400 stay (`GET /v1/client.js`: 304); its errors are ours to say.
+    own = {status: spec for status, spec in (handler.responses or {}).items() if status < 400}
+    handler.responses = own | {
         status: ResponseSpec(
             data_container=ProblemDetails,
             media_type=PROBLEM_JSON,
@@ -146,12 +165,13 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
         for status, codes in answers
     }
     context: list[_Header] = []
+    ticket = bool(opt.get("ticket"))
     if data:
         app = _CONTEXT["app"]
         required_app = _Header(app.name, app.description, required=True)
         context += [
-            _CONTEXT["project"],
-            _CONTEXT["surface"],
+            _by_ticket(_CONTEXT["project"]) if ticket else _CONTEXT["project"],
+            _by_ticket(_CONTEXT["surface"]) if ticket else _CONTEXT["surface"],
             required_app if opt.get("requires_app") else app,
         ]
     if not public:
@@ -159,6 +179,7 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
     writes = bool(set(handler.http_methods) & WRITES)
     facts = _Facts(
         security=BOOTSTRAP_KEY if "POST /v1/auth/bootstrap" in keys else None if public else BEARER,
+        ticket=ticket,
         headers=(*context, _REQUEST_ID),
         answers=answers,
         success=handler.status_code,
@@ -167,6 +188,11 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
         warning=data,
     )
     handler.operation_class = _documented(facts)
+
+
+def _by_ticket(header: _Header) -> _Header:
+    """A header a stream ticket makes optional: the ticket names the context instead."""
+    return _Header(header.name, f"{header.description}; required unless a stream ticket is sent")
 
 
 def _describe(codes: tuple[str, ...]) -> str:
@@ -186,14 +212,22 @@ def _documented(facts: _Facts) -> type[Operation]:
 def _complete(operation: Operation, facts: _Facts) -> None:
     if facts.security is not None:
         operation.security = [{facts.security: []}]
+    if facts.ticket:
+        operation.security = [*(operation.security or []), {STREAM_TICKET: []}]  # either one
     parameters = list(operation.parameters or [])
     named = {p.name.lower() for p in parameters if isinstance(p, Parameter)}
     parameters += [_parameter(header) for header in facts.headers if header.name.lower() not in named]
+    if facts.ticket:
+        schema = Schema(type=OpenAPIType.STRING)
+        parameters.append(Parameter(name="ticket", param_in="query", description=_TICKET, schema=schema))
     operation.parameters = parameters
     responses = operation.responses or {}
     # Litestar's own 400 (its validation error body) is never answered: Spine answers those 422.
+    # Answers below 400 are the handler's own (the success, a 304).
     keep = {str(facts.success), *(str(status) for status, _ in facts.answers)}
-    responses = {status: answer for status, answer in responses.items() if status in keep}
+    responses = {
+        status: answer for status, answer in responses.items() if status in keep or int(status) < 400
+    }
     for status, codes in facts.answers:
         answer = responses[str(status)]
         assert isinstance(answer, OpenAPIResponse)

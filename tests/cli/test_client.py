@@ -7,7 +7,7 @@ import socket
 import msgspec
 import pytest
 
-from spine_client import SpineClient, SpineClientError, SpineConnectionError, SpineTimeoutError
+from spine_client import NO_RETRY, SpineClient, SpineClientError, SpineConnectionError, SpineTimeoutError
 from tests.http.conftest import LiveServer
 from tests.provision import BOOTSTRAP_KEY
 
@@ -45,7 +45,8 @@ async def test_any_route_is_one_request_and_its_json_decodes_into_a_type(live: L
 async def test_no_answer_is_a_connection_error_and_a_late_one_a_timeout(live: LiveServer) -> None:
     with socket.socket() as bound:  # bound, not listening: connections are refused while it is held
         bound.bind(("127.0.0.1", 0))
-        async with SpineClient(f"http://127.0.0.1:{bound.getsockname()[1]}", token="t") as client:
+        refusing = f"http://127.0.0.1:{bound.getsockname()[1]}"
+        async with SpineClient(refusing, token="t", retry=NO_RETRY) as client:
             with pytest.raises(SpineConnectionError) as refused:
                 await client.request("GET", "/v1/routes")
         assert not isinstance(refused.value, SpineTimeoutError)
@@ -53,6 +54,6 @@ async def test_no_answer_is_a_connection_error_and_a_late_one_a_timeout(live: Li
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-        async with SpineClient(url, token="t", timeout=0.2) as client:
+        async with SpineClient(url, token="t", timeout=0.2, retry=NO_RETRY) as client:
             with pytest.raises(SpineTimeoutError):
                 await client.request("GET", "/v1/routes")

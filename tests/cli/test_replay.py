@@ -156,6 +156,21 @@ def test_replay_reads_the_system_spine_a_system_url_names(
     assert [json.loads(line)["position"] for line in printed.stdout.splitlines()] == list(range(1, 26))
 
 
+def test_replay_of_an_unknown_project_or_tenant_says_so(cli: Cli, member: str, tmp_path: Path) -> None:
+    args = ("replay", "--data-dir", str(tmp_path), "--no-progress")
+    project = cli(*args, "--tenant", "t1", "--project", "nope", token=None, code=1)
+    assert (project.stdout, project.stderr) == (
+        "",
+        "Error: project.not_found: project 'nope' does not exist\n",
+    )
+    tenant = cli(*args, "--tenant", "t404", "--project", "p1", token=None, code=1)
+    assert (tenant.stdout, tenant.stderr) == ("", "Error: tenant.not_found: tenant 't404' does not exist\n")
+    moved = cli(*args, "--tenant", "t1", "--project", "nope", "--into", "sqlite:///x.db", token=None, code=1)
+    assert moved.stderr.startswith("Error: project.not_found")
+    # a project that exists with nothing in its log: nothing to print, and no error
+    assert cli(*args, "--tenant", "t1", "--project", "p1", token=None).output == ""
+
+
 def test_serve_refuses_a_malformed_system_url_before_starting(cli: Cli) -> None:
     assert (
         "needs config ['region']" in cli("serve", "--system-url", "dynamodb://t", token=None, code=2).output

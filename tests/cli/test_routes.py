@@ -230,13 +230,29 @@ def test_doctor_of_a_saas_tenant_without_routes_fails(cli: Cli, admin: str, http
     )
 
 
+def test_doctor_of_a_default_lab_setup_passes_with_warnings(cli: Cli, admin: str, member: str) -> None:
+    """A lab tenant without a single route: every kind is a lab fallback, a warning, not a failure."""
+    shown = cli("doctor", token=admin)
+    assert "deployment lab, env dev: ready" in shown.stdout
+    assert shown.stdout.count("lab falls back to the embedded store") == len(RESOURCE_KINDS)
+    assert shown.stderr == (
+        f"warning: {len(RESOURCE_KINDS)} of {len(RESOURCE_KINDS)} checks have no route: "
+        "lab serves them from the embedded store\n"
+    )
+    report = as_json(cli("doctor", "--json", token=admin))
+    assert {(c["tenant_id"], c["status"], c["lab_fallback"]) for c in report["checks"]} == {
+        ("t1", "missing", True)
+    }
+
+
 def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
-    """The endpoint's semantics, as found: in lab a kind without a route is `missing` (with the
-    warning that the embedded store serves it), so one event_spine route is not enough for exit 0:
-    doctor passes once every resource kind of the tenant has a route. Every routed kind is probed
-    (the log's head, a view store's checkpoint) and shows its round trip."""
+    """In lab a kind without a route is `missing`, with the warning that the embedded store serves
+    it (`lab_fallback`): a warning, so doctor passes; a route that fails is a failure. Every routed
+    kind is probed (the log's head, a view store's checkpoint) and shows its round trip."""
     cli("routes", "set", *EVENT_SPINE_A, "--config", '{"path": "t1.db"}', token=admin)
-    partial = as_json(cli("doctor", "--tenant", "t1", "--json", token=admin, code=1))
+    answer = cli("doctor", "--tenant", "t1", "--json", token=admin)
+    assert "warning: 7 of 8 checks have no route" in answer.stderr
+    partial = as_json(answer)
     by_kind = {c["resource_kind"]: c for c in partial["checks"]}
     assert by_kind["event_spine"]["status"] == "ok"
     assert by_kind["event_spine"]["backend_type"] == "sqlite"
@@ -254,6 +270,7 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
         "error_code": "memory_store.missing_route",
         "breaker": None,
         "retry_after_seconds": None,
+        "lab_fallback": True,
     }
     for kind in RESOURCE_KINDS:
         if kind != "event_spine":
@@ -271,11 +288,10 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
     assert [(c["resource_kind"], c["status"], c["error_code"]) for c in broken if c["status"] != "ok"] == [
         ("event_spine", "unreachable", "event_spine.backend_unavailable")
     ]
-    # an env without those routes fails again
-    assert (
-        as_json(cli("doctor", "--tenant", "t1", "--env", "prod", "--json", token=admin, code=1))["env"]
-        == "prod"
-    )
+    # an env without those routes: lab fallbacks again, warnings only
+    other_env = as_json(cli("doctor", "--tenant", "t1", "--env", "prod", "--json", token=admin))
+    assert other_env["env"] == "prod"
+    assert {(c["status"], c["lab_fallback"]) for c in other_env["checks"]} == {("missing", True)}
 
 
 def test_bootstrap_prints_a_token_and_never_the_key(cli: Cli, live: LiveServer) -> None:

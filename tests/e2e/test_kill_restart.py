@@ -18,10 +18,10 @@ from typing import Any
 import anyio
 import anyio.abc
 import httpx
+import msgspec
 import pytest
 
-from domain.events import Event, event_decoder
-from spine_client import SpineClient, SpineClientError, SpineConnectionError
+from spine_client import Event, SpineClient, SpineClientError, SpineConnectionError
 from tests.peers import free_port
 from tests.provision import provision
 
@@ -370,7 +370,7 @@ async def test_replay_prints_the_events_after_a_cursor(server: SpineServer) -> N
     assert len(expected) == 60 - after
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr == b""
-    replayed = [event_decoder.decode(line) for line in result.stdout.splitlines()]
+    replayed = [msgspec.json.decode(line, type=Event) for line in result.stdout.splitlines()]
     assert summary(replayed) == summary(expected)
     assert replayed == expected
 

@@ -380,6 +380,7 @@ TENANT_ROUTES = [
     pytest.param("POST", "/v1/tenants/{t}/projects", {"project_id": "p9", "name": "p9"}, 201, id="project"),
     pytest.param("POST", "/v1/tenants/{t}/surfaces", {"surface_id": "s9", "name": "s9"}, 201, id="surface"),
     pytest.param("POST", "/v1/tenants/{t}/apps", {"app_id": "a9", "name": "a9"}, 201, id="app"),
+    pytest.param("PUT", "/v1/tenants/{t}/apps/a8", {"name": "a8", "origins": ["https://a8.example"]}, 201, id="put-app"),
     pytest.param("POST", "/v1/tenants/{t}/members", {"user_id": "u9", "role": "admin"}, 201, id="member"),
     pytest.param("POST", "/v1/tenants/{t}/tokens", {"user_id": "u1"}, 201, id="token"),
 ]  # fmt: skip
@@ -662,7 +663,7 @@ def test_a_token_for_a_non_member_is_404(
 
 # Every route is guarded, except the few that say they are public
 
-PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/v1/auth/bootstrap"}
+PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/v1/auth/bootstrap", "/v1/client.js"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -709,7 +710,7 @@ def test_every_route_that_is_not_public_needs_a_token(
         assert_problem(response, 401, code)
 
 
-def test_only_operations_and_bootstrap_are_public(client: TestClient) -> None:
+def test_only_operations_bootstrap_and_the_browser_client_are_public(client: TestClient) -> None:
     public = {
         route.path
         for route in client.app.routes

@@ -221,11 +221,13 @@ def test_diagnostics_show_route_status_and_round_trip(
     lab_missing = checks[("t1", "memory_store")]
     assert (lab_missing["status"], lab_missing["error_code"]) == ("missing", "memory_store.missing_route")
     assert lab_missing["warnings"]
+    assert lab_missing["lab_fallback"] is True  # a warning: the embedded store serves it
     saas = checks[("t9", "tabular_store")]
-    assert (saas["status"], saas["error_code"], saas["warnings"]) == (
+    assert (saas["status"], saas["error_code"], saas["warnings"], saas["lab_fallback"]) == (
         "missing",
         "save_store.missing_route",
         [],
+        False,
     )
     broken = checks[("t8", "event_spine")]
     assert (broken["status"], broken["error_code"]) == ("unreachable", "event_spine.backend_unavailable")

@@ -1,4 +1,5 @@
-"""Bootstrap, tenants, modes, projects, surfaces, apps, members and tokens: the control plane API."""
+"""Bootstrap, tenants, modes, projects, surfaces, apps (with their browser origins), members and
+tokens: the control plane API."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
+from app.http.preconditions import IfMatch, precondition
 from app.http.services import CallDep, Services, ServicesDep
 from app.usecases.control_plane import acting_user, system_meta
 from domain.context import RequestContext
 from domain.control_plane import (
+    App,
     AppCreated,
+    AppUpdated,
     ControlPlane,
     Decision,
     MemberSet,
@@ -25,6 +30,7 @@ from domain.control_plane import (
     SurfaceCreated,
     TenantCreated,
     decide_app,
+    decide_app_put,
     decide_bootstrap,
     decide_member,
     decide_project,
@@ -36,10 +42,12 @@ from domain.control_plane import (
 )
 from domain.errors import BootstrapRefused, MintingDisabled, NotFound
 from domain.identifiers import IDENTIFIER_PATTERN
+from domain.origins import Origins
 from domain.partition import SYSTEM_TENANT, Identifier, normalize_env
 
 R = TypeVar("R", ProjectCreated, SurfaceCreated, AppCreated, MemberSet)
 TenantId = Annotated[str, PathParameter(description="tenant id", pattern=IDENTIFIER_PATTERN)]
+AppId = Annotated[str, PathParameter(description="app id", pattern=IDENTIFIER_PATTERN)]
 
 
 class BootstrapBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +82,12 @@ class NewApp(Named, frozen=True, kw_only=True):
     app_id: Identifier
 
 
+class AppBody(Named, frozen=True, kw_only=True):
+    """The whole app: origins left out are none (a PUT replaces)."""
+
+    origins: Origins = []
+
+
 class NewMember(msgspec.Struct, frozen=True, kw_only=True):
     user_id: Identifier
     role: Role
@@ -98,7 +112,7 @@ class TenantView(msgspec.Struct, frozen=True, kw_only=True):
     mode: str
     projects: list[ProjectCreated]
     surfaces: list[SurfaceCreated]
-    apps: list[AppCreated]
+    apps: list[App]
     members: dict[str, str]
 
 
@@ -200,6 +214,40 @@ class TenantsController(Controller):
         ctx, services = call.ctx, call.services
         record = AppCreated(tenant_id=tenant_id, app_id=data.app_id, name=data.name)
         return await _admin_write(services, ctx, tenant_id, record, decide_app)
+
+    @put(
+        "/{tenant_id:str}/apps/{app_id:str}",
+        summary="Create an app, or replace its name and the browser origins it allows (tenant admins)",
+        responses={201: ResponseSpec(data_container=App, description="the app did not exist: created")},
+    )
+    async def put_app(
+        self,
+        tenant_id: TenantId,
+        app_id: AppId,
+        data: JSONBody[AppBody],
+        call: CallDep,
+        if_match: IfMatch = None,
+    ) -> Response[App]:
+        """201 when it creates the app, 200 when it replaces it (or it is so already); `ETag` is
+        its version: send it back as `If-Match` so that a change made meanwhile is a 409."""
+        ctx, services = call.ctx, call.services
+        require_admin(services.control.state, ctx.tenant_id, acting_user(ctx), tenant_id)
+        wanted = precondition(None, if_match)
+        record = AppUpdated(tenant_id=tenant_id, app_id=app_id, name=data.name, origins=data.origins)
+        created = False
+
+        def decided(state: ControlPlane) -> list[Decision]:
+            nonlocal created
+            current = state.apps.get((tenant_id, app_id))
+            created = current is None
+            version = 0 if current is None else current.version
+            expected = None if wanted is None else wanted.version_for(version, live=not created)
+            return decide_app_put(state, record, expected)
+
+        await services.control.execute(decided, system_meta(ctx.env, ctx))
+        app = services.control.state.apps[(tenant_id, app_id)]
+        headers = {"ETag": f'"{app.version}"', "X-Spine-Position": str(app.position)}
+        return Response(app, status_code=201 if created else 200, headers=headers)
 
     @post("/{tenant_id:str}/members", summary="Add a member, or change a member's role (tenant admins)")
     async def set_member(

@@ -40,6 +40,9 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     # are refused at once for `retry_after_seconds`, then one probe goes through.
     breaker: BreakerState | None = None
     retry_after_seconds: float | None = None
+    # In lab, a kind without a route is served by the embedded store: `missing`, but a warning
+    # (the deployment works), not a failure like a missing route of a saas tenant.
+    lab_fallback: bool = False
 
 
 class Diagnostics(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,10 +120,11 @@ def _projects(services: Services, tenant: str) -> list[str]:
 
 async def _check(services: Services, tenant: str, env: str, project: str, kind: str) -> Check:
     def made(status: Status, backend: str | None, *, warning: str | None = None, error_code: str | None = None,
-             round_trip_ms: float | None = None) -> Check:  # fmt: skip
+             round_trip_ms: float | None = None, lab_fallback: bool = False) -> Check:  # fmt: skip
         return Check(
             tenant_id=tenant, env=env, project_id=project, resource_kind=kind, backend_type=backend,
             status=status, round_trip_ms=round_trip_ms, warnings=[warning] if warning else [], error_code=error_code,
+            lab_fallback=lab_fallback,
         )  # fmt: skip
 
     mode = services.control.state.tenant(tenant).mode
@@ -133,8 +137,9 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
     route = resolution.route
     if route is None:  # lab: the embedded store serves it, and says so
         return made(
-            "missing", None, warning="lab falls back to the embedded store", error_code=resolution.warning
-        )
+            "missing", None, warning="lab falls back to the embedded store", error_code=resolution.warning,
+            lab_fallback=True,
+        )  # fmt: skip
     backend = Backend(backend_type=route.backend_type, config=route.config)
     partition = Partition(tenant_id=tenant, env=env, project_id=project if project != WILDCARD else "_")
     timeout = services.settings.ready_timeout_seconds

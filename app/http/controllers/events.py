@@ -48,6 +48,11 @@ StreamFilter = Annotated[
 TypeFilter = Annotated[
     list[str] | None, QueryParameter(name="type", description="only these types (repeatable)")
 ]
+NAMED = (
+    "true (default): each frame has an `event: <type>` line, for `addEventListener(type, …)`; "
+    "false: frames without it, which a browser dispatches as `message` events, so `onmessage` alone "
+    "receives every event; the type is in each frame's data (the event's JSON) either way"
+)
 
 
 class EventsController(Controller):
@@ -71,7 +76,7 @@ class EventsController(Controller):
         headers = {"X-Spine-Position": str(result.last_position)}
         return Response(result, status_code=201, headers=headers)
 
-    @get("/", summary="Read a partition by cursor")
+    @get("/", summary="Read a partition by cursor", opt={"ticket": True})
     async def read(
         self,
         call: CallDep,
@@ -91,7 +96,9 @@ class EventsController(Controller):
         "/stream",
         summary="Follow a partition over Server-Sent Events",
         media_type="text/event-stream",
-        opt={"follower": True},  # takes one of the tenant's follower slots (`app.http.limits`)
+        # a follower takes one of the tenant's follower slots (`app.http.limits`); a page's
+        # EventSource, which sends no headers, may bring a stream ticket instead (`app.http.identity`)
+        opt={"follower": True, "ticket": True},
     )
     async def follow(
         self,
@@ -101,6 +108,7 @@ class EventsController(Controller):
         last_event_id: Annotated[str | None, Parameter(description="alias of after")] = None,
         stream: StreamFilter = None,
         types: TypeFilter = None,
+        named: Annotated[bool, QueryParameter(name="named", description=NAMED)] = True,
     ) -> Stream:
         if last_event_id_header is not None:
             cursor = parse_cursor(last_event_id_header, name="Last-Event-ID")
@@ -123,6 +131,7 @@ class EventsController(Controller):
             heartbeat_seconds=settings.heartbeat_seconds,
             poll_seconds=settings.poll_seconds,
             draining=services.draining,
+            named=named,
         )
         return Stream(
             events,

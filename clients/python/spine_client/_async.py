@@ -1,0 +1,246 @@
+"""`SpineClient`: the async client (httpx.AsyncClient, anyio)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+import httpx
+
+from spine_client import _control, _events, _records, _views
+from spine_client._calls import Call, Params, call, context_headers, with_token
+from spine_client._follow import Follower, stream_call
+from spine_client._methods import async_method
+from spine_client._retry import Attempts, Done, Refresh, RetryPolicy, Wait
+from spine_client._version import USER_AGENT
+from spine_client.types import Event
+
+T = TypeVar("T")
+
+
+class SpineClient:
+    """Async client of one partition, or of the control plane.
+
+    The tenant comes from the token; `project_id`, `surface_id` (and `app_id`, `env` when given)
+    travel as headers on every request. Without them the client reaches the routes that need
+    none (control plane, routes, diagnostics, projections). `token_provider` is awaited for a
+    token before the first request when no `token` is given, and for a fresh one whenever the
+    server answers 401 (once per request; `follow` keeps going with the fresh one).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        token_provider: Callable[[], Awaitable[str]] | None = None,
+        project_id: str | None = None,
+        surface_id: str | None = None,
+        app_id: str | None = None,
+        env: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008  # frozen: one shared default is fine
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._token = token
+        self._provider = token_provider
+        self._refreshing = anyio.Lock()
+        self._retry = retry
+        self._timeout = timeout
+        sent = context_headers(project_id=project_id, surface_id=surface_id, app_id=app_id, env=env,
+                               headers=headers, user_agent=USER_AGENT)  # fmt: skip
+        self._http = httpx.AsyncClient(base_url=base_url, headers=sent, timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # The event log
+    append = async_method(_events.append)
+    read = async_method(_events.read)
+    read_stream = async_method(_events.read_stream)
+    create_stream_ticket = async_method(_events.create_stream_ticket)
+
+    async def follow(
+        self,
+        after: int = 0,
+        *,
+        stream: str | None = None,
+        types: Collection[str] = (),
+        reconnect: bool = True,
+        idle_timeout: float | None = 60.0,
+        max_retry_seconds: float = 30.0,
+    ) -> AsyncGenerator[Event, None]:
+        """Every event after the position `after`, in order, each once: catch-up, then live, over SSE.
+
+        With `reconnect` (the default) it resumes for ever (see `spine_client._follow`); without,
+        a dropped connection raises `SpineConnectionError` and an ended stream ends the iteration.
+        `idle_timeout` (no byte for that long: reconnect) must exceed the server's heartbeat
+        interval (15 s). Close the iterator when done (`contextlib.aclosing`, or `break` in an
+        `async for` of one).
+        """
+        request = stream_call(stream, types)
+        follower = Follower(
+            after, reconnect=reconnect, max_delay=max_retry_seconds, can_refresh=self._refreshable
+        )
+        timeout = httpx.Timeout(self._timeout, read=idle_timeout)
+        while True:
+            token = await self._current_token()
+            then: Wait | Refresh | None
+            try:
+                headers = with_token({**request.headers, **follower.headers()}, token)
+                async with self._http.stream(
+                    "GET", request.path, params=request.params, headers=headers, timeout=timeout
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                    opened = follower.opened(response)
+                    if isinstance(opened, Done):
+                        async for line in response.aiter_lines():
+                            event = follower.line(line)
+                            if event is not None:
+                                yield event
+                        then = follower.ended()
+                    else:
+                        then = opened
+            except httpx.TransportError as exc:
+                then = follower.failed(exc)
+            if then is None:
+                return
+            await self._take(then, token)
+
+    # Any route
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Any route: its 2xx answer, else `SpineClientError` (`SpineConnectionError` without one).
+        `params` left None are not sent; `json` is sent as the body when not None."""
+        body = {} if json is None else {"json": json}
+        return await self._run(call(method, path, httpx.Response, params=params, headers=headers, **body))
+
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        type: type[T],
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """Any route's JSON answer decoded into `type` (a Struct, `dict[str, Any]`, `object`…);
+        `SpineClientError` `client.unexpected_answer` when it is not of that type."""
+        body = {} if json is None else {"json": json}
+        return await self._run(call(method, path, type, params=params, headers=headers, **body))
+
+    # Views
+    set_memory = async_method(_views.set_memory)
+    get_memory = async_method(_views.get_memory)
+    delete_memory = async_method(_views.delete_memory)
+    add_message = async_method(_views.add_message)
+    get_session = async_method(_views.get_session)
+    write_entry = async_method(_views.write_entry)
+    get_entry = async_method(_views.get_entry)
+    get_board = async_method(_views.get_board)
+    record_usage = async_method(_records.record_usage)
+    set_budget_limit = async_method(_records.set_budget_limit)
+    get_budget = async_method(_records.get_budget)
+    get_budget_ledger = async_method(_records.get_budget_ledger)
+    add_audit_record = async_method(_records.add_audit_record)
+    list_audit_records = async_method(_records.list_audit_records)
+    get_audit_record = async_method(_records.get_audit_record)
+    track = async_method(_records.track)
+    track_batch = async_method(_records.track_batch)
+    list_analytics_events = async_method(_records.list_analytics_events)
+    count_analytics_events = async_method(_records.count_analytics_events)
+    put_seo = async_method(_views.put_seo)
+    get_seo = async_method(_views.get_seo)
+    list_seo_pages = async_method(_views.list_seo_pages)
+    delete_seo = async_method(_views.delete_seo)
+    create_save = async_method(_views.create_save)
+    update_save = async_method(_views.update_save)
+    delete_save = async_method(_views.delete_save)
+    get_save = async_method(_views.get_save)
+    list_saves = async_method(_views.list_saves)
+    list_save_versions = async_method(_views.list_save_versions)
+    get_save_version = async_method(_views.get_save_version)
+    take_snapshot = async_method(_views.take_snapshot)
+    get_latest_snapshot = async_method(_views.get_latest_snapshot)
+    list_snapshots = async_method(_views.list_snapshots)
+
+    # Control plane and operators
+    bootstrap = async_method(_control.bootstrap)
+    list_modes = async_method(_control.list_modes)
+    create_tenant = async_method(_control.create_tenant)
+    get_tenant = async_method(_control.get_tenant)
+    create_project = async_method(_control.create_project)
+    create_surface = async_method(_control.create_surface)
+    create_app = async_method(_control.create_app)
+    put_app = async_method(_control.put_app)
+    set_member = async_method(_control.set_member)
+    mint_token = async_method(_control.mint_token)
+    set_route = async_method(_control.set_route)
+    list_routes = async_method(_control.list_routes)
+    delete_route = async_method(_control.delete_route)
+    route_history = async_method(_control.route_history)
+    diagnostics = async_method(_control.diagnostics)
+    projections = async_method(_control.projections)
+    rebuild_projection = async_method(_control.rebuild_projection)
+
+    async def _run(self, call: Call[T]) -> T:
+        attempts = Attempts(call, self._retry, can_refresh=self._refreshable)
+        while True:
+            token = await self._current_token()
+            try:
+                response = await self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=call.content,
+                    headers=with_token(call.headers, token),
+                )
+            except httpx.TransportError as exc:
+                step = attempts.failed(exc)
+            else:
+                step = attempts.answered(response)
+            if isinstance(step, Done):
+                return step.value
+            await self._take(step, token)
+
+    async def _take(self, step: Wait | Refresh, token: str | None) -> None:
+        if isinstance(step, Refresh):
+            await self._refresh(token)
+        else:
+            await anyio.sleep(step.seconds)
+
+    @property
+    def _refreshable(self) -> bool:
+        return self._provider is not None
+
+    async def _current_token(self) -> str | None:
+        if self._token is None and self._provider is not None:
+            await self._refresh(None)
+        return self._token
+
+    async def _refresh(self, refused: str | None) -> None:
+        """A fresh token from the provider, unless another request got one since `refused` was sent."""
+        assert self._provider is not None
+        async with self._refreshing:
+            if self._token == refused:
+                self._token = await self._provider()

@@ -1,0 +1,303 @@
+"""The answers the client decodes, as msgspec Structs of its own (it imports nothing of the server).
+
+They are tolerant readers: a field the server adds later is ignored, and fields that are not
+always there have defaults. Answers whose shape is open (operators' reports, control-plane
+records, audit and analytics records) are plain dicts instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+ExpectedVersion = int | Literal["no_stream", "any"]
+"""The stream version a writer expects: an exact version (0 = empty), `no_stream` or `any`."""
+
+
+class _Answer(msgspec.Struct, frozen=True, kw_only=True):
+    """Unknown fields are ignored (msgspec's default; never `forbid_unknown_fields`)."""
+
+
+# The event log
+
+
+class NewEvent(_Answer, frozen=True, kw_only=True):
+    """An event to append. Without an `id` the client gives it one, so a retry is idempotent."""
+
+    type: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    id: str | None = None
+
+
+class EventMeta(_Answer, frozen=True, kw_only=True):
+    """Who caused an event: the request's identity, plus causation and correlation ids."""
+
+    tenant_id: str
+    env: str
+    project_id: str
+    mode: str | None = None
+    user_id: str | None = None
+    surface_id: str | None = None
+    app_id: str | None = None
+    request_id: str | None = None
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+class Event(_Answer, frozen=True, kw_only=True):
+    """A stored event. `position` orders the partition (it is the SSE id); `version` its stream."""
+
+    id: str
+    type: str
+    stream: str
+    version: int
+    position: int
+    data: dict[str, Any]
+    meta: EventMeta
+    recorded_at: datetime
+
+
+class AppendResult(_Answer, frozen=True, kw_only=True):
+    """Where an append landed; a retried append answers the original positions."""
+
+    first_position: int
+    last_position: int
+    stream_version: int
+
+
+class Page(_Answer, frozen=True, kw_only=True):
+    """One page of a partition: read on from `next` (it passes what a filter skipped) up to `head`."""
+
+    events: list[Event]
+    next: int
+    head: int
+
+
+class StreamPage(_Answer, frozen=True, kw_only=True):
+    events: list[Event]
+    version: int
+
+
+# Views: writes answer where they landed (`position`, for X-Spine-Min-Position), reads the view
+
+
+class MemoryWritten(_Answer, frozen=True, kw_only=True):
+    key: str
+    position: int
+    status: str | None = None  # "deleted"
+
+
+class MemoryValue(_Answer, frozen=True, kw_only=True):
+    key: str
+    value: Any = None
+    found: bool
+    expires_at: datetime | None = None
+
+
+class MessageAdded(_Answer, frozen=True, kw_only=True):
+    session_id: str
+    index: int
+    position: int
+
+
+class Message(_Answer, frozen=True, kw_only=True):
+    index: int
+    role: str
+    content: Any
+    metadata: dict[str, Any] | None = None
+    position: int
+    recorded_at: str
+    problem: dict[str, Any] | None = None  # why `content` or `metadata` is null (view.unreadable)
+
+
+class Session(_Answer, frozen=True, kw_only=True):
+    session_id: str
+    messages: list[Message]
+
+
+class EntryWritten(_Answer, frozen=True, kw_only=True):
+    key: str
+    version: int
+    position: int
+
+
+class Entry(_Answer, frozen=True, kw_only=True):
+    key: str
+    value: Any
+    version: int
+    written_by: str | None = None
+    position: int
+    updated_at: str
+    problem: dict[str, Any] | None = None
+
+
+class Board(_Answer, frozen=True, kw_only=True):
+    run_id: str
+    entries: list[Entry]
+
+
+class UsageRecorded(_Answer, frozen=True, kw_only=True):
+    """A usage as recorded; `warnings` are the soft limits it passed; `replayed` when its `id` was
+    recorded before (the answer is the original's)."""
+
+    position: int
+    unit: str
+    amount: float
+    cost_usd: float = 0.0
+    model: str | None = None
+    run_id: str | None = None
+    id: str | None = None
+    warnings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    totals: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    limits: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    replayed: bool = False
+
+
+class Recorded(_Answer, frozen=True, kw_only=True):
+    """An audit record or analytics event as recorded: its id and position."""
+
+    id: str
+    position: int
+
+
+class BatchRecorded(_Answer, frozen=True, kw_only=True):
+    ids: list[str]
+    positions: list[int]
+    position: int
+
+
+class Records(_Answer, frozen=True, kw_only=True):
+    """Audit records oldest first; `next` is the `after` of the next page, None on the last."""
+
+    records: list[dict[str, Any]]
+    next: str | None = None
+
+
+class AnalyticsEvents(_Answer, frozen=True, kw_only=True):
+    events: list[dict[str, Any]]
+    next: str | None = None
+
+
+class AnalyticsCounts(_Answer, frozen=True, kw_only=True):
+    counts: list[dict[str, Any]]
+    next: str | None = None
+
+
+class SeoWritten(_Answer, frozen=True, kw_only=True):
+    page: str
+    version: int
+    position: int
+    status: str | None = None  # "deleted"
+
+
+class SeoPage(_Answer, frozen=True, kw_only=True):
+    page: str
+    app_id: str
+    surface_id: str
+    title: str
+    description: str | None = None
+    canonical_url: str | None = None
+    robots: str | None = None
+    open_graph: dict[str, str] | None = None
+    structured_data: Any = None
+    version: int
+    position: int
+    updated_at: str
+    updated_by: str | None = None
+
+
+class SeoPages(_Answer, frozen=True, kw_only=True):
+    """Pages of the caller's app and surface by slug (`title`, `version`, … each, no config)."""
+
+    app_id: str
+    surface_id: str
+    pages: list[dict[str, Any]]
+    next: str | None = None
+
+
+class SaveWritten(_Answer, frozen=True, kw_only=True):
+    kind: str
+    id: str
+    version: int
+    position: int
+    deleted: bool = False
+
+
+class Save(_Answer, frozen=True, kw_only=True):
+    """A save's latest version; in a listing, without its `body` (None)."""
+
+    kind: str
+    id: str
+    name: str
+    version: int
+    updated_at: str
+    updated_by: str | None = None
+    position: int
+    body: Any = None
+
+
+class SaveVersion(Save, frozen=True, kw_only=True):
+    """One version, tombstones (`deleted`) included; in a listing, without its `body`."""
+
+    change: str
+    deleted: bool = False
+
+
+class Saves(_Answer, frozen=True, kw_only=True):
+    kind: str
+    saves: list[Save]
+    next: str | None = None
+
+
+class SaveVersions(_Answer, frozen=True, kw_only=True):
+    kind: str
+    id: str
+    versions: list[SaveVersion]
+    next: int | None = None
+
+
+class SnapshotTaken(_Answer, frozen=True, kw_only=True):
+    id: str
+    version: int
+    position: int
+
+
+class Snapshot(_Answer, frozen=True, kw_only=True):
+    id: str
+    version: int
+    state: Any
+    taken_at: str
+    taken_by: str | None = None
+    position: int
+    problem: dict[str, Any] | None = None
+
+
+class Snapshots(_Answer, frozen=True, kw_only=True):
+    id: str
+    snapshots: list[Snapshot]
+    next: int | None = None
+
+
+# Identity
+
+
+class Bootstrapped(_Answer, frozen=True, kw_only=True):
+    tenant_id: str
+    user_id: str
+    token: str
+
+
+class Token(_Answer, frozen=True, kw_only=True):
+    token: str
+    tenant_id: str
+    user_id: str
+    expires_at: datetime
+
+
+class StreamTicket(_Answer, frozen=True, kw_only=True):
+    """A short-lived, read-only credential for `?ticket=` on `GET /v1/events[/stream]`."""
+
+    ticket: str
+    expires_at: datetime
