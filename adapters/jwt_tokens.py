@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -23,7 +25,7 @@ SPINE_ISSUER = "spine"
 SPINE_AUDIENCE = "spine"
 _LEEWAY_SECONDS = 30
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
-_CACHED_TOKENS = 10_000
+CACHED_TOKENS = 10_000  # verified tokens kept, least recently used first out
 
 
 class ExternalIssuer:
@@ -51,13 +53,29 @@ class ExternalIssuer:
 
 
 class TokenService:
-    """Mints Spine tokens (when it has a key) and verifies Spine and external tokens."""
+    """Mints Spine tokens (when it has a key) and verifies Spine and external tokens.
 
-    def __init__(self, spine_key: str | None, external: ExternalIssuer | None = None) -> None:
+    A client sends the same token on every request, so a verified token is kept (keyed by the
+    whole token string: a token differing in any byte, its signature included, is verified on
+    its own) and answered from memory until its `exp`, never after it: from then on it goes
+    through the whole verification again, which refuses it once the clock-skew leeway has passed
+    too. At most `cache_size` tokens are kept, the least recently used dropped first; a refused
+    token is never kept.
+    """
+
+    def __init__(
+        self,
+        spine_key: str | None,
+        external: ExternalIssuer | None = None,
+        *,
+        cache_size: int = CACHED_TOKENS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._spine_key = spine_key
         self._external = external
-        # A client sends the same token on every request: verify it once, until it expires.
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._cache_size = cache_size
+        self._clock = clock
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @property
     def can_mint(self) -> bool:
@@ -82,12 +100,16 @@ class TokenService:
 
     async def verify(self, token: str) -> Principal:
         cached = self._verified.get(token)
-        if cached is not None and cached[1] > time.time():
-            return cached[0]
+        if cached is not None:
+            principal, expires = cached
+            if self._clock() < expires:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
         principal, expires = await self._verify(token)
-        if len(self._verified) >= _CACHED_TOKENS:
-            self._verified.clear()
         self._verified[token] = (principal, expires)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, float]:

@@ -2,7 +2,7 @@
 
 In lab, a resource kind without a route falls back to the embedded store, loudly. The routers
 note each fallback's code here as they resolve the spine and the views a request uses
-(`SpineRouter.for_context`, `ViewRouter.runner`), and one `before_send` hook
+(`SpineRouter.for_context`, `ViewRouter.runner`), and one answer hook
 (`app.http.middleware.send_lab_warnings`) puts them on a successful answer: the event spine's
 first, then the views', each once. No handler passes a warning along by hand.
 """

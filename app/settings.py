@@ -58,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
     max_requests_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 256
     max_followers_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 64
+    # How far an SSE follower may fall behind its partition's shared reader, in events, before its
+    # stream is ended (the client resumes with Last-Event-ID): a client that stops reading never
+    # holds more than this, nor slows the other followers (`app.http.fanout`).
+    sse_buffer_events: Annotated[int, msgspec.Meta(ge=1)] = 10_000
     # Names this process's projection leases. Kept across restarts (default: the host name) so a
     # restarted instance retakes them at once; give each process on one host its own.
     instance_id: str = msgspec.field(default_factory=socket.gethostname)

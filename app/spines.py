@@ -3,6 +3,10 @@
 Each distinct backend a route names is opened once (by `Backends`) and kept for the life of the
 process, so a route switch takes effect on the next request without a restart: the registry
 changes, the next resolution names the new backend, and it is opened then.
+
+Resolutions are kept per (partition, mode) until the control plane advances: the registry is
+part of it, so any change of a route moves its position first, and a request pays one dict
+lookup instead of the registry's three, the mode rules and the backend's key.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from projections.control_plane import ControlPlaneProjector
 
 log = logging.getLogger(f"spine.{__name__}")
 
+_MAX_RESOLVED = 10_000  # partitions whose resolution is kept; past that the cache starts over
+
 
 class SpineRouter:
     def __init__(
@@ -30,6 +36,8 @@ class SpineRouter:
         self._projector = projector
         self._backends = backends
         self._warned: set[tuple[str, str, str]] = set()
+        self._resolved: dict[tuple[Partition, str], tuple[EventSpine, str | None]] = {}
+        self._resolved_at = -1  # the control plane's position the kept resolutions were made at
 
     async def for_context(self, ctx: RequestContext, warnings: LabWarnings | None = None) -> EventSpine:
         """The spine of the request's partition; a lab fallback is noted in `warnings` when given."""
@@ -46,6 +54,21 @@ class SpineRouter:
 
     async def _resolve(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:
         """The routed spine, or in lab the embedded one with the warning code of its fallback."""
+        position = self._projector.state.position
+        if position != self._resolved_at:  # routes may have changed: resolve everything afresh
+            self._resolved.clear()
+            self._resolved_at = position
+        key = (partition, mode)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = await self._resolve_now(partition, mode)  # a refusal raises: never kept
+            if len(self._resolved) >= _MAX_RESOLVED:
+                self._resolved.clear()
+            if self._projector.state.position == position:  # not if it moved while a backend opened
+                self._resolved[key] = resolved
+        return resolved
+
+    async def _resolve_now(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:
         tenant_id, env, project_id = partition.tenant_id, partition.env, partition.project_id
         resolution = resolve(self._projector.registry, KIND, tenant_id, env, project_id, mode)
         if resolution.route is None:

@@ -1,6 +1,7 @@
 """Projection benchmarks: how fast each product view rebuilds, and how far a live view lags.
 
     .venv/bin/python bench/bench_projections.py [--events 1000000] [--views memory,blackboard,...]
+    .venv/bin/python bench/bench_projections.py --smoke   # every case at tiny sizes, a few seconds
 
 (1) rebuild: each view is rebuilt from position 0 of a partition of `--events` events by the real
     `Rebuild` (a new generation in a fresh `SQLiteViewStore`, then the swap), on SQLite in WAL with
@@ -15,7 +16,10 @@
     `--seconds`. For each event: the time from its append being acknowledged to the runner's batch
     holding it being written to the view (the runner's `on_batch`). Append latency is the baseline.
 
-Figures are printed, never asserted.
+`--smoke` runs every case and code path at tiny sizes (partitions of 3,000 events, built in a
+temporary directory and removed afterwards unless `--data-dir` is given; two rebuilds per view;
+2 s of lag test per view) so that CI notices when the bench stops running; its figures mean
+nothing. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ TARGET_REBUILD = 50_000  # events/s, blackboard and memory
 TARGET_LAG_P99_MS = 50.0
 LAG_VIEWS = ("memory", "blackboard")
 WARMUP_SECONDS = 1.0
+# The size knobs' defaults, and what `--smoke` uses instead (an explicit flag wins over both).
+FULL = {"events": 1_000_000, "runs": 1, "rate": 1000.0, "seconds": 10.0}
+SMOKE = {"events": 3 * CHUNK, "runs": 2, "rate": 200.0, "seconds": 1.0}
+DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "spine-bench-data"
 
 Decision = tuple[str, NewEvent, str | None]  # (stream, event, the user whose request appended it)
 
@@ -578,9 +586,19 @@ async def main(args: argparse.Namespace) -> None:
     unknown = [name for name in views if name not in SOURCE]
     if unknown:
         raise SystemExit(f"unknown view(s) {unknown}; known: {', '.join(SOURCE)}")
-    data_dir = Path(args.data_dir)
+    if args.data_dir is None and args.smoke:
+        # Smoke partitions are built afresh (the build is a code path too) and never cached.
+        with tempfile.TemporaryDirectory(prefix="spine-bench-smoke-") as directory:
+            await measure(args, views, Path(directory))
+    else:
+        await measure(args, views, Path(args.data_dir or DEFAULT_DATA_DIR))
+
+
+async def measure(args: argparse.Namespace, views: list[str], data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
     print(header("bench_projections: rebuilds and live lag of the product views"))
+    if args.smoke:
+        print("  SMOKE RUN: every case at tiny sizes, to show the bench still runs; the figures mean nothing")
     print(
         f"  sqlite {sqlite3.sqlite_version}, WAL, synchronous={SYNCHRONOUS} (Settings default), "
         f"runtime PAGE={PAGE}; data dir {data_dir}"
@@ -606,7 +624,9 @@ async def main(args: argparse.Namespace) -> None:
             lags.append(await live_lag(view, args.rate, args.seconds, data_dir))
         print_lags(lags, args.rate, args.seconds)
 
-    print("\ntargets (printed, not asserted)")
+    print(
+        "\ntargets (printed, not asserted" + ("; a smoke run's figures mean nothing)" if args.smoke else ")")
+    )
     for row in rebuilds:
         if row.view in ("memory", "blackboard"):
             print_target(f"rebuild {row.view}", row.rate, TARGET_REBUILD, " ev/s")
@@ -622,23 +642,32 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--events", type=int, default=1_000_000, help="events per partition (default 1,000,000)"
+        "--smoke",
+        action="store_true",
+        help="every case at tiny sizes, in a few seconds, in a temporary directory (for CI)",
     )
+    parser.add_argument("--events", type=int, help="events per partition (default 1,000,000; --smoke: 3,000)")
     parser.add_argument(
         "--views",
         default=",".join(SOURCE),
         help=f"views to rebuild, comma-separated (default {','.join(SOURCE)})",
     )
     parser.add_argument(
-        "--runs", type=int, default=1, help="rebuilds per view; the median is shown (default 1)"
+        "--runs", type=int, help="rebuilds per view; the median is shown (default 1; --smoke: 2)"
     )
-    parser.add_argument("--rate", type=float, default=1000.0, help="appends/s of the lag test (default 1000)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each lag test (default 10)")
+    parser.add_argument("--rate", type=float, help="appends/s of the lag test (default 1000; --smoke: 200)")
+    parser.add_argument("--seconds", type=float, help="length of each lag test (default 10; --smoke: 1)")
     parser.add_argument(
         "--data-dir",
-        default=str(Path(tempfile.gettempdir()) / "spine-bench-data"),
-        help="where partitions are cached between runs, and views built (default: $TMPDIR/spine-bench-data)",
+        help="where partitions are cached between runs, and views built (default: $TMPDIR/spine-bench-data;"
+        " --smoke: a temporary directory, removed afterwards)",
     )
     parser.add_argument("--skip-rebuild", action="store_true", help="only the lag test")
     parser.add_argument("--skip-lag", action="store_true", help="only the rebuilds")
-    anyio.run(main, parser.parse_args())
+    arguments = parser.parse_args()
+    for knob, default in (SMOKE if arguments.smoke else FULL).items():
+        if getattr(arguments, knob) is None:
+            setattr(arguments, knob, default)
+    if arguments.events < 1 or arguments.runs < 1 or arguments.rate <= 0 or arguments.seconds <= 0:
+        parser.error("--events, --runs, --rate and --seconds must be positive")
+    anyio.run(main, arguments)

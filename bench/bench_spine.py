@@ -1,16 +1,22 @@
 """In-process benchmarks of the SQLite spine, each against raw stdlib sqlite3 doing the same I/O.
 
-    .venv/bin/python bench/bench_spine.py [--runs 3] [--scale 1.0]
+    .venv/bin/python bench/bench_spine.py [--runs 3] [--scale 1.0] [--loop asyncio|uvloop] [--smoke]
 
 Every measurement runs on a fresh SQLite file in a temporary directory, WAL with synchronous=FULL
-(the spine default), on the asyncio backend. Each case runs `--runs` times; the table shows the
-median run and the spread. Figures are printed, never asserted.
+(the spine default), on asyncio's own event loop (`--loop uvloop`: uvloop's, which `spine serve`
+runs on). Each case runs `--runs` times, alternating with its baselines so that a change of
+machine load hits both; the table shows the median run and the spread. Figures are printed,
+never asserted.
 
 (a) spine appends: 1, 16 and 64 concurrent single-event appenders (each its own stream), and
     4 concurrent appenders of 500-event batches; group-commit sizes come from `on_commit`.
-(b) raw sqlite3 inserts into the same table: one transaction per event, and 500 per transaction.
+(b) the baselines: raw sqlite3 inserts into the same table (one transaction per event, 64 and
+    500 per transaction), and the Python `eventsourcing` library (9.5, the `bench` extra) saving
+    one new event per `Application.save` on SQLite, same pragmas and body size.
 (c) replay of a 200k-event partition: `spine.read` pages of 1000 decoded events, against the same
     paged SELECT without decoding, and one full `SELECT body` scan.
+
+--smoke runs every case once at a hundredth of the sizes: seconds, for CI, figures meaningless.
 """
 
 from __future__ import annotations
@@ -67,8 +73,11 @@ PAGE_SQL = "SELECT body FROM events WHERE pkey = ? AND position > ? ORDER BY pos
 PAGE = 1000
 BATCH = 500
 
-TARGET_APPENDERS_64 = 30_000  # events/s
-TARGET_BATCHED_RATIO = 0.50  # of raw sqlite3 at 500 events per transaction
+# Each target is a ratio to a baseline measured in the same run (issue 15).
+TARGET_SINGLE_RATIO = 0.80  # 1 appender, of raw sqlite3 at 1 event per transaction
+TARGET_PEER_RATIO = 1.00  # 1 appender, of `eventsourcing` single saves: above the peer
+TARGET_APPENDERS_64_RATIO = 0.75  # 64 appenders, of raw sqlite3 at 64 events per transaction
+TARGET_BATCHED_RATIO = 0.85  # of raw sqlite3 at 500 events per transaction
 TARGET_REPLAY_RATIO = 0.40  # of the raw paged scan
 
 Rows = list[tuple[str, int, str, str, int, str, bytes]]
@@ -103,12 +112,31 @@ class CommitStats:
         self.seconds += seconds
 
 
-async def median_of(runs: int, measure: Callable[[Path], Awaitable[Row]]) -> Row:
-    """Run `measure` on `runs` fresh database files; the median run, noting the spread."""
-    rows = []
+Measure = Callable[[Path], Awaitable[Row | None]]
+
+
+async def alternating(runs: int, *measures: Measure) -> list[Row | None]:
+    """Each measure `runs` times, in turns, each on a fresh database file: the median run of each,
+    noting the spread. Taking turns puts a case and its baselines under the same machine load.
+    A measure that answers None (its library is missing) has no row."""
+    results: list[list[Row]] = [[] for _ in measures]
     for _ in range(runs):
-        with tempfile.TemporaryDirectory(prefix="spine-bench-") as directory:
-            rows.append(await measure(Path(directory) / "spine.db"))
+        for rows, measure in zip(results, measures, strict=True):
+            with tempfile.TemporaryDirectory(prefix="spine-bench-") as directory:
+                row = await measure(Path(directory) / "spine.db")
+            if row is not None:
+                rows.append(row)
+    return [_median(rows, runs) if rows else None for rows in results]
+
+
+def measured(row: Row | None) -> Row:
+    """A row only the optional peer can leave out."""
+    if row is None:
+        raise RuntimeError("a spine or raw sqlite3 case answered no row")
+    return row
+
+
+def _median(rows: list[Row], runs: int) -> Row:
     rows.sort(key=lambda row: row.rate)
     median = rows[len(rows) // 2]
     if runs > 1:
@@ -193,6 +221,34 @@ def raw_inserts(path: Path, rows: Rows, per_txn: int) -> Row:
     finally:
         connection.close()
     return Row(f"raw sqlite3, {per_txn} event(s)/txn", len(rows), elapsed, commits=len(rows) // per_txn)
+
+
+def threaded(work: Callable[..., Row | None], *args: object) -> Measure:
+    return lambda path: anyio.to_thread.run_sync(work, path, *args)
+
+
+# (b) the eventsourcing peer
+
+
+def eventsourcing_saves(path: Path, saves: int, body_bytes: float) -> Row | None:
+    """`Application.save` of one new event each, in one thread: see bench/_eventsourcing_peer.py."""
+    try:
+        import _eventsourcing_peer  # the `bench` extra: without it the row is left out
+    except ImportError:
+        return None
+    elapsed, mean_body, pragmas = _eventsourcing_peer.saves(path, saves, DATA, round(body_bytes))
+    note = f"body {mean_body:.0f} bytes, {pragmas}"
+    return Row("eventsourcing 9.5, 1 event/save", saves, elapsed, commits=saves, note=note)
+
+
+async def eventsourcing_saves_from_event_loop(path: Path, saves: int, body_bytes: float) -> Row | None:
+    """The same saves made from the event loop, each in a worker thread, as an async caller must."""
+    try:
+        import _eventsourcing_peer
+    except ImportError:
+        return None
+    elapsed, _, _ = await _eventsourcing_peer.saves_from_event_loop(path, saves, DATA, round(body_bytes))
+    return Row("  same, each save via to_thread", saves, elapsed, commits=saves)
 
 
 def mean_body_bytes(path: Path) -> float:
@@ -295,30 +351,48 @@ def print_target(label: str, value: float, target: float, unit: str = "") -> Non
     print(f"  {label:<42} {shown:>12}   target {wanted:<16} {value / target:>5.2f}x  {status}")
 
 
-async def main(runs: int, scale: float) -> None:
+async def main(runs: int, scale: float, loop: str) -> None:
     def n(count: int) -> int:
         return max(1, round(count * scale))
 
     print(header("bench_spine: SQLiteSpine in-process"))
-    print(f"  sqlite {sqlite3.sqlite_version}, WAL, synchronous=FULL, fresh temp file per run, scale {scale}")
-
-    appends = [
-        await median_of(runs, lambda path: spine_appends(path, 1, n(5_000), 1)),
-        await median_of(runs, lambda path: spine_appends(path, 16, n(1_250), 1)),
-        await median_of(runs, lambda path: spine_appends(path, 64, n(300), 1)),
-        await median_of(runs, lambda path: spine_appends(path, 4, n(50), BATCH)),
-    ]
-    print_table("(a) SQLiteSpine.append (req = append request, ev = event)", appends)
+    print(
+        f"  sqlite {sqlite3.sqlite_version}, WAL, synchronous=FULL, fresh temp file per run, scale {scale},"
+        f" {loop} event loop"
+    )
 
     single_rows, batched_rows = event_rows(n(5_000), 1, 64), event_rows(n(100_000), BATCH, 4)
     grouped_rows = event_rows(n(19_200), 64, 64, run=1)  # like 64 appenders: a stream per row
-    raw = [
-        await median_of(runs, lambda path: anyio.to_thread.run_sync(raw_inserts, path, single_rows, 1)),
-        await median_of(runs, lambda path: anyio.to_thread.run_sync(raw_inserts, path, batched_rows, BATCH)),
-        # what one full group commit of the 64-appender case costs SQLite alone: its ceiling
-        await median_of(runs, lambda path: anyio.to_thread.run_sync(raw_inserts, path, grouped_rows, 64)),
-    ]
-    print_table("(b) raw sqlite3 inserts, same table and indexes", raw)
+    body_bytes = sum(len(row[-1]) for row in single_rows) / len(single_rows)
+
+    # Each spine case takes turns with its baselines (see `alternating`).
+    single, raw_single, peer, peer_from_loop = await alternating(
+        runs,
+        lambda path: spine_appends(path, 1, n(5_000), 1),
+        threaded(raw_inserts, single_rows, 1),
+        threaded(eventsourcing_saves, n(5_000), body_bytes),
+        lambda path: eventsourcing_saves_from_event_loop(path, n(5_000), body_bytes),
+    )
+    (sixteen,) = await alternating(runs, lambda path: spine_appends(path, 16, n(1_250), 1))
+    # what one full group commit of the 64-appender case costs SQLite alone: its ceiling
+    sixty_four, raw_grouped = await alternating(
+        runs, lambda path: spine_appends(path, 64, n(300), 1), threaded(raw_inserts, grouped_rows, 64)
+    )
+    batched, raw_batched = await alternating(
+        runs, lambda path: spine_appends(path, 4, n(50), BATCH), threaded(raw_inserts, batched_rows, BATCH)
+    )
+    single, raw_single, sixteen = measured(single), measured(raw_single), measured(sixteen)
+    sixty_four, raw_grouped = measured(sixty_four), measured(raw_grouped)
+    batched, raw_batched = measured(batched), measured(raw_batched)
+    print_table(
+        "(a) SQLiteSpine.append (req = append request, ev = event)", [single, sixteen, sixty_four, batched]
+    )
+    baselines = [raw_single, raw_grouped, raw_batched, *(row for row in (peer, peer_from_loop) if row)]
+    print_table(
+        "(b) baselines: raw sqlite3 inserts, same table and indexes; the eventsourcing peer", baselines
+    )
+    if peer is None:
+        print("  eventsourcing: not installed, no peer row (pip install -e '.[bench]')")
 
     with tempfile.TemporaryDirectory(prefix="spine-bench-") as directory:
         path = Path(directory) / "spine.db"
@@ -331,15 +405,21 @@ async def main(runs: int, scale: float) -> None:
     print_table(f"(c) replay of one {built.events:,}-event partition from position 0", replay)
     print(
         f"  partition built by the spine at {built.rate:,.0f} ev/s; mean stored body {body:.0f} bytes"
-        f" (raw rows: {len(batched_rows[0][-1])} bytes);"
+        f" (raw rows: {body_bytes:.0f} bytes);"
         f" schema {'identical to' if same_schema else 'DIFFERS from'} the baseline's"
     )
 
-    print("\ntargets (printed, not asserted)")
-    print_target("64 concurrent single-event appenders", appends[2].rate, TARGET_APPENDERS_64, " ev/s")
-    print(f"  {'(raw sqlite3 at 64 events/txn, its ceiling)':<42} {raw[2].rate:>12,.0f} ev/s")
+    print("\ntargets: ratios to a baseline of the same run (printed, not asserted)")
+    print_target("1 appender / raw sqlite3 1 per txn", single.rate / raw_single.rate, TARGET_SINGLE_RATIO)
+    if peer is not None:
+        print_target("1 appender / eventsourcing single saves", single.rate / peer.rate, TARGET_PEER_RATIO)
+    if peer_from_loop is not None:
+        print(f"  {'(same, the peer saving via to_thread)':<42} {single.rate / peer_from_loop.rate:>12.2f}")
     print_target(
-        "batched spine / raw sqlite3 500 per txn", appends[3].rate / raw[1].rate, TARGET_BATCHED_RATIO
+        "64 appenders / raw sqlite3 64 per txn", sixty_four.rate / raw_grouped.rate, TARGET_APPENDERS_64_RATIO
+    )
+    print_target(
+        "batched spine / raw sqlite3 500 per txn", batched.rate / raw_batched.rate, TARGET_BATCHED_RATIO
     )
     print_target(
         "replay: read_encoded / raw paged scan", replay[0].rate / replay[2].rate, TARGET_REPLAY_RATIO
@@ -355,5 +435,18 @@ if __name__ == "__main__":
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per case; the median is shown (default 3)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every event count (default 1)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every case once at a hundredth of the sizes (--runs 1 --scale 0.01)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="the event loop the spine runs on (default asyncio; `spine serve` runs uvloop)",
+    )
     args = parser.parse_args()
-    anyio.run(main, args.runs, args.scale)
+    if args.smoke:
+        args.runs, args.scale = 1, 0.01
+    anyio.run(main, args.runs, args.scale, args.loop, backend_options={"use_uvloop": args.loop == "uvloop"})

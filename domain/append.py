@@ -7,7 +7,7 @@ SQLite and cloud adapters cannot drift apart on idempotency or optimistic concur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -64,6 +64,7 @@ def decide_append(
     stream_version: int,
     stored: Sequence[StoredId],
     recorded_at: datetime,
+    new_id: Callable[[], str] = new_event_id,
 ) -> tuple[list[Event], AppendResult]:
     """Decide what a validated append writes, given the state read in the same transaction.
 
@@ -71,7 +72,7 @@ def decide_append(
     answered with the stored positions) and the result to acknowledge. Raises
     `IdempotencyConflict` when only part of the batch is stored, or stored in another stream,
     `PositionConflict` when `expected_position` is not the next position, and `VersionConflict`
-    when `expected_version` does not hold.
+    when `expected_version` does not hold. `new_id` names the events that came without an id.
     """
     if stored:
         return [], _replayed(request, stored)
@@ -80,7 +81,7 @@ def decide_append(
     _check_expected(request.stream, request.expected_version, stream_version)
     events = [
         Event(
-            id=new.id or new_event_id(),
+            id=new.id or new_id(),
             type=new.type,
             stream=request.stream,
             version=stream_version + offset,

@@ -33,6 +33,9 @@ class SentIdentity(msgspec.Struct, frozen=True, kw_only=True):
     app_id: str | None = None
 
 
+NOTHING_SENT = SentIdentity()
+
+
 def effective_env(principal: Principal, headers: SentIdentity, default: str) -> str:
     """The env a request acts in: the token's pin, else `X-Env`, else the deployment's default."""
     return normalize_env(principal.env or headers.env or default)
@@ -47,6 +50,8 @@ def check_claims(
     may repeat those, the request's effective `env` and the project, surface and app the headers
     chose.
     """
+    if _states_no_truth(headers) and payload == NOTHING_SENT:
+        return  # the usual request: context headers only, and a body without identity fields
     truth = stated_truth(principal, mode)
     for field, actual in truth.items():
         sent = getattr(headers, field)
@@ -63,6 +68,13 @@ def check_claims(
         sent = getattr(payload, field)
         if sent is not None and (actual is None or _norm(field, sent) != _norm(field, actual)):
             raise IdentityOverride(field, "payload", sent, actual)
+
+
+def _states_no_truth(headers: SentIdentity) -> bool:
+    """Whether the headers state none of the facts `stated_truth` holds (so none can disagree)."""
+    return (
+        headers.tenant_id is None and headers.user_id is None and headers.mode is None and headers.env is None
+    )
 
 
 def _norm(field: str, value: str) -> str:

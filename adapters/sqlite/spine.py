@@ -5,10 +5,14 @@ version) and (partition, id) indexes. WAL with `synchronous=FULL`, so an acknowl
 survives power loss.
 
 Group commit: appends queue up while a transaction is in flight; one writer thread drains the
-queue into the next `BEGIN IMMEDIATE` transaction and acknowledges every caller only after COMMIT
-returned. Each request keeps its own outcome: one conflicting request does not fail its batch.
-`BEGIN IMMEDIATE` holds SQLite's write lock, so heads read inside it are exact even when several
-processes share the file.
+queue into the next transaction (adapters/sqlite/commit.py) and acknowledges every caller only
+after it committed. Each request keeps its own outcome: one conflicting request does not fail its
+batch. Heads are exact even when several processes share the file: the group's insert only
+happens when no other connection committed since the heads were read, or under `BEGIN IMMEDIATE`.
+
+A lone appender pays for no grouping: its append is queued, the writer (blocked on the queue)
+takes it at once and commits it alone. That is two thread hand-offs, the least there can be with
+the fsync kept off the event loop.
 """
 
 from __future__ import annotations
@@ -19,29 +23,21 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 import anyio
 
 from adapters.decoded_reads import DecodedReads
-from adapters.group_commit import Announcements, Pending, settle
+from adapters.group_commit import Announcements, Outcome, Pending, settle
+from adapters.sqlite.commit import GroupCommitter
 from adapters.sqlite.file import SQLiteFile, Synchronous
-from domain.append import AppendRequest, StoredId, client_ids, decide_append, validate
+from domain.append import AppendRequest, validate
 from domain.cursor import check_cursor
-from domain.errors import BackendUnavailable, SpineError
-from domain.events import (
-    AppendResult,
-    EncodedEvent,
-    EncodedPage,
-    Event,
-    decode_events,
-    event_encoder,
-)
+from domain.errors import BackendUnavailable
+from domain.events import AppendResult, EncodedEvent, EncodedPage, Event, decode_events
 from domain.partition import Partition
 from domain.ports import Notifier
 
@@ -64,49 +60,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_stream_version ON events (pkey, stream, version);
 CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (pkey, id);
 """
-_INSERT = "INSERT INTO events (pkey, position, id, stream, version, type, body) VALUES "
-_ROW = "(?, ?, ?, ?, ?, ?, ?)"
-# One statement for many rows: sqlite3 releases the GIL around every statement step, and in a
-# busy server taking it back costs up to a switch interval each time; executemany() would pay
-# that once per row. 256 rows x 7 parameters stays far below SQLite's 32766-parameter limit.
-_ROWS_PER_INSERT = 256
 _MAX_EVENTS_PER_COMMIT = 20_000
 
 
 _STOP = object()
-_MAX_CACHED_STREAMS = 100_000
-
-
-class _WriterCache:
-    """Partition heads and stream versions as of our last commit, on the writer thread only.
-
-    `PRAGMA data_version` changes when another connection commits to the file; then nothing
-    cached can be trusted and it is dropped.
-    """
-
-    def __init__(self) -> None:
-        self.heads: dict[str, int] = {}
-        self.versions: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._data_version: int | None = None
-
-    def check(self, connection: sqlite3.Connection) -> None:
-        data_version = connection.execute("PRAGMA data_version").fetchone()[0]
-        if data_version != self._data_version:
-            self.clear()
-            self._data_version = data_version
-
-    def update(self, heads: dict[str, int], versions: dict[tuple[str, str], int]) -> None:
-        self.heads.update(heads)
-        self.versions.update(versions)
-        for key in versions:
-            self.versions.move_to_end(key)
-        while len(self.versions) > _MAX_CACHED_STREAMS:
-            self.versions.popitem(last=False)
-
-    def clear(self) -> None:
-        self.heads.clear()
-        self.versions.clear()
-        self._data_version = None
 
 
 class SQLiteSpine(DecodedReads):
@@ -130,7 +87,7 @@ class SQLiteSpine(DecodedReads):
         self._writer_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._announcements = Announcements()
-        self._cache = _WriterCache()
+        self._committer: GroupCommitter | None = None
 
     # lifecycle
 
@@ -138,6 +95,7 @@ class SQLiteSpine(DecodedReads):
         with _translate_errors():
             self._writer = await anyio.to_thread.run_sync(self._file.open_writer, _SCHEMA)
         self._loop = asyncio.get_running_loop()
+        self._committer = GroupCommitter(self._writer)
         self._writer_thread = threading.Thread(target=self._write_loop, name=f"spine-writer:{self.path.name}")
         self._writer_thread.start()
         return self
@@ -166,6 +124,7 @@ class SQLiteSpine(DecodedReads):
     def _write_loop(self) -> None:
         """The writer thread: everything queued during one commit goes into the next."""
         assert self._loop is not None
+        assert self._committer is not None
         while True:
             first = self._inbox.get()
             if first is _STOP:
@@ -173,24 +132,21 @@ class SQLiteSpine(DecodedReads):
             assert isinstance(first, Pending)
             batch, stop = self._drain(first)
             started = time.perf_counter()
-            outcomes: list[AppendResult | SpineError]
+            outcomes: list[Outcome]
             try:
-                with _translate_errors():
-                    outcomes = self._commit(batch)
-            except BackendUnavailable as exc:
-                outcomes = [exc] * len(batch)
+                outcomes = self._committer.commit(batch)
+            except sqlite3.Error as exc:
+                outcomes = [_unavailable(exc)] * len(batch)
             elapsed = time.perf_counter() - started
             self._loop.call_soon_threadsafe(self._resolve, batch, outcomes, elapsed)
             if stop:
                 return
 
     def _drain(self, first: Pending) -> tuple[list[Pending], bool]:
-        batch, events = [first], len(first.request.events)
-        while events < _MAX_EVENTS_PER_COMMIT:
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                break
+        batch, events, inbox = [first], len(first.request.events), self._inbox
+        # only this thread takes from the inbox: when it is not empty, get_nowait has an item
+        while events < _MAX_EVENTS_PER_COMMIT and not inbox.empty():
+            item = inbox.get_nowait()
             if item is _STOP:
                 return batch, True
             assert isinstance(item, Pending)
@@ -198,99 +154,12 @@ class SQLiteSpine(DecodedReads):
             events += len(item.request.events)
         return batch, False
 
-    def _resolve(
-        self, batch: list[Pending], outcomes: list[AppendResult | SpineError], elapsed: float
-    ) -> None:
+    def _resolve(self, batch: list[Pending], outcomes: list[Outcome], elapsed: float) -> None:
         """On the event loop: hand each caller its outcome, then announce each partition's new head."""
         heads, events = settle(batch, outcomes)
         if self._on_commit is not None:
             self._on_commit(len(batch), events, elapsed)
         self._announcements.publish(self._notifier, heads)
-
-    def _commit(self, batch: list[Pending]) -> list[AppendResult | SpineError]:
-        """One transaction for the whole batch, on the writer thread."""
-        connection = self._writer
-        assert connection is not None
-        recorded_at = datetime.now(UTC)
-        written_ids: dict[tuple[str, str], StoredId] = {}
-        rows: list[tuple[str, int, str, str, int, str, bytes]] = []
-        outcomes: list[AppendResult | SpineError] = []
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            heads, versions = self._state_for(connection, batch)
-            for pending in batch:
-                key, request = pending.partition.key, pending.request
-                try:
-                    events, result = decide_append(
-                        request,
-                        head=heads[key],
-                        stream_version=versions[(key, request.stream)],
-                        stored=_stored_ids(connection, key, client_ids(request), written_ids),
-                        recorded_at=recorded_at,
-                    )
-                except SpineError as exc:
-                    outcomes.append(exc)
-                    continue
-                for event in events:
-                    body = event_encoder.encode(event)
-                    rows.append(
-                        (key, event.position, event.id, event.stream, event.version, event.type, body)
-                    )
-                    written_ids[(key, event.id)] = StoredId(
-                        event.id, event.stream, event.version, event.position
-                    )
-                if events:
-                    heads[key] = result.last_position
-                    versions[(key, request.stream)] = result.stream_version
-                outcomes.append(result)
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
-                params = [value for row in chunk for value in row]
-                connection.execute(_INSERT + ", ".join([_ROW] * len(chunk)), params)
-            connection.execute("COMMIT")
-        except BaseException:
-            self._cache.clear()
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-        self._cache.update(heads, versions)
-        return outcomes
-
-    def _state_for(
-        self, connection: sqlite3.Connection, batch: list[Pending]
-    ) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-        """Heads and stream versions the batch needs, from the cache where it is still true."""
-        self._cache.check(connection)
-        heads: dict[str, int] = {}
-        versions: dict[tuple[str, str], int] = {}
-        missing: dict[str, set[str]] = {}
-        for pending in batch:
-            key, stream = pending.partition.key, pending.request.stream
-            if key not in heads:
-                cached = self._cache.heads.get(key)
-                heads[key] = (
-                    cached
-                    if cached is not None
-                    else _scalar(connection, "SELECT MAX(position) FROM events WHERE pkey = ?", key)
-                )
-            if (key, stream) not in versions:
-                cached = self._cache.versions.get((key, stream))
-                if cached is None:
-                    missing.setdefault(key, set()).add(stream)
-                else:
-                    versions[(key, stream)] = cached
-        for key, streams in missing.items():
-            found = dict.fromkeys(streams, 0)
-            placeholders = ", ".join("?" * len(streams))
-            found.update(
-                connection.execute(
-                    f"SELECT stream, MAX(version) FROM events WHERE pkey = ? AND stream IN ({placeholders})"  # noqa: S608
-                    " GROUP BY stream",
-                    (key, *streams),
-                ).fetchall()
-            )
-            versions.update({(key, stream): version for stream, version in found.items()})
-        return heads, versions
 
     # reads
 
@@ -363,20 +232,6 @@ def _scalar(connection: sqlite3.Connection, sql: str, *params: object) -> int:
     return int(row[0] or 0)
 
 
-def _stored_ids(
-    connection: sqlite3.Connection, key: str, ids: list[str], written: dict[tuple[str, str], StoredId]
-) -> list[StoredId]:
-    if not ids:
-        return []
-    found = [written[(key, i)] for i in ids if (key, i) in written]
-    placeholders = ", ".join("?" * len(ids))
-    rows = connection.execute(
-        f"SELECT id, stream, version, position FROM events WHERE pkey = ? AND id IN ({placeholders})",  # noqa: S608
-        (key, *ids),
-    ).fetchall()
-    return found + [StoredId(*row) for row in rows]
-
-
 def _decode(rows: list[tuple[bytes]]) -> list[Event]:
     return decode_events(row[0] for row in rows)
 
@@ -386,8 +241,14 @@ def _translate_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        # No traceback: the cause is the store's (a lock, a disk, a path), named in the message.
-        log.error("sqlite spine error", extra={"error": type(exc).__name__, "detail": str(exc)})  # noqa: TRY400
-        raise BackendUnavailable(
-            "event_spine", f"the event spine store is unavailable ({type(exc).__name__})"
-        ) from exc
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: sqlite3.Error) -> BackendUnavailable:
+    # No traceback: the cause is the store's (a lock, a disk, a path), named in the message.
+    log.error("sqlite spine error", extra={"error": type(exc).__name__, "detail": str(exc)})
+    unavailable = BackendUnavailable(
+        "event_spine", f"the event spine store is unavailable ({type(exc).__name__})"
+    )
+    unavailable.__cause__ = exc
+    return unavailable

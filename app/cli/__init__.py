@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -37,12 +38,27 @@ def main() -> None:
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes sharing the port and the data directory (with --redis-url, followers "
+    "in one hear of appends made in another at once; without, within SPINE_POLL_SECONDS).",
+)
 def serve(
-    host: str, port: int, data_dir: Path | None, redis_url: str | None, system_url: str | None, log_level: str
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    redis_url: str | None,
+    system_url: str | None,
+    log_level: str,
+    workers: int,
 ) -> None:
     """Run the HTTP service (embedded SQLite store by default)."""
     from app.http.factory import create_app
     from app.http.server import serve_app
+    from app.http.workers import listening_sockets, serve_workers, spine_worker
     from app.logs import configure_logging
 
     configure_logging(log_level)
@@ -52,9 +68,26 @@ def serve(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--system-url' / SPINE_SYSTEM_URL") from None
     logging.getLogger("spine").info(
-        "serving", extra={"url": f"http://{host}:{port}", "data_dir": str(settings.data_dir.resolve())}
+        "serving",
+        extra={
+            "url": f"http://{host}:{port}",
+            "data_dir": str(settings.data_dir.resolve()),
+            "workers": workers,
+        },
     )
-    serve_app(create_app(settings), host=host, port=port)
+    if workers == 1:
+        serve_app(create_app(settings), host=host, port=port)
+    else:
+        if settings.redis_url is None:
+            logging.getLogger("spine").warning(
+                "several workers without Redis: a follower hears of another worker's appends by polling",
+                extra={"poll_seconds": settings.poll_seconds},
+            )
+        try:
+            sockets = listening_sockets(host, port, workers)
+        except OSError as exc:  # as uvicorn says it when one process cannot listen
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        serve_workers(functools.partial(spine_worker, settings, log_level, host, port), sockets)
 
 
 @main.command()

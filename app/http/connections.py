@@ -27,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.http.errors import PROBLEM_JSON, problem
+from app.http.limits import BODY_RECEIVED
 from app.settings import Settings
 
 log = logging.getLogger(f"spine.{__name__}")
@@ -140,6 +141,9 @@ class SlowClientProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._stop()
+        cycle = self.cycle
+        if cycle is not None:  # the app's receives of this request need no deadline any more
+            cycle.scope["state"][BODY_RECEIVED] = True
         super().on_message_complete()
 
     def _expect(self, what: Literal["head", "body"]) -> None:

@@ -10,7 +10,7 @@ the system spine, and an origin added elsewhere is seen once the projection foll
   origin some app of any tenant lists: the origin, the path's methods (its `Allow`), the request
   headers Spine reads and a max age (`preflight_headers`, called by the OPTIONS handlers of
   `app.http.allow`).
-- **Real answers** (`send_cors_headers`, a `before_send` hook, so SSE answers too): the origin and
+- **Real answers** (`send_cors_headers`, run by `ObservedApp` on every answer start, so SSE answers too): the origin and
   the headers a page may read, when the verified context's tenant (`connection.state.ctx`,
   whatever made it: a bearer token or a stream ticket) has an app listing the origin.
   An answer given before identity is known (401: a missing or expired token or ticket; the
@@ -69,7 +69,7 @@ def preflight_headers(request: Request[Any, Any, Any], allow: str) -> dict[str, 
 
 
 async def send_cors_headers(message: Message, scope: Scope) -> None:
-    """`before_send` hook: the CORS headers of a real answer (preflights have theirs)."""
+    """Run on each answer start (`ObservedApp`): the CORS headers of a real answer (preflights have theirs)."""
     if message["type"] != "http.response.start":
         return
     origin = _origin(scope)

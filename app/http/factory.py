@@ -37,6 +37,8 @@ from app.http.controllers.strategy_locks import StrategyLocksController
 from app.http.controllers.stream_tickets import StreamTicketsController
 from app.http.cors import send_cors_headers
 from app.http.errors import exception_handlers
+from app.http.fanout import Fanout
+from app.http.guards import run_guards
 from app.http.identity import IdentityService, identity_guard
 from app.http.json_limits import json_depth_guard
 from app.http.limits import limits_middleware
@@ -123,7 +125,15 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     ),
                     clock=clock or _now,
                     backends=backends,
+                    fanout=Fanout(
+                        notifier,
+                        app_metrics,
+                        poll_seconds=settings.poll_seconds,
+                        heartbeat_seconds=settings.heartbeat_seconds,
+                        buffer_events=settings.sse_buffer_events,
+                    ),
                 )
+                await background.start(services.fanout.run, services.draining)
                 app.state.services = services
                 background.start_soon(projector.follow, settings.poll_seconds)
                 views = services.views
@@ -139,6 +149,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     return ObservedApp(
         metrics=app_metrics,  # and the access log: every request, routed or not
+        answer_hooks=[echo_request_id, send_lab_warnings, send_cors_headers],
         route_handlers=[
             EventsController,
             StreamsController,
@@ -166,7 +177,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         ],
         # The token first: a body (slow or deep) is read only for a verified caller, in one of its
         # tenant's request slots; the identity guard checks the depth of what it decodes itself.
-        guards=[encoded_slash_guard, identity_guard, json_depth_guard],
+        # One hook runs the guards: Litestar copies the route handler for each of its `guards=`.
+        before_request=run_guards(encoded_slash_guard, identity_guard, json_depth_guard),
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "call": Provide(provide_call, sync_to_thread=False),
@@ -175,7 +187,6 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         middleware=[limits_middleware(settings)],
-        before_send=[echo_request_id, send_lab_warnings, send_cors_headers],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         plugins=[OpenAPIDeclarations(), AllowPlugin()],

@@ -1,10 +1,15 @@
 """Following a partition over Server-Sent Events.
 
-Catch-up and live are one loop: open the subscription first, then read the log by cursor until
-caught up, then wait for a notification (or the poll timeout) and read again. When the server
-starts shutting down, the stream ends cleanly and the client resumes elsewhere. Every event a client
-gets comes from a read after its cursor, so the switch from catch-up to live can neither skip nor
-repeat an event, and a lost notification only delays the next read.
+A follower first catches up by itself, reading the log by cursor (with its filters) until it
+reaches the head. Then it joins its partition's shared reader (`app.http.fanout`): from there on
+it sends what that reader read once for every follower, filtered for it, and a `:` heartbeat
+after `heartbeat_seconds` without a frame. Every frame is of an event past the follower's
+cursor, which only moves forward, so neither the catch-up nor the switch to the shared reader can
+skip or repeat an event.
+
+The stream ends, and the client resumes with its Last-Event-ID, when the server starts shutting
+down, when a read fails, or when the follower falls too far behind the shared reader (it does
+not read what it is sent).
 """
 
 from __future__ import annotations
@@ -15,30 +20,22 @@ from collections.abc import AsyncIterator, Collection
 
 import anyio
 
+from app.http.fanout import PAGE_SIZE, Fanout, Selection, sse_frame
 from app.http.metrics import Metrics
 from domain.errors import SpineError
-from domain.events import EncodedEvent
+from domain.events import EncodedPage
 from domain.partition import Partition
-from domain.ports import EventSpine, Notifier, Subscription
+from domain.ports import EventSpine
 
 log = logging.getLogger(f"spine.{__name__}")
 
-PAGE_SIZE = 500
 HEARTBEAT = b": heartbeat\n\n"
-
-
-def sse_frame(event: EncodedEvent, *, named: bool = True) -> bytes:
-    """One event's frame. Unnamed (no `event:` line), a browser dispatches it as `message`, which a
-    page's `onmessage` receives; the type is in the data either way (the stored Event's JSON)."""
-    position, type_, body = event
-    if not named:
-        return b"id: %d\ndata: %s\n\n" % (position, body)
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (position, type_.encode(), body)
+_REPORT_EVERY = 64  # events sent between two additions to the `spine_sse_events_sent` counter
 
 
 async def follow(
     spine: EventSpine,
-    notifier: Notifier,
+    fanout: Fanout,
     metrics: Metrics,
     partition: Partition,
     *,
@@ -47,54 +44,66 @@ async def follow(
     types: Collection[str],
     retry_ms: int,
     heartbeat_seconds: float,
-    poll_seconds: float,
     draining: anyio.Event,
     named: bool = True,
 ) -> AsyncIterator[bytes]:
     metrics.sse_clients.inc()
+    unreported = 0  # events sent and not yet counted: the counter is added to in batches
     try:
         yield b"retry: %d\n\n" % retry_ms
-        async with notifier.subscribe(partition) as subscription:
-            cursor = after
+        cursor = after
+        caught_up = False
+        while not caught_up and not draining.is_set():  # catch-up: by itself, to the head
+            frames, count, page = await _read(spine, partition, cursor, stream, types, named)
+            if count:
+                yield frames
+                metrics.sse_events.inc(count)
+            cursor, caught_up = page.next, page.next >= page.head
+        with fanout.member(spine, partition, cursor) as member:
+            while cursor < member.start and not draining.is_set():  # the shared reader is ahead
+                frames, count, page = await _read(spine, partition, cursor, stream, types, named)
+                if count:
+                    yield frames
+                    metrics.sse_events.inc(count)
+                cursor = max(cursor, page.next)
+            selection = Selection(stream, types, named)
             last_write = time.monotonic()
-            while not draining.is_set():
-                page = await spine.read_encoded(
-                    partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types
-                )
-                if page.events:
-                    yield b"".join(sse_frame(event, named=named) for event in page.events)
-                    metrics.sse_events.inc(len(page.events))
+            while member.ended is None:
+                frames, count, cursor = selection.pick(await member.take(), cursor)
+                if count:
+                    yield frames
                     last_write = time.monotonic()
-                cursor = page.next
-                if cursor < page.head:
-                    continue  # still catching up
-                until_heartbeat = heartbeat_seconds - (time.monotonic() - last_write)
-                if until_heartbeat <= 0:
+                    unreported += count
+                    if unreported >= _REPORT_EVERY:
+                        metrics.sse_events.inc(unreported)
+                        unreported = 0
+                    continue
+                if unreported:  # an idle moment: count what was sent
+                    metrics.sse_events.inc(unreported)
+                    unreported = 0
+                if member.ended is None and time.monotonic() - last_write >= heartbeat_seconds:
                     yield HEARTBEAT
                     last_write = time.monotonic()
-                    continue
-                await _news_or_drain(subscription, page.head, min(poll_seconds, until_heartbeat), draining)
+            if member.ended == "overflow":
+                log.info("sse follower too slow: its stream ends", extra={"partition": partition.key})
     except SpineError as exc:
         # Headers are sent: the only honest answer left is to end the stream; the client resumes
         # with its Last-Event-ID.
         log.warning("sse follower ended", extra={"error_code": exc.error_code, "partition": partition.key})
     finally:
+        if unreported:
+            metrics.sse_events.inc(unreported)
         metrics.sse_clients.dec()
 
 
-async def _news_or_drain(
-    subscription: Subscription, head: int, timeout: float, draining: anyio.Event
-) -> None:
-    """Wait for an event past `head`, the timeout, or the server starting to shut down."""
-    async with anyio.create_task_group() as tg:
-
-        async def news() -> None:
-            await subscription.wait(head, timeout)
-            tg.cancel_scope.cancel()
-
-        async def drain() -> None:
-            await draining.wait()
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(news)
-        tg.start_soon(drain)
+async def _read(
+    spine: EventSpine,
+    partition: Partition,
+    cursor: int,
+    stream: str | None,
+    types: Collection[str],
+    named: bool,
+) -> tuple[bytes, int, EncodedPage]:
+    """A page of the log past `cursor`, read by this follower alone, filtered, with its frames."""
+    page = await spine.read_encoded(partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types)
+    return b"".join(sse_frame(event, named=named) for event in page.events), len(page.events), page

@@ -13,13 +13,12 @@ ticket's, and the membership is checked as for a token. Every other route refuse
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.datastructures import Headers
 from litestar.handlers.base import BaseRouteHandler
 
 from adapters.jwt_tokens import TokenService
@@ -28,7 +27,7 @@ from app.http.limits import admit
 from app.settings import Settings
 from app.usecases.audit import AUDIT_PROJECT, record_audit
 from domain.context import RequestContext
-from domain.control_plane import Role, TenantCreated
+from domain.control_plane import ControlPlane, Role, TenantCreated
 from domain.errors import (
     DuplicateIdentity,
     IdentityOverride,
@@ -40,7 +39,14 @@ from domain.errors import (
     UnknownContext,
 )
 from domain.identifiers import matches
-from domain.identity import Principal, SentIdentity, check_claims, effective_env, stated_truth
+from domain.identity import (
+    NOTHING_SENT,
+    Principal,
+    SentIdentity,
+    check_claims,
+    effective_env,
+    stated_truth,
+)
 from domain.json_depth import check_depth
 from domain.ports import EventSpine
 from domain.stream_tickets import TICKET_ROUTES, StreamTicket, check_ticket_claims, check_unexpired
@@ -58,6 +64,13 @@ _HEADERS = {
     "surface_id": "X-Surface-Id",
     "app_id": "X-App-Id",
 }
+_FIELD_OF = {header.lower().encode(): field for field, header in _HEADERS.items()}
+_AUTHORIZATION = b"authorization"
+_RECORDS: dict[str, Callable[[ControlPlane], Container[tuple[str, str]]]] = {
+    "project": lambda state: state.projects,
+    "surface": lambda state: state.surfaces,
+    "app": lambda state: state.apps,
+}
 
 
 class _PayloadIdentity(msgspec.Struct):
@@ -73,6 +86,27 @@ class _PayloadIdentity(msgspec.Struct):
 
 
 _payload_decoder = msgspec.json.Decoder(_PayloadIdentity)
+_NO_PAYLOAD = _PayloadIdentity()
+
+
+class _SentHeaders:
+    """The request's `Authorization` lines and identity header lines, read in one pass over its
+    raw headers (names compared case-insensitively, values decoded as Litestar decodes them)."""
+
+    __slots__ = ("authorization", "identity")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self.authorization: list[str] = []
+        self.identity: dict[str, list[str]] = {}
+        for name, value in raw:
+            lowered = name.lower()
+            if lowered == _AUTHORIZATION:
+                self.authorization.append(value.decode("latin-1"))
+            elif (field := _FIELD_OF.get(lowered)) is not None:
+                self.identity.setdefault(field, []).append(value.decode("latin-1"))
+
+    def lines(self, field: str) -> list[str]:
+        return self.identity.get(field, [])
 
 
 class IdentityService:
@@ -93,8 +127,8 @@ class IdentityService:
         self._settings = settings
         self._clock = clock
 
-    async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-        sent = connection.headers.getall("authorization", [])
+    async def principal(self, headers: _SentHeaders) -> Principal:
+        sent = headers.authorization
         if len(sent) > 1 or "," in "".join(sent):  # which one a proxy on the way checked is a guess
             raise InvalidToken("send one `Authorization` header with one credential")
         scheme, _, token = (sent or [""])[0].partition(" ")
@@ -105,17 +139,18 @@ class IdentityService:
     async def context(
         self, connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]
     ) -> RequestContext:
-        ticket = self._ticket(connection, opt)
+        headers = _SentHeaders(connection.scope["headers"])
+        ticket = self._ticket(connection, headers, opt)
         if ticket is not None:
-            return await self._ticket_context(connection, ticket, opt)
-        principal = await self.principal(connection)
+            return await self._ticket_context(connection, headers, ticket, opt)
+        principal = await self.principal(headers)
         admit(connection, principal.tenant_id, opt)  # the earliest point the tenant is known for sure
         role, tenant = await self._membership(principal)
-        sent, twice = _sent_identity(connection.headers)
+        sent, twice = _sent_identity(headers)
         env = _valid(effective_env(principal, sent, self._settings.default_env), "X-Env")
         data_route = opt.get("context", "data") == "data"
         # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
-        payload = await _payload_identity(connection) if data_route else SentIdentity()
+        payload = await _payload_identity(connection) if data_route else NOTHING_SENT
         await self._checked(
             connection,
             principal,
@@ -124,28 +159,31 @@ class IdentityService:
             twice,
             lambda: check_claims(principal, tenant.mode, env, sent, payload),
         )
-        context = RequestContext(
+        project_id, surface_id, app_id = AUDIT_PROJECT, None, None
+        if data_route:
+            tenant_id = principal.tenant_id
+            project_id = await self._known("project", tenant_id, sent.project_id, "X-Project-Id")
+            surface_id = await self._known("surface", tenant_id, sent.surface_id, "X-Surface-Id")
+            if sent.app_id is not None or opt.get("requires_app"):
+                app_id = await self._known("app", tenant_id, sent.app_id, "X-App-Id")
+        return RequestContext(
             tenant_id=principal.tenant_id,
             env=env,
-            project_id=AUDIT_PROJECT,
+            project_id=project_id,
             mode=tenant.mode,
             user_id=principal.user_id,
+            surface_id=surface_id,
+            app_id=app_id,
             request_id=connection.scope["state"].get("request_id"),
             roles=frozenset({role}),
         )
-        if not data_route:
-            return context
-        project_id = await self._known("project", principal.tenant_id, sent.project_id, "X-Project-Id")
-        surface_id = await self._known("surface", principal.tenant_id, sent.surface_id, "X-Surface-Id")
-        app_id = None
-        if sent.app_id is not None or opt.get("requires_app"):
-            app_id = await self._known("app", principal.tenant_id, sent.app_id, "X-App-Id")
-        return msgspec.structs.replace(context, project_id=project_id, surface_id=surface_id, app_id=app_id)
 
     def _ticket(
-        self, connection: ASGIConnection[Any, Any, Any, Any], opt: dict[str, Any]
+        self, connection: ASGIConnection[Any, Any, Any, Any], headers: _SentHeaders, opt: dict[str, Any]
     ) -> StreamTicket | None:
         """The request's stream ticket (`?ticket=`), verified and unexpired, if it sends one."""
+        if not connection.scope.get("query_string"):
+            return None
         sent = connection.query_params.getall("ticket", [])
         if not sent:
             return None
@@ -153,20 +191,24 @@ class IdentityService:
             raise InvalidToken(TICKET_ROUTES)
         if len(sent) > 1:
             raise InvalidToken("send one stream ticket")
-        if connection.headers.getall("authorization", []):
+        if headers.authorization:
             raise InvalidToken("send one credential: a stream ticket or an `Authorization` header")
         ticket = self.tickets.verify(sent[0])
         check_unexpired(ticket, self._clock())
         return ticket
 
     async def _ticket_context(
-        self, connection: ASGIConnection[Any, Any, Any, Any], ticket: StreamTicket, opt: dict[str, Any]
+        self,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        headers: _SentHeaders,
+        ticket: StreamTicket,
+        opt: dict[str, Any],
     ) -> RequestContext:
         """The context a ticket was issued for; headers sent along may only repeat it."""
         principal = ticket.principal
         admit(connection, principal.tenant_id, opt)
         role, tenant = await self._membership(principal)  # a member removed since: their tickets end
-        sent, twice = _sent_identity(connection.headers)
+        sent, twice = _sent_identity(headers)
         await self._checked(
             connection,
             principal,
@@ -222,19 +264,10 @@ class IdentityService:
         if not value:
             raise MissingContext(header)
         _valid(value, header)
-
-        def known() -> bool:
-            state = self._control.state
-            records: dict[str, Any] = {
-                "project": state.projects,
-                "surface": state.surfaces,
-                "app": state.apps,
-            }
-            return (tenant_id, value) in records[kind]
-
-        if not known():
-            await self._control.catch_up()
-            if not known():
+        records = _RECORDS[kind]
+        if (tenant_id, value) not in records(self._control.state):
+            await self._control.catch_up()  # a record written a moment ago, maybe elsewhere
+            if (tenant_id, value) not in records(self._control.state):
                 raise UnknownContext(kind, value)
         return value
 
@@ -281,7 +314,7 @@ async def identity_guard(connection: ASGIConnection[Any, Any, Any, Any], handler
     if connection.scope.get("method") == "OPTIONS":
         return
     identity: IdentityService = connection.app.state.services.identity
-    connection.state.ctx = await identity.context(connection, handler.opt)
+    connection.scope["state"]["ctx"] = await identity.context(connection, handler.opt)
 
 
 async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> SentIdentity:
@@ -292,13 +325,15 @@ async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> S
     try:
         fields = _payload_decoder.decode(body)
     except msgspec.DecodeError:  # not a JSON object: the handler answers 422
-        return SentIdentity()
+        return NOTHING_SENT
+    if fields == _NO_PAYLOAD:  # the usual body: no identity field at all
+        return NOTHING_SENT
     return SentIdentity(
         **{k: None if v is None else str(v) for k, v in msgspec.structs.asdict(fields).items()}
     )
 
 
-def _sent_identity(headers: Headers) -> tuple[SentIdentity, str | None]:
+def _sent_identity(headers: _SentHeaders) -> tuple[SentIdentity, str | None]:
     """What the identity headers state, and the first field whose header is sent more than once.
 
     More than once is two field lines, or one with a comma: HTTP lets a proxy (or a client
@@ -306,10 +341,12 @@ def _sent_identity(headers: Headers) -> tuple[SentIdentity, str | None]:
     A repeated header states nothing here (the request is refused for it once the refusal can be
     audited), so the env of the audit is the token's, or `X-Env` when that one is sent once.
     """
+    if not headers.identity:
+        return NOTHING_SENT, None
     values: dict[str, str | None] = {}
     twice = None
-    for field, header in _HEADERS.items():
-        lines = headers.getall(header, [])
+    for field in _HEADERS:
+        lines = headers.lines(field)
         once = len(lines) == 1 and "," not in lines[0]
         values[field] = lines[0] if once else None
         if lines and not once and twice is None:

@@ -30,6 +30,9 @@ Slot = Literal["requests", "followers"]
 
 _ADMISSION = "spine.admission"
 _CLOSE = (b"connection", b"close")
+BODY_RECEIVED = "spine.body_received"
+"""Set in the request scope's state by the server's protocol (`app.http.connections`) once the
+whole body has arrived: from then on no receive can wait on the client, so none is timed."""
 
 
 class TenantSlots:
@@ -94,12 +97,13 @@ def admit(connection: ASGIConnection[Any, Any, Any, Any], tenant_id: str, opt: d
 class _BodyDeadline:
     """`receive` with a deadline between body chunks; `send` that closes after a 408."""
 
-    __slots__ = ("_complete", "_receive", "_seconds", "_send", "_started", "_timed_out")
+    __slots__ = ("_complete", "_receive", "_seconds", "_send", "_started", "_state", "_timed_out")
 
-    def __init__(self, receive: Receive, send: Send, seconds: float) -> None:
+    def __init__(self, receive: Receive, send: Send, seconds: float, state: dict[str, Any]) -> None:
         self._receive = receive
         self._send = send
         self._seconds = seconds
+        self._state = state
         self._complete = False
         self._started = False
         self._timed_out = False
@@ -107,6 +111,11 @@ class _BodyDeadline:
     async def receive(self) -> ReceiveMessage:
         if self._complete:
             return await self._receive()
+        if self._state.get(BODY_RECEIVED):  # the usual small body, read with the head: nothing to time
+            message = await self._receive()
+            if message["type"] != "http.request" or not cast(dict[str, Any], message).get("more_body"):
+                self._complete = True
+            return message
         with anyio.move_on_after(self._seconds):
             message = await self._receive()
             if message["type"] != "http.request" or not cast(dict[str, Any], message).get("more_body"):
@@ -144,10 +153,14 @@ def limits_middleware(settings: Settings) -> type:
                 await self.app(scope, receive, send)
                 return
             admission = _Admission(slots)
-            scope.setdefault("state", {})[_ADMISSION] = admission
-            body = _BodyDeadline(receive, send, body_timeout_seconds)
+            state = scope.setdefault("state", {})
+            state[_ADMISSION] = admission
             try:
-                await self.app(scope, body.receive, body.send)
+                if state.get(BODY_RECEIVED):  # the usual small body, read with the head: nothing to time
+                    await self.app(scope, receive, send)
+                else:
+                    body = _BodyDeadline(receive, send, body_timeout_seconds, state)
+                    await self.app(scope, body.receive, body.send)
             finally:
                 admission.release()
 

@@ -46,6 +46,10 @@ class Metrics:
         )
         self.sse_clients = Gauge("spine_sse_clients", "Connected SSE followers", registry=r)
         self.sse_events = Counter("spine_sse_events_sent", "Events sent to SSE followers", registry=r)
+        self.sse_readers = Gauge("spine_sse_readers", "Partitions with a shared SSE reader", registry=r)
+        self.sse_cut = Counter(
+            "spine_sse_followers_cut", "SSE followers ended for falling behind (they resume)", registry=r
+        )
         self.http_seconds = Histogram(
             "spine_http_request_seconds",
             "HTTP request latency",

@@ -3,6 +3,7 @@ followers finish cleanly."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 from typing import Any
@@ -16,9 +17,19 @@ from app.settings import Settings
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+    def __init__(self, config: uvicorn.Config, app: Litestar, *, freeze: bool = False) -> None:
         super().__init__(config)
         self._app = app
+        self._freeze = freeze
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._freeze and self.started:
+            # What start-up made (modules, the app, the control plane: some 150k objects) lives as
+            # long as the process. Frozen, it is no longer traversed by every full collection,
+            # which serving triggers every few seconds (bench/README.md, `bench_http.py`).
+            gc.collect()
+            gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # uvicorn waits for open responses before the app's lifespan hears of the shutdown;
@@ -27,12 +38,16 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve_app(app: Litestar, *, host: str, port: int) -> None:
+def serve_app(app: Litestar, *, host: str, port: int, sockets: list[socket.socket] | None = None) -> None:
+    """Serve `app` until a signal stops it; on `sockets` (a worker of `spine serve --workers`) when
+    given, else on a socket of its own."""
     # The spine's writer thread re-takes the GIL after each SQLite call of a commit; with the
     # default 5 ms switch interval a busy event loop kept every commit waiting ~4 ms per call
     # (16-18 ms commits under load). 1 ms halves commit latency; measured in bench/bench_http.py.
     sys.setswitchinterval(0.001)
-    DrainingServer(server_config(app, host=host, port=port, timeout_graceful_shutdown=5), app).run()
+    config = server_config(app, host=host, port=port, timeout_graceful_shutdown=5)
+    server = DrainingServer(config, app, freeze=True)
+    server.run(sockets)  # a start-up failure exits with uvicorn's STARTUP_FAILURE (3)
 
 
 def server_config(app: Litestar, *, host: str, port: int, **options: Any) -> uvicorn.Config:

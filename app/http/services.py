@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from app.backends import Backends
+from app.http.fanout import Fanout
 from app.http.identity import IdentityService
 from app.http.metrics import Metrics
 from app.http.middleware import lab_warnings_of
@@ -40,6 +41,7 @@ class Services:
     views: ViewRouter
     backends: Backends  # every opened backend, behind its circuit breaker
     clock: Callable[[], datetime]
+    fanout: Fanout  # SSE followers' shared reader per partition (`app.http.fanout`)
     # Set when the server begins to shut down: followers end their streams instead of being cut.
     draining: anyio.Event = field(default_factory=anyio.Event)
 
@@ -68,8 +70,9 @@ class Call:
 
 
 def provide_call(request: Request[Any, Any, Any]) -> Call:
+    scope = request.scope  # its state directly: `request.state` wraps it in a new `State` on each access
     return Call(
-        ctx=request.state.ctx, services=request.app.state.services, warnings=lab_warnings_of(request.scope)
+        ctx=scope["state"]["ctx"], services=request.app.state.services, warnings=lab_warnings_of(scope)
     )
 
 

@@ -144,6 +144,77 @@ async def test_without_a_key_nothing_is_minted_or_trusted() -> None:
     await assert_invalid(keyless, jwt.encode(claims(), KEY, algorithm="HS256"))
 
 
+# The cache of verified tokens
+
+
+class Clock:
+    """The cache's clock, moved by hand (PyJWT checks `exp` against the real one)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens that reached PyJWT, once per verification: what the cache did not answer."""
+    seen: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("options", {}).get("verify_signature", True):
+            seen.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return seen
+
+
+async def test_a_verified_token_is_answered_from_memory_until_its_exp_never_after(
+    verifications: list[str],
+) -> None:
+    clock = Clock()
+    service = TokenService(KEY, clock=clock)
+    token = service.mint(tenant_id="t1", user_id="u1", ttl_seconds=600)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    principal = await service.verify(token)
+    assert await service.verify(token) == principal
+    assert verifications == [token]  # the second answer came from memory
+    clock.now = expires  # its last moment: the cache no longer vouches for it
+    assert await service.verify(token) == principal  # PyJWT, on the real clock, still accepts it
+    assert verifications == [token, token]
+
+
+async def test_the_cache_keeps_the_most_recently_used_tokens(verifications: list[str]) -> None:
+    service = TokenService(KEY, cache_size=2)
+    first, second, third = (service.mint(tenant_id="t1", user_id=u, ttl_seconds=600) for u in ("a", "b", "c"))
+    for token in (first, second, first, third):  # `first` used again: `second` is the oldest
+        await service.verify(token)
+    assert verifications == [first, second, third]
+    await service.verify(first)
+    await service.verify(second)
+    assert verifications == [first, second, third, second]  # dropped, so verified again
+
+
+@pytest.mark.parametrize("tamper", [_tamper_signature, _tamper_payload], ids=["signature", "payload"])
+async def test_a_token_is_cached_by_its_whole_string(
+    service: TokenService, tamper: Callable[[str], str]
+) -> None:
+    token = jwt.encode(claims(), KEY, algorithm="HS256")
+    await service.verify(token)  # cached
+    await assert_invalid(service, tamper(token))  # one byte off: verified on its own, and refused
+    assert await service.verify(token) == Principal(user_id="u1", tenant_id="t1", issuer=SPINE_ISSUER)
+
+
+async def test_a_refused_token_is_never_cached(service: TokenService, verifications: list[str]) -> None:
+    expired = jwt.encode(claims(exp=int(time.time()) - 3600), KEY, algorithm="HS256")
+    for _ in range(2):
+        await assert_invalid(service, expired)
+    assert verifications == [expired, expired]
+
+
 # An external issuer with a locally generated key set
 
 

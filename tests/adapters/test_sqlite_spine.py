@@ -10,8 +10,10 @@ import anyio
 import pytest
 
 from adapters.redis.notifier import RedisNotifier
+from adapters.sqlite import commit
 from adapters.sqlite.spine import SQLiteSpine
 from domain.errors import BackendUnavailable
+from domain.events import AppendResult
 from tests.contract.test_event_spine import P, all_events, req
 
 
@@ -120,3 +122,73 @@ async def test_a_write_lock_held_elsewhere_fails_appends_with_backend_unavailabl
             blocker.execute("ROLLBACK")
             blocker.close()
         assert (await spine.append(P, req("a", "x"))).first_position == 1
+
+
+async def test_appends_after_another_connection_wrote_continue_from_what_it_wrote(sqlite_path: Path) -> None:
+    """The writer keeps heads and stream versions from its own commits; a commit made through
+    another connection must be seen, whether the next group fits one statement or not."""
+    async with SQLiteSpine(sqlite_path) as spine:
+        await spine.append(P, req("a", "x"))
+        await spine.append(P, req("b", "x"))  # heads and versions now come from the writer's cache
+        async with SQLiteSpine(sqlite_path) as other:
+            await other.append(P, req("a", "y", ids=["elsewhere"]))
+        # `a` is at version 2 now: expecting it must not be refused on the cached version 1
+        small = await spine.append(P, req("a", "z", expected=2))
+        assert (small.first_position, small.stream_version) == (4, 3)
+        async with SQLiteSpine(sqlite_path) as other:
+            await other.append(P, req("b", "y"))
+        large = await spine.append(P, req("b", *["x.y"] * 300, expected=2))
+        assert (large.first_position, large.last_position, large.stream_version) == (6, 305, 302)
+        retried = await spine.append(P, req("a", "y", ids=["elsewhere"]))
+        assert (retried.first_position, retried.stream_version) == (3, 2)
+        again = await spine.append(P, req("b", *["x.y"] * 300, expected=302))
+        assert (again.first_position, again.last_position, again.stream_version) == (306, 605, 602)
+        events = await all_events(spine)
+    assert [e.position for e in events] == list(range(1, 606))
+    assert [e.version for e in events if e.stream == "a"] == [1, 2, 3]
+
+
+async def test_a_group_of_many_requests_and_ids_keeps_each_outcome(sqlite_path: Path) -> None:
+    """One group larger than one insert statement, with client ids repeated inside the group and
+    across groups, and a refused request in the middle."""
+    async with SQLiteSpine(sqlite_path) as spine:
+        await spine.append(P, req("warm", "x"))
+        outcomes: dict[int, AppendResult | str] = {}
+
+        async def attempt(index: int) -> None:
+            request = (
+                req("s-refused", "x", expected=7)
+                if index == 150
+                else req(f"s-{index % 40}", "x", "y", ids=[f"k-{index % 200}-a", f"k-{index % 200}-b"])
+            )
+            try:
+                outcomes[index] = await spine.append(P, request)
+            except Exception as exc:
+                outcomes[index] = type(exc).__name__
+
+        async with anyio.create_task_group() as tg:
+            for index in range(300):
+                tg.start_soon(attempt, index)
+        events = await all_events(spine)
+    assert outcomes[150] == "VersionConflict"
+    assert len(events) == 1 + 2 * 199  # 200 distinct id pairs, one of them refused
+    assert [e.position for e in events] == list(range(1, len(events) + 1))
+    by_id = {e.id: e.position for e in events}
+    for index, outcome in outcomes.items():
+        if index == 150:
+            continue
+        # a repeat (same ids, same stream) is answered where the first append of its ids landed
+        assert isinstance(outcome, AppendResult), outcome
+        assert outcome.first_position == by_id[f"k-{index % 200}-a"]
+
+
+async def test_streams_the_writer_stopped_remembering_are_read_again(
+    sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit, "_MAX_CACHED_STREAMS", 4)
+    async with SQLiteSpine(sqlite_path) as spine:
+        for round_ in range(1, 4):
+            for i in range(10):
+                result = await spine.append(P, req(f"s-{i}", "x", expected=round_ - 1 or "no_stream"))
+                assert result.stream_version == round_
+        assert await spine.head(P) == 30

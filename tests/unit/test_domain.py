@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -13,7 +14,7 @@ import pytest
 from domain.cursor import parse_cursor
 from domain.errors import InvalidCursor
 from domain.events import Event, NewEvent
-from domain.ids import new_event_id
+from domain.ids import new_event_id, new_event_ids
 from domain.partition import Partition, normalize_env
 
 DOMAIN = Path(__file__).parents[2] / "domain"
@@ -38,8 +39,15 @@ def test_env_names_are_normalized(raw: str, env: str) -> None:
     assert normalize_env(raw) == env
 
 
-def test_event_ids_are_uuid7_and_sort_by_creation() -> None:
-    ids = [new_event_id() for _ in range(1000)]
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [new_event_id() for _ in range(1000)],
+        lambda: [i for _ in range(100) for i in new_event_ids(10)],
+    ],
+)
+def test_event_ids_are_uuid7_and_sort_by_creation(make: Callable[[], list[str]]) -> None:
+    ids = make()
     parsed = [uuid.UUID(i) for i in ids]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
     assert len(set(ids)) == 1000

@@ -263,6 +263,8 @@ class TenantsController(Controller):
     ) -> Response[TokenAnswer]:
         ctx, services = call.ctx, call.services
         state = services.control.state
+        if state.role_of(tenant_id, data.user_id) is None:
+            await services.control.projector.catch_up()  # a member added a moment ago, maybe elsewhere
         require_admin(state, ctx.tenant_id, acting_user(ctx), tenant_id)
         state.tenant(tenant_id)
         if state.role_of(tenant_id, data.user_id) is None:
