@@ -137,6 +137,12 @@ class SQLiteSpine(DecodedReads):
                 outcomes = self._committer.commit(batch)
             except sqlite3.Error as exc:
                 outcomes = [_unavailable(exc)] * len(batch)
+            except Exception as exc:  # a bug of ours: its callers get an answer, the thread goes on
+                log.exception("sqlite spine commit failed")
+                failed = BackendUnavailable(
+                    "event_spine", f"the append could not be committed ({type(exc).__name__})"
+                )
+                outcomes = [failed] * len(batch)
             elapsed = time.perf_counter() - started
             self._loop.call_soon_threadsafe(self._resolve, batch, outcomes, elapsed)
             if stop:

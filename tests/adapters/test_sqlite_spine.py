@@ -192,3 +192,24 @@ async def test_streams_the_writer_stopped_remembering_are_read_again(
                 result = await spine.append(P, req(f"s-{i}", "x", expected=round_ - 1 or "no_stream"))
                 assert result.stream_version == round_
         assert await spine.head(P) == 30
+
+
+async def test_a_bug_in_a_commit_answers_its_callers_and_the_writer_goes_on(
+    sqlite_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a store error but ours: its callers get 503 instead of waiting for ever, nothing is written."""
+    real_decide = commit.GroupCommitter._decide
+    broken = [True]
+
+    def decide_once_broken(self: commit.GroupCommitter, *args: object, **kwargs: object) -> object:
+        if broken[0]:
+            broken[0] = False
+            raise TypeError("a bug")
+        return real_decide(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(commit.GroupCommitter, "_decide", decide_once_broken)
+    async with SQLiteSpine(sqlite_path) as spine:
+        with pytest.raises(BackendUnavailable, match="could not be committed"):
+            await spine.append(P, req("a", "x"))
+        assert (await spine.append(P, req("a", "y"))).first_position == 1
+        assert [e.type for e in await all_events(spine)] == ["y"]
