@@ -24,6 +24,7 @@ import socket
 from pathlib import Path
 
 import uvicorn
+from _provision import BOOTSTRAP_KEY
 from litestar import Litestar, post
 from litestar.params import JSONBody
 
@@ -34,8 +35,6 @@ from app.http.services import CallDep
 from app.http.workers import listening_sockets, serve_workers
 from app.logs import configure_logging
 from app.settings import Settings
-
-BOOTSTRAP_KEY = "bench-bootstrap-key"  # must match bench_http.py
 
 
 @post("/bench/noop", status_code=201)

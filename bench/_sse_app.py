@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _provision import BOOTSTRAP_KEY
 from litestar import Litestar, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
@@ -35,7 +36,6 @@ from app.logs import configure_logging
 from app.settings import Settings
 from domain.events import AppendResult, Event, EventMeta, event_encoder
 
-BOOTSTRAP_KEY = "bench-bootstrap-key"
 CAP = 20_000  # connections, requests and followers: the bench's followers must all get in
 
 

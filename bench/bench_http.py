@@ -33,10 +33,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from _env import header, load
+from _provision import provision
 
 HERE = Path(__file__).resolve().parent
 HEADERS = {"Content-Type": "application/json"}  # `provision` adds the token and the context headers
-BOOTSTRAP_KEY = "bench-bootstrap-key"  # must match _http_app.py
 ENDPOINTS = {"bare": "/bench/bare", "noop": "/bench/noop", "append": "/v1/events"}
 SERVED_BY = {"bare": "bare", "noop": "spine", "append": "spine"}
 STREAMS = 64  # requests rotate over this many streams, as the in-process bench's appenders do
@@ -82,25 +82,6 @@ def free_port() -> int:
 def get(url: str, headers: dict[str, str] | None = None) -> bytes:
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as answer:
         return bytes(answer.read())
-
-
-def post(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={**HEADERS, **headers}, method="POST")
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return dict(json.loads(answer.read()))
-
-
-def provision(base: str) -> None:
-    """A lab tenant, project, surface and member token, through the API, as the tests do."""
-    admin = post(f"{base}/v1/auth/bootstrap", {}, {"X-Bootstrap-Key": BOOTSTRAP_KEY})
-    auth = {"Authorization": f"Bearer {admin['token']}"}
-    post(f"{base}/v1/tenants", {"tenant_id": "t1", "name": "bench", "mode": "lab"}, auth)
-    post(f"{base}/v1/tenants/t1/projects", {"project_id": "p1", "name": "p1"}, auth)
-    post(f"{base}/v1/tenants/t1/surfaces", {"surface_id": "web", "name": "web"}, auth)
-    post(f"{base}/v1/tenants/t1/members", {"user_id": "agent-1", "role": "agent"}, auth)
-    token = post(f"{base}/v1/tenants/t1/tokens", {"user_id": "agent-1"}, auth)["token"]
-    HEADERS.update({"Authorization": f"Bearer {token}", "X-Project-Id": "p1", "X-Surface-Id": "web"})
 
 
 def preflight(bases: dict[str, str]) -> None:
@@ -315,7 +296,7 @@ def main(duration: int, rounds: int, connections: int, threads: int, workers: in
         try:
             for base, process, log in servers.values():
                 wait_until_up(base, process, log)
-            provision(bases["spine"])
+            HEADERS.update(provision(bases["spine"]))
             preflight(bases)
             runs = [
                 drive(bases[SERVED_BY[endpoint]], endpoint, "warm-up", warmup, connections, threads)

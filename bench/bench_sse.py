@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from _env import header, load
+from _provision import provision
 
 HERE = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
-BOOTSTRAP_KEY = "bench-bootstrap-key"  # must match _sse_app.py
 STREAMS = 64  # appends rotate over this many streams
 DATA = {
     "key": "user.preferences.language",
@@ -86,26 +86,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
-
-
-def post(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, Any]:
-    data = json.dumps(body).encode()
-    all_headers = {"Content-Type": "application/json", **headers}
-    request = urllib.request.Request(url, data=data, headers=all_headers, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return dict(json.loads(answer.read()))
-
-
-def provision(base: str) -> dict[str, str]:
-    """A lab tenant, project, surface and member token, through the API: the followers' headers."""
-    admin = post(f"{base}/v1/auth/bootstrap", {}, {"X-Bootstrap-Key": BOOTSTRAP_KEY})
-    auth = {"Authorization": f"Bearer {admin['token']}"}
-    post(f"{base}/v1/tenants", {"tenant_id": "t1", "name": "bench", "mode": "lab"}, auth)
-    post(f"{base}/v1/tenants/t1/projects", {"project_id": "p1", "name": "p1"}, auth)
-    post(f"{base}/v1/tenants/t1/surfaces", {"surface_id": "web", "name": "web"}, auth)
-    post(f"{base}/v1/tenants/t1/members", {"user_id": "agent-1", "role": "agent"}, auth)
-    token = post(f"{base}/v1/tenants/t1/tokens", {"user_id": "agent-1"}, auth)["token"]
-    return {"Authorization": f"Bearer {token}", "X-Project-Id": "p1", "X-Surface-Id": "web"}
 
 
 class Server:
