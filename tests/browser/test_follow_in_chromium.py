@@ -113,15 +113,9 @@ def follow_page(spine: SpineServer, *, ticket_seconds: int, clock_behind: bool =
 @asynccontextmanager
 async def spine_and_pages(tmp_path: Path) -> AsyncIterator[tuple[SpineServer, PageServer]]:
     """`spine serve`, provisioned, whose app lists the origin of a page server."""
-    spine = SpineServer(tmp_path / "data", tmp_path)
     with page_server() as pages:
-        try:
-            await spine.start()
-            await spine.provision()
+        async with SpineServer(tmp_path / "data", tmp_path).running() as spine:
             yield spine, pages
-        finally:
-            with anyio.CancelScope(shield=True):
-                await spine.stop()
 
 
 async def allow_origin(spine: SpineServer, origin: str) -> None:

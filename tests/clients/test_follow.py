@@ -21,14 +21,10 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[SpineServer]:
     """A lab `spine serve` whose tokens the test can mint (SPINE_TOKEN_KEY), with t1/p1/u1."""
-    spine = SpineServer(tmp_path / "data", tmp_path, env={"SPINE_TOKEN_KEY": TOKEN_KEY})
-    try:
-        await spine.start()
-        await spine.provision()
+    async with SpineServer(
+        tmp_path / "data", tmp_path, env={"SPINE_TOKEN_KEY": TOKEN_KEY}
+    ).running() as spine:
         yield spine
-    finally:
-        with anyio.CancelScope(shield=True):
-            await spine.stop()
 
 
 def writer(server: SpineServer) -> SpineClient:

@@ -11,7 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,17 @@ class SpineServer:
     async def restart(self) -> None:
         await self.kill()
         await self.start()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[SpineServer]:
+        """Started and provisioned for the block; stopped after it, even when the test is cancelled."""
+        try:
+            await self.start()
+            await self.provision()
+            yield self
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stop()
 
     async def stop(self) -> None:
         """Teardown: SIGTERM, SIGKILL if it does not exit in time."""

@@ -29,14 +29,8 @@ async def server(tmp_path: Path) -> AsyncIterator[SpineServer]:
         "SPINE_BODY_TIMEOUT_SECONDS": "1",
         "SPINE_MAX_FOLLOWERS_PER_TENANT": "1",
     }
-    spine = SpineServer(tmp_path / "data", tmp_path, env=settings)
-    try:
-        await spine.start()
-        await spine.provision()
+    async with SpineServer(tmp_path / "data", tmp_path, env=settings).running() as spine:
         yield spine
-    finally:
-        with anyio.CancelScope(shield=True):
-            await spine.stop()
 
 
 async def read_until_closed(stream: anyio.abc.SocketStream) -> bytes:

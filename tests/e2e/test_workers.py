@@ -36,14 +36,10 @@ _SSE_SENT = re.compile(r"^spine_sse_events_sent_total (\S+)$", re.MULTILINE)
 async def _two_workers(tmp_path: Path, *args: str) -> AsyncIterator[SpineServer]:
     # Polling: a follower in one worker sees the other's appends within this (0.2 s, not 2 s).
     env = {"SPINE_POLL_SECONDS": "0.2"}
-    server = SpineServer(tmp_path / "data", tmp_path, args=("--workers", "2", *args), env=env)
-    try:
-        await server.start()
-        await server.provision()
+    async with SpineServer(
+        tmp_path / "data", tmp_path, args=("--workers", "2", *args), env=env
+    ).running() as server:
         yield server
-    finally:
-        with anyio.CancelScope(shield=True):
-            await server.stop()
 
 
 @pytest.fixture(params=["polling", "redis"])
