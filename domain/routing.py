@@ -38,8 +38,15 @@ ResourceKind = Literal[
     "budget_store",
     "audit",
     "tabular_store",
+    "feature_flags",
+    "kpi_store",
+    "page_content_store",
 ]
 RESOURCE_KINDS: Final[tuple[str, ...]] = ResourceKind.__args__  # type: ignore[attr-defined]
+# Outside lab, readiness needs a platform default for these. Kinds added later are optional: an
+# upgrade must not take a deployment out of rotation for a service it does not use; a request to
+# one without a route is still refused (503 `<kind>.missing_route`) and diagnostics shows it missing.
+REQUIRED_KINDS: Final[tuple[str, ...]] = RESOURCE_KINDS[: RESOURCE_KINDS.index("tabular_store") + 1]
 BackendType = Literal["sqlite", "memory", "dynamodb", "firestore", "cosmos", "redis"]
 EMBEDDED: Final = frozenset({"sqlite", "memory"})
 WILDCARD: Final = "*"
@@ -207,8 +214,8 @@ def resolve(
 
 
 def missing_platform_defaults(registry: Registry, env: str) -> list[str]:
-    """The resource kinds without a platform-default route in `env`: outside lab, not ready."""
-    return [kind for kind in RESOURCE_KINDS if (kind, WILDCARD, env, WILDCARD) not in registry.routes]
+    """The required kinds without a platform-default route in `env`: outside lab, not ready."""
+    return [kind for kind in REQUIRED_KINDS if (kind, WILDCARD, env, WILDCARD) not in registry.routes]
 
 
 def routed_envs(registry: Registry, tenant_id: str) -> set[str]:

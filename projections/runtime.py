@@ -293,10 +293,7 @@ class Runner:
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""
-        if self.position < position and not self._opened:  # a view built before this process began
-            async with self._lock:
-                if not self._opened:
-                    await self._open()
+        await self.open()  # a view built before this process began
         with anyio.move_on_after(timeout):
             while self.position < position:
                 if self.leading:
@@ -308,12 +305,22 @@ class Runner:
                         await self._follow()
         return self.position >= position
 
+    async def open(self) -> None:
+        """Learn which generation serves and its checkpoint, once: until then `generation` and
+        `position` are 0, which a view rebuilt before this process began is not."""
+        if not self._opened:
+            async with self._lock:
+                if not self._opened:
+                    await self._open()
+
     async def get(self, collection: str, key: str) -> ViewDoc | None:
         """A document of the serving view, or None."""
+        await self.open()
         return await self.views.get(self.space, collection, key)
 
     async def list(self, collection: str, *, prefix: str = "", after: str = "", limit: int = 100) -> _Docs:
         """Documents of the serving view whose key starts with `prefix`, in key order, after `after`."""
+        await self.open()
         return await self.views.list(self.space, collection, prefix=prefix, after=after, limit=limit)
 
     @asynccontextmanager

@@ -285,7 +285,9 @@ def doctor(api: Api, tenant: str | None, env: str | None, as_json: bool) -> None
     answer = response.json()
     checks = answer.get("checks") or []
     fallbacks = [check for check in checks if check.get("lab_fallback") is True]
-    failing = [c for c in checks if c.get("status") != "ok" and c.get("lab_fallback") is not True]
+    optional = [c for c in checks if c.get("optional") is True]
+    excused = [*fallbacks, *optional]  # warnings and notes: the deployment works
+    failing = [c for c in checks if c.get("status") != "ok" and c not in excused]
     ready = answer.get("ready") is True
     if as_json:
         click.echo(response.text)
@@ -295,6 +297,12 @@ def doctor(api: Api, tenant: str | None, env: str | None, as_json: bool) -> None
         click.echo(
             f"warning: {len(fallbacks)} of {len(checks)} checks have no route: "
             "lab serves them from the embedded store",
+            err=True,
+        )
+    if optional:
+        click.echo(
+            f"note: {len(optional)} of {len(checks)} checks are optional kinds without a route: "
+            "their requests are refused (503), the rest of the service is unaffected",
             err=True,
         )
     if failing or not ready:
@@ -316,7 +324,8 @@ def _print_diagnostics(answer: dict[str, Any], checks: list[dict[str, Any]]) -> 
     table = Table("tenant", "env", "project", "kind", "backend", "status", "round-trip ms", "warnings")
     for check in checks:
         status = str(check.get("status"))
-        style = "yellow" if check.get("lab_fallback") is True else _STATUS_STYLE.get(status, "red")
+        excused = check.get("lab_fallback") is True or check.get("optional") is True
+        style = "yellow" if excused else _STATUS_STYLE.get(status, "red")
         shown = Text(status, style=style)
         if check.get("error_code"):
             shown.append(f" ({check['error_code']})")

@@ -19,7 +19,7 @@ from domain.control_plane import require_admin
 from domain.errors import ForbiddenRoute, MissingRoute, SpineError
 from domain.identifiers import IDENTIFIER_PATTERN
 from domain.partition import SYSTEM_TENANT, Partition, normalize_env
-from domain.routing import RESOURCE_KINDS, WILDCARD, missing_platform_defaults, resolve
+from domain.routing import REQUIRED_KINDS, RESOURCE_KINDS, WILDCARD, missing_platform_defaults, resolve
 from domain.views import space_of
 
 Status = Literal["ok", "missing", "forbidden", "unreachable"]
@@ -43,6 +43,9 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     # In lab, a kind without a route is served by the embedded store: `missing`, but a warning
     # (the deployment works), not a failure like a missing route of a saas tenant.
     lab_fallback: bool = False
+    # A kind added after the first release (feature flags, KPIs…) without a route: `missing`, and
+    # requests to it are refused, but a deployment that does not use it is healthy (`REQUIRED_KINDS`).
+    optional: bool = False
 
 
 class Diagnostics(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,7 +136,8 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
     except ForbiddenRoute as exc:
         return made("forbidden", exc.backend, error_code=exc.error_code)
     except MissingRoute as exc:
-        return made("missing", None, error_code=exc.error_code)
+        check = made("missing", None, error_code=exc.error_code)
+        return check if kind in REQUIRED_KINDS else msgspec.structs.replace(check, optional=True)
     route = resolution.route
     if route is None:  # lab: the embedded store serves it, and says so
         return made(

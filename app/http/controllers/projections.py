@@ -120,6 +120,7 @@ def _ordered(runners: list[Runner]) -> list[Runner]:
 
 
 async def _status(runner: Runner) -> ViewStatus:
+    await runner.open()  # a runner started a moment ago may not know its generation yet
     head = await runner.spine.head(runner.partition)
     rebuild = runner.rebuild
     rebuild_status = None
