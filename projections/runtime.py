@@ -202,7 +202,8 @@ class Runner:
         self.rebuild: Rebuild | None = None
         self.holder = holder
         self._lease = Lease(views, self.space, holder)
-        self._opened = False
+        self._opened = False  # generations recorded (the view is known) and loaded
+        self._loaded = False  # generations loaded by a read, nothing recorded
         self._advanced = anyio.Event()
         self._lock = anyio.Lock()
 
@@ -293,7 +294,10 @@ class Runner:
 
     async def wait_for(self, position: int, timeout: float) -> bool:
         """True once the view reflects `position` (read-your-writes), False if `timeout` passes first."""
-        await self.open()  # a view built before this process began
+        if self.position < position and not self._opened:  # a view built before this process began
+            async with self._lock:
+                if not self._opened:
+                    await self._open()
         with anyio.move_on_after(timeout):
             while self.position < position:
                 if self.leading:
@@ -307,11 +311,13 @@ class Runner:
 
     async def open(self) -> None:
         """Learn which generation serves and its checkpoint, once: until then `generation` and
-        `position` are 0, which a view rebuilt before this process began is not."""
-        if not self._opened:
+        `position` are 0, which a view rebuilt before this process began is not. Only reads: a
+        runner that answers reads in an env nobody wrote to must leave no record of the view."""
+        if not (self._opened or self._loaded):
             async with self._lock:
-                if not self._opened:
-                    await self._open()
+                if not (self._opened or self._loaded):
+                    await self._follow()
+                    self._loaded = True
 
     async def get(self, collection: str, key: str) -> ViewDoc | None:
         """A document of the serving view, or None."""
