@@ -125,7 +125,12 @@ class ViewRouter:
                     log.warning("view store unavailable at startup", extra={"error_code": exc.error_code})
         started = 0
         for store in dict.fromkeys(stores):
-            for partition_key, name in await store.known():
+            try:
+                known = await store.known()
+            except SpineError as exc:  # a store that does not answer now: its views start on first use
+                log.warning("view store unavailable at startup", extra={"error_code": exc.error_code})
+                continue
+            for partition_key, name in known:
                 if (name, id(store), partition_key) in self._runners:
                     continue
                 if name not in VIEWS:  # a newer version's view, or a record of another shape

@@ -414,3 +414,32 @@ def test_a_cosmos_key_that_is_not_base64_is_a_503_naming_the_reference_never_a_5
         assert (checks[kind]["status"], checks[kind]["error_code"]) == ("unreachable", "secret.unavailable")
     assert "not-base64" not in diagnostics.text
     assert client.get("/v1/events", headers=headers).status_code == 503
+
+
+def test_a_routed_view_store_that_does_not_answer_at_startup_never_keeps_the_service_from_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart looks into every routed view store for the views to resume; one that does not
+    answer (here: nothing listens at its address) is skipped with a warning, the service starts,
+    and that tenant's reads of the store answer 503 while the others' work."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    with socket.socket() as closed:  # a port nothing listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    config = Settings(data_dir=tmp_path, bootstrap_key=BOOTSTRAP_KEY)
+    with TestClient(create_app(config)) as client:
+        headers = provision_sync(client)
+        others = provision_sync(client, tenant="t2")
+        assert client.put("/v1/memory/goal", json={"value": "ship"}, headers=others).status_code == 200
+        route = {"resource_kind": "memory_store", "tenant_id": "t1", "env": "dev", "project_id": "p1",
+                 "backend_type": "dynamodb", "config": {"table": "spine-gone", "region": "us-east-1",
+                 "endpoint_url": f"http://127.0.0.1:{port}", **FAST}}  # fmt: skip
+        assert client.put("/v1/routes", json=route, headers=admin_headers_sync(client)).status_code == 200
+    with TestClient(create_app(config)) as client:
+        assert client.get("/health").status_code == 200
+        refused = client.get("/v1/memory/goal", headers=headers)
+        assert refused.status_code == 503
+        # DynamoDB's view store names itself in the code (`view_store.`), not the resource kind
+        assert refused.json()["error_code"].endswith(".backend_unavailable")
+        assert client.get("/v1/memory/goal", headers=others).json()["value"] == "ship"
