@@ -664,3 +664,291 @@ class SeoConfigNotFound(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"page": self.page}
+
+
+class FlagConflict(VersionConflict):
+    """A feature flag write whose expected version (`If-Match`) is not the flag's current one."""
+
+    code = "feature_flags.version_conflict"
+
+
+class FlagNotFound(SpineError):
+    """No live feature flag under this key in the project: never written (`version` null), or
+    deleted (`deleted`, the deletion's version)."""
+
+    code = "feature_flags.not_found"
+
+    def __init__(self, key: str, *, deleted: bool = False, version: int | None = None) -> None:
+        state = f"was deleted at version {version}" if deleted else "does not exist"
+        super().__init__(f"feature flag {key!r} {state}")
+        self.key = key
+        self.deleted = deleted
+        self.version = version
+
+    def details(self) -> dict[str, object]:
+        return {"key": self.key, "deleted": self.deleted, "version": self.version}
+
+
+class InvalidFlagValue(InvalidRequest):
+    """A flag's default or a rule's value that is not of the flag's type, or too large."""
+
+    code = "feature_flags.invalid_value"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field}
+
+
+class PageContentConflict(VersionConflict):
+    """A page content write whose expected version (`If-Match`) is not the page's current one."""
+
+    code = "page_content.version_conflict"
+
+
+class PageNotFound(SpineError):
+    """A page of the caller's app and surface without what was asked: no content at all, or no draft."""
+
+    code = "page_content.not_found"
+
+    def __init__(self, page: str, *, what: str = "content") -> None:
+        super().__init__(f"page {page!r} has no {what} in this app and surface")
+        self.page = page
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page}
+
+
+class PageNotPublished(SpineError):
+    """A page never published in the caller's app and surface (it may have drafts)."""
+
+    code = "page_content.not_published"
+
+    def __init__(self, page: str) -> None:
+        super().__init__(f"page {page!r} has never been published in this app and surface")
+        self.page = page
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page}
+
+
+class PageVersionNotFound(SpineError):
+    """A version number the page's history does not (yet) have."""
+
+    code = "page_content.version_not_found"
+
+    def __init__(self, page: str, version: int, latest: int) -> None:
+        super().__init__(f"page {page!r} has versions 1 to {latest}, not {version}")
+        self.page = page
+        self.version = version
+        self.latest = latest
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page, "version": self.version, "latest_version": self.latest}
+
+
+class NoDraftToPublish(SpineError):
+    """A publish that names no version, of a page that has content but no draft (only direct
+    publishes): there is nothing to publish."""
+
+    code = "page_content.no_draft"
+
+    def __init__(self, page: str, latest: int) -> None:
+        super().__init__(f"page {page!r} has no draft to publish (save one, or PUT the content)")
+        self.page = page
+        self.latest = latest
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page, "latest_version": self.latest}
+
+
+class NotADraft(SpineError):
+    """A publish naming a version of the page that is a published one, not a draft."""
+
+    code = "page_content.not_a_draft"
+
+    def __init__(self, page: str, version: int, change: str) -> None:
+        super().__init__(f"version {version} of page {page!r} is not a draft ({change}); publish a draft")
+        self.page = page
+        self.version = version
+        self.change = change
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page, "version": self.version, "change": self.change}
+
+
+class NotAPublishedVersion(SpineError):
+    """A rollback to a version of the page that was never published (a draft)."""
+
+    code = "page_content.not_a_published_version"
+
+    def __init__(self, page: str, version: int, change: str) -> None:
+        super().__init__(
+            f"version {version} of page {page!r} was never published ({change}); roll back to a published one"
+        )
+        self.page = page
+        self.version = version
+        self.change = change
+
+    def details(self) -> dict[str, object]:
+        return {"page": self.page, "version": self.version, "change": self.change}
+
+
+class TableConflict(VersionConflict):
+    """A table definition or row write whose expected version (`If-Match`) is not the current one."""
+
+    code = "tabular.version_conflict"
+
+
+class TableRowNotFound(SpineError):
+    """No live row: never written (`version` null), or deleted (`deleted`, the tombstone's version)."""
+
+    code = "tabular.not_found"
+
+    def __init__(self, table: str, key: str, *, deleted: bool = False, version: int | None = None) -> None:
+        state = f"was deleted at version {version}" if deleted else "does not exist"
+        super().__init__(f"row {key!r} of table {table!r} {state}")
+        self.table = table
+        self.key = key
+        self.deleted = deleted
+        self.version = version
+
+    def details(self) -> dict[str, object]:
+        return {"table": self.table, "key": self.key, "deleted": self.deleted, "version": self.version}
+
+
+class TableRowVersionNotFound(SpineError):
+    """A version number the row's history does not (yet) have."""
+
+    code = "tabular.version_not_found"
+
+    def __init__(self, table: str, key: str, version: int, latest: int) -> None:
+        super().__init__(f"row {key!r} of table {table!r} has versions 1 to {latest}, not {version}")
+        self.table = table
+        self.key = key
+        self.version = version
+        self.latest = latest
+
+    def details(self) -> dict[str, object]:
+        return {"table": self.table, "key": self.key, "version": self.version, "latest_version": self.latest}
+
+
+class TableNotFound(SpineError):
+    """A table never defined (its rows may exist: a table needs no definition to hold rows)."""
+
+    code = "tabular.table_not_found"
+
+    def __init__(self, table: str) -> None:
+        super().__init__(f"table {table!r} has no definition")
+        self.table = table
+
+    def details(self) -> dict[str, object]:
+        return {"table": self.table}
+
+
+class TableSchemaInvalid(InvalidRequest):
+    """A table's JSON Schema that is no valid schema, too large, or whose `$ref` cannot be resolved
+    without fetching anything. `field` is a JSON pointer into the request body (`/schema/type`)."""
+
+    code = "tabular.invalid_schema"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field, "reason": self.reason}
+
+
+class TableSchemaViolation(InvalidRequest):
+    """A row value the table's JSON Schema refuses: `field` points into the request body
+    (`/value/price`), `reason` is the validator's message, `keyword` the failing schema keyword."""
+
+    code = "tabular.schema_violation"
+
+    def __init__(self, table: str, schema_version: int, field: str, reason: str, keyword: str) -> None:
+        super().__init__(f"{field}: {reason} (table {table!r}, schema of version {schema_version})")
+        self.table = table
+        self.schema_version = schema_version
+        self.field = field
+        self.reason = reason
+        self.keyword = keyword
+
+    def details(self) -> dict[str, object]:
+        return {"table": self.table, "schema_version": self.schema_version, "field": self.field,
+                "reason": self.reason, "keyword": self.keyword}  # fmt: skip
+
+
+class KpiConflict(VersionConflict):
+    """A KPI definition write whose expected version (`If-Match`) is not the definition's."""
+
+    code = "kpi.version_conflict"
+
+
+class KpiNotFound(SpineError):
+    """No KPI of this name is defined in the caller's project: define it with PUT first."""
+
+    code = "kpi.not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no KPI {name!r} is defined in this project (PUT /v1/kpis/{name} defines it)")
+        self.name = name
+
+    def details(self) -> dict[str, object]:
+        return {"name": self.name}
+
+
+class KpiTimeOutOfRange(InvalidRequest):
+    """A value's `at` further in the future, or further back, than a KPI accepts."""
+
+    code = "kpi.time_out_of_range"
+
+    def __init__(self, field: str, at: str, earliest: str, latest: str) -> None:
+        super().__init__(f"{field} is {at}: a value's time must be between {earliest} and {latest}")
+        self.field = field
+        self.at = at
+        self.earliest = earliest
+        self.latest = latest
+
+    def details(self) -> dict[str, object]:
+        return {"field": self.field, "at": self.at, "earliest": self.earliest, "latest": self.latest}
+
+
+class KpiRangeInvalid(InvalidRequest):
+    """A series range that holds no time: `from` not before `to`, or outside the years 1 to 9999."""
+
+    code = "kpi.invalid_range"
+
+
+class KpiRangeTooLarge(InvalidRequest):
+    """A series range of more buckets than one read answers: narrow it, or take larger buckets."""
+
+    code = "kpi.range_too_large"
+
+    def __init__(self, buckets: int, limit: int, bucket: str) -> None:
+        super().__init__(
+            f"the range spans {buckets} {bucket} buckets, more than {limit}: "
+            "narrow from/to or take larger buckets"
+        )
+        self.buckets = buckets
+        self.limit = limit
+
+    def details(self) -> dict[str, object]:
+        return {"buckets": self.buckets, "max_buckets": self.limit}
+
+
+class KpiTooManySeries(InvalidRequest):
+    """A dimension with more values than one read answers series for: pick one with `value=`."""
+
+    code = "kpi.too_many_series"
+
+    def __init__(self, dimension: str, limit: int) -> None:
+        super().__init__(f"the KPI has more than {limit} {dimension} values: pick one with value=")
+        self.dimension = dimension
+        self.limit = limit
+
+    def details(self) -> dict[str, object]:
+        return {"dimension": self.dimension, "max_series": self.limit}

@@ -32,10 +32,30 @@ DOCUMENT_ID_PATTERN: Final = rf"^[A-Za-z0-9_][A-Za-z0-9_.:@+=~-]{{0,127}}{_END}"
 """save ids and strategy-lock ids."""
 PAGE_PATTERN: Final = rf"^[A-Za-z0-9_][A-Za-z0-9_.~-]{{0,127}}{_END}"
 """SEO and page-content slugs (`home`, `blog.post-1`): no `:`, they appear in URLs."""
+FLAG_KEY_PATTERN: Final = rf"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}{_END}"
+"""feature flag keys (`new-checkout`, `search.v2`): no `:` (history keys join a key and a version)
+and no `,` (`?keys=` lists them comma-separated)."""
 UNIT_PATTERN: Final = rf"^[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,63}}{_END}"
 """budget units (`tokens`, `usd`)."""
+BLOCK_ID_PATTERN: Final = rf"^[A-Za-z0-9_][A-Za-z0-9_.:-]{{0,63}}{_END}"
+"""ids of a page's content blocks (`hero`, `intro-1`): unique within one version of a page."""
+BLOCK_TYPE_PATTERN: Final = rf"^[a-z][a-z0-9_-]{{0,63}}{_END}"
+"""content block types (`hero`, `text`, `image`, `call-to-action`): lowercase, as renderers name them."""
 VIEW_NAME_PATTERN: Final = rf"^[a-z][a-z0-9_.:-]{{0,127}}{_END}"
 """projection (view) names: `memory`, `blackboard`."""
+METRIC_NAME_PATTERN: Final = rf"^[a-z][a-z0-9_.:-]{{0,127}}{_END}"
+"""KPI names (`checkout.conversion`, `latency:p95`): the alphabet of analytics event names."""
+TABLE_PATTERN: Final = rf"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,63}}{_END}"
+"""tabular-store table names (`agents`, `config.v2`): one URL path segment, no `:`."""
+ROW_KEY_PATTERN: Final = (
+    r"^(?!(?:.*/)?versions(?:/|$))(?!.*/(?![A-Za-z0-9_]))"
+    rf"[A-Za-z0-9_][A-Za-z0-9_.:@+=/-]{{0,127}}{_END}"
+)
+"""tabular-store row keys (`agents/planner`, `config.main`, `a:b@1`): `/`-separated segments, each
+starting as a name does (no empty, `.` or `..` segment, no trailing `/`), none of them `versions`
+(`…/rows/{key}/versions` is the row's history). No `~`: streams spell `/` with it (`domain.tables`)."""
+ROW_PREFIX_PATTERN: Final = rf"^[A-Za-z0-9_.:@+=/-]{{0,128}}{_END}"
+"""what a listing's `prefix` may be: the start of some row key (`agents/`), or nothing."""
 
 Identifier = Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
 TenantId = Identifier

@@ -19,6 +19,10 @@ OWNERS: dict[str, str] = {
     "strategy_lock": "/v1/strategy-locks/{id}/snapshots",
     "analytics": "/v1/analytics/events",
     "seo": "/v1/seo/{page}",
+    "page_content": "/v1/pages/{page}/content",
+    "table": "/v1/tables/{table}",
+    "flag": "/v1/flags/{key}",
+    "kpi": "/v1/kpis/{name}",
 }
 
 

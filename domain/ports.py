@@ -7,9 +7,9 @@ view in `projections` implements it, and the runtime drives them all through it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from domain.append import AppendRequest
 from domain.events import AppendResult, EncodedPage, Event, Page
@@ -154,6 +154,29 @@ class Projection(Protocol):
         ...
 
     def apply(self, event: Event) -> list[ViewOp]: ...
+
+
+@runtime_checkable
+class FoldingProjection(Projection, Protocol):
+    """A projection whose documents accumulate events (a rollup's count, sum, sketch): an event's
+    ops depend on what the documents it touches already hold. Still pure: the runtime reads them.
+
+    For such a projection the runtime calls `fold`, never `apply`: it asks `reads(event)` which
+    documents the event needs, and passes each as this projection's earlier events left it (None
+    when absent). `fold` must leave unchanged (make no op for) a document whose `position` is at
+    or past the event's: that document already counts it. With each document's position being the
+    last event folded into it, an event delivered again (a crash before the checkpoint, a
+    partly written batch, two processes) is counted exactly once. `apply(event)` answers the
+    event's ops on a view that holds nothing yet.
+    """
+
+    def reads(self, event: Event) -> list[tuple[str, str]]:
+        """The (collection, key) of every document the event's fold needs."""
+        ...
+
+    def fold(self, event: Event, docs: Mapping[tuple[str, str], ViewDoc | None]) -> list[ViewOp]:
+        """The event's ops, given the documents `reads` named (None: absent)."""
+        ...
 
 
 class Subscription(Protocol):

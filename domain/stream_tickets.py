@@ -2,8 +2,8 @@
 
 An `EventSource` cannot send headers, so a page trades its token (through `fetch`) for a ticket
 bound to the context of that request: tenant, env, project, surface, app and user. The ticket
-reads that partition's events (`GET /v1/events`, `GET /v1/events/stream`) until it expires, and
-nothing else. Its own expiry bounds it, not the token's; the membership is checked on every use,
+reads that partition's events (`GET /v1/events`, `GET /v1/events/stream`) and follows its flag
+changes (`GET /v1/flags/stream`) until it expires, and nothing else. Its own expiry bounds it, not the token's; the membership is checked on every use,
 like a token's, so removing a member ends their tickets too.
 """
 
@@ -22,7 +22,7 @@ from domain.identity import Principal, SentIdentity, check_claims
 DEFAULT_TTL_SECONDS: Final = 600
 MAX_TTL_SECONDS: Final = 3600
 TICKET_ISSUER: Final = "spine:stream-ticket"  # the `issuer` of a ticket's Principal
-TICKET_ROUTES: Final = "a stream ticket only reads /v1/events and /v1/events/stream"
+TICKET_ROUTES: Final = "a stream ticket only reads /v1/events, /v1/events/stream and /v1/flags/stream"
 
 TtlSeconds = Annotated[
     int,

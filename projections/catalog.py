@@ -12,12 +12,16 @@ from domain.analytics import AnalyticsProjection
 from domain.audit import AuditProjection
 from domain.blackboard import BlackboardProjection
 from domain.budget import BudgetProjection
+from domain.flags import FlagsProjection
+from domain.kpis import KpisProjection
 from domain.memory import MemoryProjection
+from domain.pages import PagesProjection
 from domain.ports import Projection
 from domain.saves import SavesProjection
 from domain.seo import SeoProjection
 from domain.sessions import SessionsProjection
 from domain.strategy_locks import StrategyLocksProjection
+from domain.tables import TablesProjection
 
 
 class View(NamedTuple):
@@ -40,8 +44,12 @@ VIEWS: dict[str, View] = {
         View(BudgetProjection(), "budget_store"),
         View(SavesProjection(), "tabular_store"),
         View(StrategyLocksProjection(), "tabular_store"),  # saves and strategy locks share the store
+        View(TablesProjection(), "tabular_store"),  # and so do the generic tables
         View(SeoProjection(), "seo_config_store"),
+        View(PagesProjection(), "page_content_store"),
         View(AuditProjection(), "audit"),  # a project's writes, and its tenant's security trail
         View(AnalyticsProjection(), "analytics_store"),
+        View(KpisProjection(), "kpi_store"),
+        View(FlagsProjection(), "feature_flags"),
     )
 }

@@ -7,6 +7,11 @@ not fit in one transaction of the view store is written as several, cut between 
 with its own checkpoint. A crash between reading and writing only means the same events are read
 again; their ops are skipped because no document moves backwards, so nothing is counted twice.
 
+A folding projection (`domain.ports.FoldingProjection`: rollups, which add each event to what a
+document holds) names the documents an event reads; `project` hands it them as the page's earlier
+events left them, or else as the store has them, and the fold leaves any document that already
+reflects the event unchanged, so re-delivery counts nothing twice there either.
+
 Of several processes, the one holding a space's lease projects it; the others read the view and
 follow its checkpoint. A rebuild builds the next generation from position 0 in a space of its own
 while the serving one keeps answering reads, then swaps it in once it has caught up.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Literal
 
@@ -26,12 +31,13 @@ import anyio
 from domain.errors import BackendUnavailable
 from domain.events import Event
 from domain.partition import Partition
-from domain.ports import EventSpine, Notifier, Projection, ViewStore
-from domain.views import Generations, ViewDoc, ViewOp, space_of
+from domain.ports import EventSpine, FoldingProjection, Notifier, Projection, ViewStore
+from domain.views import Delete, Generations, ViewDoc, ViewOp, space_of
 
 log = logging.getLogger(f"spine.{__name__}")
 
 PAGE = 500
+READS_AT_ONCE = 16  # documents a folding projection's page fetches from the store concurrently
 LEASE_SECONDS = 10.0
 FOLLOW_SECONDS = 0.05  # how often a process that does not hold the lease looks at the checkpoint
 _Docs = list[ViewDoc]  # named here: inside Runner, `list` is the method
@@ -56,7 +62,13 @@ async def project(
         page = await spine.read(partition, after=position, limit=PAGE, types=types)
         if page.next == position:
             return position
-        for checkpoint, events, ops in _batches(projection, views, page.events, page.next):
+        if isinstance(projection, FoldingProjection):
+            # Per page: once its batches are written the store holds what the fold left, so a
+            # rebuild's memory stays bounded by what one page touches.
+            each = await _folds(projection, views, space, page.events)
+        else:
+            each = [_ops(projection, event) for event in page.events]
+        for checkpoint, events, ops in _batches(views, page.events, each, page.next):
             await views.apply(space, ops, checkpoint=checkpoint)
             position = checkpoint
             on_batch(position, page.head, events)
@@ -68,8 +80,65 @@ _Batch = tuple[int, list[Event], list[ViewOp]]  # (checkpoint, events, their ops
 _Doc = tuple[str, str]  # (collection, key)
 
 
-def _batches(projection: Projection, views: ViewStore, events: list[Event], next_: int) -> list[_Batch]:
-    """A page's events cut, at event boundaries, into runs whose ops fit in one atomic apply.
+async def _folds(
+    projection: FoldingProjection, views: ViewStore, space: str, events: list[Event]
+) -> list[list[ViewOp]]:
+    """Each event's ops, folded in log order onto the documents it reads.
+
+    The documents the page's events read are fetched first, together; then each event folds onto
+    them, and its upserts (deletes) replace them in `folded` for the events after it. Ops are
+    written after the fold, so should a write fail, `project` ends and the next call folds onto
+    what the store then holds.
+    """
+    folded: dict[_Doc, ViewDoc | None] = {}
+    wanted = {doc for event in events for doc in _reads(projection, event)}
+    limiter = anyio.CapacityLimiter(READS_AT_ONCE)
+
+    async def fetch(doc: _Doc) -> None:
+        async with limiter:
+            folded[doc] = await views.get(space, *doc)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for doc in sorted(wanted):
+                group.start_soon(fetch, doc)
+    except ExceptionGroup as failed:  # the store's own error (503 `…backend_unavailable`), not a group
+        raise failed.exceptions[0] from None
+    each = []
+    for event in events:
+        ops = _fold(projection, event, {doc: folded.get(doc) for doc in _reads(projection, event)})
+        for op in ops:
+            folded[op.collection, op.key] = (
+                None if isinstance(op, Delete) else
+                ViewDoc(collection=op.collection, key=op.key, position=op.position, data=op.data)
+            )  # fmt: skip
+        each.append(ops)
+    return each
+
+
+def _reads(projection: FoldingProjection, event: Event) -> list[_Doc]:
+    try:
+        return projection.reads(event)
+    except Exception:
+        return []  # `_fold` skips the event, and says so
+
+
+def _fold(projection: FoldingProjection, event: Event, docs: Mapping[_Doc, ViewDoc | None]) -> list[ViewOp]:
+    """As `_ops`: none for an event the projection cannot read."""
+    try:
+        return projection.fold(event, docs)
+    except Exception:
+        log.warning(
+            "event skipped by projection",
+            extra={"projection": projection.name, "position": event.position, "type": event.type},
+            exc_info=True,
+        )
+        return []
+
+
+def _batches(views: ViewStore, events: list[Event], each: list[list[ViewOp]], next_: int) -> list[_Batch]:
+    """A page's events (with `each` one's ops) cut, at event boundaries, into runs whose ops fit
+    in one atomic apply.
 
     A run keeps one op per document (`_newest`), within the run and never across runs, and its
     checkpoint is its last event's position; the last run's is the page's `next`, which may pass
@@ -79,13 +148,13 @@ def _batches(projection: Projection, views: ViewStore, events: list[Event], next
     """
     room = views.max_apply_size
     if room is None:
-        return [(next_, events, _newest([op for event in events for op in _ops(projection, event)]))]
+        return [(next_, events, _newest([op for ops in each for op in ops]))]
     batches: list[_Batch] = []
     run: list[Event] = []
     kept: dict[_Doc, tuple[ViewOp, int]] = {}  # the run's newest op per document, and its size
     used = 0
-    for event in events:
-        own = [(op, views.op_size(op)) for op in _newest(_ops(projection, event))]
+    for event, ops in zip(events, each, strict=True):
+        own = [(op, views.op_size(op)) for op in _newest(ops)]
         wins = _wins(kept, own)
         if kept and used + sum(grows for *_, grows in wins) > room:
             batches.append((run[-1].position, run, [op for op, _ in kept.values()]))

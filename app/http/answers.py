@@ -28,6 +28,8 @@ from domain.errors import (
     BlackboardNotFound,
     BootstrapRefused,
     BudgetExceeded,
+    FlagConflict,
+    FlagNotFound,
     Forbidden,
     ForbiddenBackend,
     ForbiddenRoute,
@@ -36,17 +38,31 @@ from domain.errors import (
     IdentityOverride,
     InvalidContext,
     InvalidCursor,
+    InvalidFlagValue,
     InvalidRequest,
     InvalidSecretRef,
     InvalidToken,
     JsonTooDeep,
+    KpiConflict,
+    KpiNotFound,
+    KpiRangeInvalid,
+    KpiRangeTooLarge,
+    KpiTimeOutOfRange,
+    KpiTooManySeries,
     MintingDisabled,
     MissingContext,
     MissingRoute,
     MissingToken,
+    NoDraftToPublish,
+    NotADraft,
+    NotAPublishedVersion,
     NotFound,
     NotMember,
     NotReady,
+    PageContentConflict,
+    PageNotFound,
+    PageNotPublished,
+    PageVersionNotFound,
     PreconditionFailed,
     ProjectionLagging,
     RequestTimeout,
@@ -61,6 +77,12 @@ from domain.errors import (
     StrategyLockConflict,
     StrategyLockNotFound,
     StreamNotFound,
+    TableConflict,
+    TableNotFound,
+    TableRowNotFound,
+    TableRowVersionNotFound,
+    TableSchemaInvalid,
+    TableSchemaViolation,
     TicketExpired,
     TooManyConcurrent,
     UnknownContext,
@@ -107,6 +129,10 @@ def _tenant() -> NotFound:
 
 def _save(*errors: Declared) -> Spec:
     return Spec(errors=(UnknownSaveKind("", []), *errors), kind="tabular_store", etag=True)
+
+
+def _page(*errors: Declared) -> Spec:
+    return Spec(errors=errors, kind="page_content_store", etag=True)
 
 
 # Answered before the request reaches the app (`app.http.connections`), whatever it asks: a
@@ -222,6 +248,25 @@ OPERATIONS: dict[str, Spec] = {
     "GET /v1/strategy-locks/{lock_id}/snapshots": Spec(
         errors=(StrategyLockNotFound, InvalidCursor), kind="tabular_store"
     ),
+    "GET /v1/tables": Spec(errors=(InvalidCursor,), kind="tabular_store"),
+    "PUT /v1/tables/{table}": Spec(
+        errors=(TableConflict, TableSchemaInvalid), kind="tabular_store", etag=True
+    ),
+    "GET /v1/tables/{table}": Spec(errors=(TableNotFound, _UNREADABLE), kind="tabular_store", etag=True),
+    "GET /v1/tables/{table}/rows": Spec(errors=(InvalidCursor,), kind="tabular_store"),
+    # a stored schema whose `$ref`s loop on this value is refused as `tabular.invalid_schema`
+    "PUT /v1/tables/{table}/rows/{key}": Spec(
+        errors=(TableConflict, TableSchemaViolation, TableSchemaInvalid), kind="tabular_store", etag=True
+    ),
+    "DELETE /v1/tables/{table}/rows/{key}": Spec(
+        errors=(TableConflict, TableRowNotFound), kind="tabular_store", etag=True
+    ),
+    # the row, its history (`…/versions`, the history cursor `after`) or one version (`…/versions/{n}`)
+    "GET /v1/tables/{table}/rows/{key}": Spec(
+        errors=(TableRowNotFound, TableRowVersionNotFound, InvalidCursor, _UNREADABLE),
+        kind="tabular_store",
+        etag=True,
+    ),
     "POST /v1/analytics/events": Spec(kind="analytics_store"),
     "POST /v1/analytics/events/batch": Spec(kind="analytics_store"),
     "GET /v1/analytics/events": Spec(errors=(InvalidCursor,), kind="analytics_store"),
@@ -232,6 +277,35 @@ OPERATIONS: dict[str, Spec] = {
         errors=(SeoConfigNotFound, SeoConfigConflict), kind="seo_config_store", etag=True
     ),
     "GET /v1/seo": Spec(errors=(InvalidCursor,), kind="seo_config_store"),
+    "PUT /v1/kpis/{name}": Spec(errors=(KpiConflict,), kind="kpi_store", etag=True),
+    "GET /v1/kpis/{name}": Spec(errors=(KpiNotFound, _UNREADABLE), kind="kpi_store", etag=True),
+    "GET /v1/kpis": Spec(errors=(InvalidCursor,), kind="kpi_store"),
+    "POST /v1/kpis/{name}/values": Spec(errors=(KpiNotFound, KpiTimeOutOfRange), kind="kpi_store"),
+    "GET /v1/kpis/{name}/series": Spec(
+        errors=(KpiNotFound, KpiRangeInvalid, KpiRangeTooLarge, KpiTooManySeries), kind="kpi_store"
+    ),
+    "PUT /v1/pages/{page}/content/draft": _page(PageContentConflict),
+    "PUT /v1/pages/{page}/content": _page(PageContentConflict),
+    "POST /v1/pages/{page}/publish": _page(
+        PageNotFound, NoDraftToPublish, PageVersionNotFound, NotADraft, PageContentConflict
+    ),
+    "POST /v1/pages/{page}/rollback": _page(
+        PageNotFound, PageVersionNotFound, NotAPublishedVersion, PageContentConflict
+    ),
+    "GET /v1/pages/{page}/content/draft": _page(PageNotFound, PageVersionNotFound, _UNREADABLE),
+    "GET /v1/pages/{page}/content": _page(PageNotPublished, PageVersionNotFound, _UNREADABLE),
+    "GET /v1/pages/{page}/content/versions": Spec(
+        errors=(PageNotFound, InvalidCursor), kind="page_content_store"
+    ),
+    "GET /v1/pages/{page}/content/versions/{version}": _page(PageNotFound, PageVersionNotFound, _UNREADABLE),
+    "GET /v1/pages": Spec(errors=(InvalidCursor,), kind="page_content_store"),
+    "PUT /v1/flags/{key}": Spec(errors=(FlagConflict, InvalidFlagValue), kind="feature_flags", etag=True),
+    "GET /v1/flags/{key}": Spec(errors=(FlagNotFound, _UNREADABLE), kind="feature_flags", etag=True),
+    "DELETE /v1/flags/{key}": Spec(errors=(FlagNotFound, FlagConflict), kind="feature_flags", etag=True),
+    "GET /v1/flags": Spec(errors=(InvalidCursor,), kind="feature_flags"),
+    "GET /v1/flags/{key}/history": Spec(errors=(FlagNotFound, InvalidCursor), kind="feature_flags"),
+    "GET /v1/flags/evaluate": Spec(errors=(InvalidCursor, _UNREADABLE), kind="feature_flags"),
+    "GET /v1/flags/stream": Spec(errors=(InvalidCursor, TicketExpired), kind="feature_flags"),
     "GET /v1/client.js": Spec(),
     "GET /health": Spec(),
     "GET /ready": Spec(errors=(BackendUnavailable("event_spine", ""), NotReady)),

@@ -26,8 +26,11 @@ from app.http.controllers.client_js import client_js
 from app.http.controllers.control_plane import ModesController, TenantsController, bootstrap
 from app.http.controllers.diagnostics import diagnostics
 from app.http.controllers.events import EventsController, StreamsController
+from app.http.controllers.flags import FlagsController
+from app.http.controllers.kpis import KpisController
 from app.http.controllers.memory import MemoryController
 from app.http.controllers.ops import health, metrics, ready
+from app.http.controllers.pages import PagesController
 from app.http.controllers.projections import projections, rebuild
 from app.http.controllers.routes import RoutesController
 from app.http.controllers.saves import SavesController
@@ -35,6 +38,7 @@ from app.http.controllers.seo import SeoController
 from app.http.controllers.sessions import SessionsController
 from app.http.controllers.strategy_locks import StrategyLocksController
 from app.http.controllers.stream_tickets import StreamTicketsController
+from app.http.controllers.tables import TablesController
 from app.http.cors import send_cors_headers
 from app.http.errors import exception_handlers
 from app.http.fanout import Fanout
@@ -164,9 +168,13 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             BudgetController,
             SavesController,
             StrategyLocksController,
+            TablesController,
             StreamTicketsController,
             AnalyticsController,
             SeoController,
+            KpisController,
+            PagesController,
+            FlagsController,
             diagnostics,
             projections,
             rebuild,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -39,6 +39,9 @@ log = logging.getLogger(f"spine.{__name__}")
 
 PAGE_SIZE = 500
 End = Literal["overflow", "error", "draining"]
+Framing = Callable[[EncodedEvent], bytes]
+"""A follower's own frame of an event (`b""`: none), when it sends something other than the
+stored event (`/v1/flags/stream` sends each flag change evaluated for its follower)."""
 
 
 def sse_frame(event: EncodedEvent, *, named: bool = True) -> bytes:
@@ -90,12 +93,15 @@ class SharedPage:
 class Selection:
     """A follower's filters and framing, applied to shared pages."""
 
-    __slots__ = ("named", "stream", "types")
+    __slots__ = ("frame", "named", "stream", "types")
 
-    def __init__(self, stream: str | None, types: Collection[str], named: bool) -> None:
+    def __init__(
+        self, stream: str | None, types: Collection[str], named: bool, frame: Framing | None = None
+    ) -> None:
         self.stream = stream
         self.types = frozenset(types)
         self.named = named
+        self.frame = frame  # framed per follower, never shared
 
     def pick(self, pages: list[SharedPage], after: int) -> tuple[bytes, int, int]:
         """The frames of the pages' events past `after` that pass the filters, their count, and
@@ -120,18 +126,22 @@ class Selection:
 
     def _pick(self, page: SharedPage, after: int) -> tuple[bytes, int]:
         events = page.events
-        if self.stream is None and not self.types and events[0][0] > after:
+        if self.frame is None and self.stream is None and not self.types and events[0][0] > after:
             return page.whole(self.named), len(events)  # shared bytes, no copy
-        framed = page.framed(self.named)
         streams = page.streams() if self.stream is not None else None
-        chosen = [
-            framed[index]
+        picked = [
+            index
             for index, (position, type_, _) in enumerate(events)
             if position > after
             and (not self.types or type_ in self.types)
             and (streams is None or streams[index] == self.stream)
         ]
-        return b"".join(chosen), len(chosen)
+        if self.frame is not None:
+            framed = [self.frame(events[index]) for index in picked]
+        else:
+            shared = page.framed(self.named)
+            framed = [shared[index] for index in picked]
+        return b"".join(framed), len(picked)
 
 
 class Bell:

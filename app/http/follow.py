@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Collection
 
 import anyio
 
-from app.http.fanout import PAGE_SIZE, Fanout, Selection, sse_frame
+from app.http.fanout import PAGE_SIZE, Fanout, Framing, Selection, sse_frame
 from app.http.metrics import Metrics
 from domain.errors import SpineError
 from domain.events import EncodedPage
@@ -46,7 +46,9 @@ async def follow(
     heartbeat_seconds: float,
     draining: anyio.Event,
     named: bool = True,
+    frame: Framing | None = None,
 ) -> AsyncIterator[bytes]:
+    """The SSE body of one follower; `frame` makes its frames instead of the stored events'."""
     metrics.sse_clients.inc()
     unreported = 0  # events sent and not yet counted: the counter is added to in batches
     try:
@@ -54,19 +56,19 @@ async def follow(
         cursor = after
         caught_up = False
         while not caught_up and not draining.is_set():  # catch-up: by itself, to the head
-            frames, count, page = await _read(spine, partition, cursor, stream, types, named)
+            frames, count, page = await _read(spine, partition, cursor, stream, types, named, frame)
             if count:
                 yield frames
                 metrics.sse_events.inc(count)
             cursor, caught_up = page.next, page.next >= page.head
         with fanout.member(spine, partition, cursor) as member:
             while cursor < member.start and not draining.is_set():  # the shared reader is ahead
-                frames, count, page = await _read(spine, partition, cursor, stream, types, named)
+                frames, count, page = await _read(spine, partition, cursor, stream, types, named, frame)
                 if count:
                     yield frames
                     metrics.sse_events.inc(count)
                 cursor = max(cursor, page.next)
-            selection = Selection(stream, types, named)
+            selection = Selection(stream, types, named, frame)
             last_write = time.monotonic()
             while member.ended is None:
                 frames, count, cursor = selection.pick(await member.take(), cursor)
@@ -103,7 +105,9 @@ async def _read(
     stream: str | None,
     types: Collection[str],
     named: bool,
+    frame: Framing | None,
 ) -> tuple[bytes, int, EncodedPage]:
     """A page of the log past `cursor`, read by this follower alone, filtered, with its frames."""
     page = await spine.read_encoded(partition, after=cursor, limit=PAGE_SIZE, stream=stream, types=types)
-    return b"".join(sse_frame(event, named=named) for event in page.events), len(page.events), page
+    frames = (frame(event) if frame else sse_frame(event, named=named) for event in page.events)
+    return b"".join(frames), len(page.events), page

@@ -8,6 +8,9 @@ Routes choose how much context they need with `opt={"context": ...}`:
 A route with `opt={"ticket": True}` (the event reads a page's `EventSource` opens) also accepts a
 stream ticket in `?ticket=` instead of the token and the context headers: the context is the
 ticket's, and the membership is checked as for a token. Every other route refuses a ticket.
+A route with `opt={"query_identity": True}` (a GET that evaluates for its caller, like
+`/v1/flags/evaluate`) holds identity fields in its query string to the rule of a body's: they may
+only repeat the request's identity (403 `auth.identity_override`, audited, otherwise).
 """
 
 from __future__ import annotations
@@ -151,14 +154,15 @@ class IdentityService:
         data_route = opt.get("context", "data") == "data"
         # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
         payload = await _payload_identity(connection) if data_route else NOTHING_SENT
-        await self._checked(
-            connection,
-            principal,
-            env,
-            tenant,
-            twice,
-            lambda: check_claims(principal, tenant.mode, env, sent, payload),
-        )
+
+        def claims() -> None:
+            check_claims(principal, tenant.mode, env, sent, payload)
+            if opt.get("query_identity"):
+                _query_claims(
+                    connection, lambda query: check_claims(principal, tenant.mode, env, sent, query)
+                )
+
+        await self._checked(connection, principal, env, tenant, twice, claims)
         project_id, surface_id, app_id = AUDIT_PROJECT, None, None
         if data_route:
             tenant_id = principal.tenant_id
@@ -209,14 +213,18 @@ class IdentityService:
         admit(connection, principal.tenant_id, opt)
         role, tenant = await self._membership(principal)  # a member removed since: their tickets end
         sent, twice = _sent_identity(headers)
-        await self._checked(
-            connection,
-            principal,
-            ticket.env,
-            tenant,
-            twice,
-            lambda: check_ticket_claims(ticket, tenant.mode, sent),
+        chosen = SentIdentity(
+            project_id=ticket.project_id, surface_id=ticket.surface_id, app_id=ticket.app_id
         )
+
+        def claims() -> None:
+            check_ticket_claims(ticket, tenant.mode, sent)
+            if opt.get("query_identity"):
+                _query_claims(
+                    connection, lambda query: check_claims(principal, tenant.mode, ticket.env, chosen, query)
+                )
+
+        await self._checked(connection, principal, ticket.env, tenant, twice, claims)
         return RequestContext(
             tenant_id=ticket.tenant_id,
             env=ticket.env,
@@ -331,6 +339,27 @@ async def _payload_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> S
     return SentIdentity(
         **{k: None if v is None else str(v) for k, v in msgspec.structs.asdict(fields).items()}
     )
+
+
+def _query_claims(
+    connection: ASGIConnection[Any, Any, Any, Any], check: Callable[[SentIdentity], None]
+) -> None:
+    """Run the payload rule (`check`) over the identity fields of the query string; a refusal
+    names the query as its source. A field given twice states both values, which never match."""
+    if not connection.scope.get("query_string"):
+        return
+    params = connection.query_params
+    stated = {field: ",".join(params.getall(field, [])) or None for field in _HEADERS}
+    query = SentIdentity(**stated)
+    if query == NOTHING_SENT:
+        return
+    try:
+        check(query)
+    except IdentityOverride as exc:
+        refused = IdentityOverride(exc.field, "query", exc.sent, exc.actual)
+        refused.message = f"query parameter {exc.field!r} disagrees with the token and the request's context"
+        refused.args = (refused.message,)
+        raise refused from exc
 
 
 def _sent_identity(headers: _SentHeaders) -> tuple[SentIdentity, str | None]:

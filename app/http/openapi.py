@@ -137,8 +137,8 @@ def openapi_config() -> OpenAPIConfig:
                     type="apiKey",
                     name="ticket",
                     security_scheme_in="query",
-                    description="a read-only stream ticket (POST /v1/stream-tickets), for GET /v1/events "
-                    "and GET /v1/events/stream only: what a browser's EventSource can send",
+                    description="a read-only stream ticket (POST /v1/stream-tickets), for GET /v1/events, "
+                    "GET /v1/events/stream and GET /v1/flags/stream only: what a browser's EventSource can send",
                 ),
             }
         ),

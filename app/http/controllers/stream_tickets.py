@@ -1,7 +1,8 @@
 """`/v1/stream-tickets`: a page trades its token for a ticket its native `EventSource` can send.
 
 The ticket is read-only and bound to this request's context (`domain.stream_tickets`); it opens
-`GET /v1/events/stream?ticket=…` and `GET /v1/events?ticket=…`, and nothing else.
+`GET /v1/events/stream?ticket=…`, `GET /v1/events?ticket=…` and `GET /v1/flags/stream?ticket=…`, and
+nothing else.
 """
 
 from __future__ import annotations

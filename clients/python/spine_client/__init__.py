@@ -7,7 +7,7 @@
                 ...
 
 Each operation is a method of both clients, built once from a function that describes the
-request (`_events`, `_views`, `_records`, `_control`); the clients differ only in how they send
+request (`_events`, `_views`, `_flags`, `_pages`, `_tables`, `_records`, `_control`); the clients differ only in how they send
 it. Any other route is one `request` (the answer) or `request_json` (its JSON decoded into a
 type) away.
 

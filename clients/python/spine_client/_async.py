@@ -9,7 +9,7 @@ from typing import Any, Self, TypeVar
 import anyio
 import httpx
 
-from spine_client import _control, _events, _records, _views
+from spine_client import _control, _events, _flags, _pages, _records, _tables, _views
 from spine_client._calls import Call, Params, call, context_headers, with_token
 from spine_client._follow import Follower, stream_call
 from spine_client._methods import async_method
@@ -173,6 +173,27 @@ class SpineClient:
     get_seo = async_method(_views.get_seo)
     list_seo_pages = async_method(_views.list_seo_pages)
     delete_seo = async_method(_views.delete_seo)
+    save_page_draft = async_method(_pages.save_page_draft)
+    publish_page_content = async_method(_pages.publish_page_content)
+    publish_page = async_method(_pages.publish_page)
+    rollback_page = async_method(_pages.rollback_page)
+    get_page_content = async_method(_pages.get_page_content)
+    get_page_draft = async_method(_pages.get_page_draft)
+    list_pages = async_method(_pages.list_pages)
+    list_page_versions = async_method(_pages.list_page_versions)
+    get_page_version = async_method(_pages.get_page_version)
+    put_flag = async_method(_flags.put_flag)
+    get_flag = async_method(_flags.get_flag)
+    delete_flag = async_method(_flags.delete_flag)
+    list_flags = async_method(_flags.list_flags)
+    flag_history = async_method(_flags.flag_history)
+    evaluate_flags = async_method(_flags.evaluate_flags)
+    define_kpi = async_method(_views.define_kpi)
+    get_kpi = async_method(_views.get_kpi)
+    list_kpis = async_method(_views.list_kpis)
+    record_kpi_value = async_method(_views.record_kpi_value)
+    record_kpi_values = async_method(_views.record_kpi_values)
+    kpi_series = async_method(_views.kpi_series)
     create_save = async_method(_views.create_save)
     update_save = async_method(_views.update_save)
     delete_save = async_method(_views.delete_save)
@@ -183,6 +204,15 @@ class SpineClient:
     take_snapshot = async_method(_views.take_snapshot)
     get_latest_snapshot = async_method(_views.get_latest_snapshot)
     list_snapshots = async_method(_views.list_snapshots)
+    define_table = async_method(_tables.define_table)
+    get_table = async_method(_tables.get_table)
+    list_tables = async_method(_tables.list_tables)
+    put_row = async_method(_tables.put_row)
+    get_row = async_method(_tables.get_row)
+    delete_row = async_method(_tables.delete_row)
+    list_rows = async_method(_tables.list_rows)
+    row_versions = async_method(_tables.row_versions)
+    get_row_version = async_method(_tables.get_row_version)
 
     # Control plane and operators
     bootstrap = async_method(_control.bootstrap)

@@ -10,7 +10,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from spine_client import _control, _events, _records, _views
+from spine_client import _control, _events, _flags, _pages, _records, _tables, _views
 from spine_client._calls import Call, Params, call, context_headers, with_token
 from spine_client._follow import Follower, stream_call
 from spine_client._methods import sync_method
@@ -173,6 +173,27 @@ class SyncSpineClient:
     get_seo = sync_method(_views.get_seo)
     list_seo_pages = sync_method(_views.list_seo_pages)
     delete_seo = sync_method(_views.delete_seo)
+    save_page_draft = sync_method(_pages.save_page_draft)
+    publish_page_content = sync_method(_pages.publish_page_content)
+    publish_page = sync_method(_pages.publish_page)
+    rollback_page = sync_method(_pages.rollback_page)
+    get_page_content = sync_method(_pages.get_page_content)
+    get_page_draft = sync_method(_pages.get_page_draft)
+    list_pages = sync_method(_pages.list_pages)
+    list_page_versions = sync_method(_pages.list_page_versions)
+    get_page_version = sync_method(_pages.get_page_version)
+    put_flag = sync_method(_flags.put_flag)
+    get_flag = sync_method(_flags.get_flag)
+    delete_flag = sync_method(_flags.delete_flag)
+    list_flags = sync_method(_flags.list_flags)
+    flag_history = sync_method(_flags.flag_history)
+    evaluate_flags = sync_method(_flags.evaluate_flags)
+    define_kpi = sync_method(_views.define_kpi)
+    get_kpi = sync_method(_views.get_kpi)
+    list_kpis = sync_method(_views.list_kpis)
+    record_kpi_value = sync_method(_views.record_kpi_value)
+    record_kpi_values = sync_method(_views.record_kpi_values)
+    kpi_series = sync_method(_views.kpi_series)
     create_save = sync_method(_views.create_save)
     update_save = sync_method(_views.update_save)
     delete_save = sync_method(_views.delete_save)
@@ -183,6 +204,15 @@ class SyncSpineClient:
     take_snapshot = sync_method(_views.take_snapshot)
     get_latest_snapshot = sync_method(_views.get_latest_snapshot)
     list_snapshots = sync_method(_views.list_snapshots)
+    define_table = sync_method(_tables.define_table)
+    get_table = sync_method(_tables.get_table)
+    list_tables = sync_method(_tables.list_tables)
+    put_row = sync_method(_tables.put_row)
+    get_row = sync_method(_tables.get_row)
+    delete_row = sync_method(_tables.delete_row)
+    list_rows = sync_method(_tables.list_rows)
+    row_versions = sync_method(_tables.row_versions)
+    get_row_version = sync_method(_tables.get_row_version)
 
     # Control plane and operators
     bootstrap = sync_method(_control.bootstrap)

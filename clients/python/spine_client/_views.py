@@ -1,4 +1,5 @@
-"""The calls of the views that hold documents: memory, sessions, blackboards, SEO, saves, strategy locks.
+"""The calls of the views that hold documents: memory, sessions, blackboards, SEO, saves, strategy locks,
+KPIs.
 
 A write answers its `position`; pass it as `min_position` to a later read to have that read wait
 (bounded) until the view reflects the write.
@@ -6,15 +7,21 @@ A write answers its `position`; pass it as `min_position` to a later read to hav
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
-from spine_client._calls import Call, call, if_match, min_position_header, present, segment
+from spine_client._calls import Call, call, if_match, min_position_header, new_event_id, present, segment
 from spine_client.types import (
     Board,
     Entry,
     EntryWritten,
     ExpectedVersion,
+    Kpi,
+    Kpis,
+    KpiSeries,
+    KpiValuesRecorded,
+    KpiWritten,
     MemoryValue,
     MemoryWritten,
     MessageAdded,
@@ -112,6 +119,69 @@ def delete_seo(page: str, *, expected_version: int | None = None) -> Call[SeoWri
     return call("DELETE", f"/v1/seo/{segment(page)}", SeoWritten, headers=if_match(expected_version))
 
 
+def define_kpi(
+    name: str,
+    unit: str,
+    aggregation: Literal["sum", "count", "min", "max", "last", "p50", "p95"],
+    *,
+    description: str | None = None,
+    expected_version: ExpectedVersion | None = None,
+) -> Call[KpiWritten]:
+    """Define a KPI of the project, or replace its definition (a new version)."""
+    sent = present(
+        unit=unit, aggregation=aggregation, description=description, expected_version=expected_version
+    )
+    return call("PUT", f"/v1/kpis/{segment(name)}", KpiWritten, json=sent)
+
+
+def get_kpi(name: str, *, min_position: int | None = None) -> Call[Kpi]:
+    return call("GET", f"/v1/kpis/{segment(name)}", Kpi, headers=_min(min_position))
+
+
+def list_kpis(*, after: str | None = None, limit: int = 100, min_position: int | None = None) -> Call[Kpis]:
+    params = {"after": after, "limit": limit}
+    return call("GET", "/v1/kpis", Kpis, params=params, headers=_min(min_position))
+
+
+def record_kpi_value(
+    name: str,
+    value: float,
+    *,
+    at: str | datetime | None = None,
+    run_id: str | None = None,
+    id: str | None = None,
+) -> Call[KpiValuesRecorded]:
+    """Record a value (at the server's clock unless `at`); attribution comes from the client's context."""
+    sent = present(value=value, at=_time(at), run_id=run_id, id=id or new_event_id())
+    return call("POST", f"/v1/kpis/{segment(name)}/values", KpiValuesRecorded, json=sent, idempotent=True)
+
+
+def record_kpi_values(name: str, values: Sequence[Mapping[str, Any]]) -> Call[KpiValuesRecorded]:
+    """Record up to 1000 values (each as `record_kpi_value` takes it); one bad value refuses all."""
+    sent = [{**v, "at": _time(v.get("at")), "id": v.get("id") or new_event_id()} for v in values]
+    body = {"values": [{k: x for k, x in v.items() if x is not None} for v in sent]}
+    return call("POST", f"/v1/kpis/{segment(name)}/values", KpiValuesRecorded, json=body, idempotent=True)
+
+
+def kpi_series(
+    name: str,
+    *,
+    bucket: Literal["minute", "hour", "day"] = "hour",
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+    dimension: Literal["none", "app", "surface", "run"] = "none",
+    value: str | None = None,
+    min_position: int | None = None,
+) -> Call[KpiSeries]:
+    """A KPI's rollups by UTC bucket from `start` (inclusive) to `end` (exclusive): its total, or
+    one series per app, surface or run (`value`: only that one)."""
+    params = {"bucket": bucket, "from": _time(start), "to": _time(end), "dimension": dimension}
+    return call(
+        "GET", f"/v1/kpis/{segment(name)}/series", KpiSeries, params={**params, "value": value},
+        headers=_min(min_position),
+    )  # fmt: skip
+
+
 def create_save(kind: SaveKind, name: str, body: Any, *, id: str | None = None) -> Call[SaveWritten]:
     """Create a save (version 1); 409 when `id` exists. Without an id the server makes one."""
     sent = {"name": name, "body": body, **present(id=id)}
@@ -180,6 +250,10 @@ def list_snapshots(
 
 def _with_value(value: Any, **optional: Any) -> dict[str, Any]:
     return {"value": value, **present(**optional)}  # a None value is sent: it is the value
+
+
+def _time(value: str | datetime | None) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _min(position: int | None) -> dict[str, str]:

@@ -301,3 +301,276 @@ class StreamTicket(_Answer, frozen=True, kw_only=True):
 
     ticket: str
     expires_at: datetime
+
+
+# KPIs
+
+
+class KpiWritten(_Answer, frozen=True, kw_only=True):
+    name: str
+    version: int
+    position: int
+
+
+class Kpi(_Answer, frozen=True, kw_only=True):
+    """A KPI's definition: `aggregation` is what a series point's `value` answers."""
+
+    name: str
+    unit: str
+    aggregation: str
+    description: str | None = None
+    version: int
+    position: int
+    updated_at: str
+    updated_by: str | None = None
+
+
+class Kpis(_Answer, frozen=True, kw_only=True):
+    kpis: list[Kpi]
+    next: str | None = None
+
+
+class KpiValuesRecorded(_Answer, frozen=True, kw_only=True):
+    """Each value's event id, in the order sent; `position` is the highest of theirs."""
+
+    name: str
+    ids: list[str]
+    position: int
+
+
+class KpiPoint(_Answer, frozen=True, kw_only=True):
+    """One bucket: exact count, sum, min, max, last; p50 and p95 within 1%."""
+
+    start: str
+    count: int
+    sum: float
+    min: float
+    max: float
+    last: float
+    p50: float | None = None
+    p95: float | None = None
+    value: float | None = None
+
+
+class KpiSeriesOf(_Answer, frozen=True, kw_only=True):
+    dimension_value: str | None = None  # None: the KPI's total
+    points: list[KpiPoint]
+
+
+class KpiSeries(_Answer, frozen=True, kw_only=True):
+    name: str
+    unit: str
+    aggregation: str
+    bucket: str
+    dimension: str
+    start: str
+    end: str
+    series: list[KpiSeriesOf]
+
+
+# Feature flags
+
+
+class FlagWritten(_Answer, frozen=True, kw_only=True):
+    key: str
+    version: int
+    position: int
+    status: str | None = None  # "deleted"
+
+
+class Flag(_Answer, frozen=True, kw_only=True):
+    """A flag's definition, and who changed it last, when and why."""
+
+    key: str
+    type: str
+    default: Any = None
+    enabled: bool = True
+    rules: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    description: str | None = None
+    version: int
+    position: int
+    changed_at: str
+    changed_by: str | None = None
+    reason: str | None = None
+
+
+class Flags(_Answer, frozen=True, kw_only=True):
+    flags: list[Flag]
+    next: str | None = None
+
+
+class FlagVersion(_Answer, frozen=True, kw_only=True):
+    """One change of a flag: `change` is `changed` (with the whole `flag`) or `deleted`."""
+
+    key: str
+    version: int
+    position: int
+    change: str
+    changed_at: str
+    changed_by: str | None = None
+    reason: str | None = None
+    flag: dict[str, Any] | None = None
+
+
+class FlagHistory(_Answer, frozen=True, kw_only=True):
+    key: str
+    versions: list[FlagVersion]
+    next: int | None = None
+
+
+class FlagValue(_Answer, frozen=True, kw_only=True):
+    """A flag's value for the caller; `reason`: off, rule (`rule` is its index), default, not_found."""
+
+    value: Any = None
+    reason: str
+    rule: int | None = None
+    version: int | None = None
+
+
+class FlagEvaluations(_Answer, frozen=True, kw_only=True):
+    flags: dict[str, FlagValue]
+    position: int
+    next: str | None = None
+
+
+# Page content
+
+
+class PageWritten(_Answer, frozen=True, kw_only=True):
+    """A new version of a page: `change` is draft, published or rolled_back; `from_version` the
+    draft published, or the version rolled back to (None: saved or published directly)."""
+
+    page: str
+    version: int
+    change: str
+    from_version: int | None = None
+    position: int
+
+
+class PageDraft(_Answer, frozen=True, kw_only=True):
+    """A page's latest draft; `page_version` (the ETag) is what `expected_version` names."""
+
+    page: str
+    app_id: str
+    surface_id: str
+    version: int
+    page_version: int
+    published_version: int | None = None
+    title: str | None = None
+    blocks: list[dict[str, Any]]
+    saved_at: str
+    saved_by: str | None = None
+
+
+class PublishedPage(_Answer, frozen=True, kw_only=True):
+    """A page's published content; `page_version` (the ETag) is what `expected_version` names."""
+
+    page: str
+    app_id: str
+    surface_id: str
+    version: int
+    page_version: int
+    change: str
+    from_version: int | None = None
+    draft_version: int | None = None
+    title: str | None = None
+    blocks: list[dict[str, Any]]
+    published_at: str
+    published_by: str | None = None
+
+
+class PageSummary(_Answer, frozen=True, kw_only=True):
+    page: str
+    version: int
+    change: str
+    title: str | None = None
+    draft_version: int | None = None
+    published_version: int | None = None
+    updated_at: str
+    updated_by: str | None = None
+
+
+class Pages(_Answer, frozen=True, kw_only=True):
+    app_id: str
+    surface_id: str
+    pages: list[PageSummary]
+    next: str | None = None
+
+
+class PageVersion(_Answer, frozen=True, kw_only=True):
+    """One version of a page; in a history listing, without its `blocks` (None)."""
+
+    version: int
+    change: str
+    title: str | None = None
+    from_version: int | None = None
+    at: str
+    by: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
+class PageVersions(_Answer, frozen=True, kw_only=True):
+    page: str
+    versions: list[PageVersion]
+    next: int | None = None
+
+
+# Tables
+
+
+class TableWritten(_Answer, frozen=True, kw_only=True):
+    table: str
+    version: int
+    position: int
+
+
+class TableDefinition(_Answer, frozen=True, kw_only=True):
+    """A table's definition (`schema` None: any JSON is a row); in a listing, without its schema."""
+
+    table: str
+    schema: Any = None
+    description: str | None = None
+    version: int
+    position: int | None = None
+    updated_at: str
+    updated_by: str | None = None
+
+
+class Tables(_Answer, frozen=True, kw_only=True):
+    tables: list[TableDefinition]
+    next: str | None = None
+
+
+class RowWritten(_Answer, frozen=True, kw_only=True):
+    table: str
+    key: str
+    version: int
+    position: int
+    deleted: bool = False
+
+
+class Row(_Answer, frozen=True, kw_only=True):
+    """A version of a row (`change`: written or deleted); in a row's history, without its `value`."""
+
+    table: str
+    key: str
+    version: int
+    change: str
+    deleted: bool = False
+    position: int
+    updated_at: str
+    updated_by: str | None = None
+    value: Any = None
+
+
+class Rows(_Answer, frozen=True, kw_only=True):
+    table: str
+    rows: list[Row]
+    next: str | None = None
+
+
+class RowVersions(_Answer, frozen=True, kw_only=True):
+    table: str
+    key: str
+    versions: list[Row]
+    next: int | None = None
