@@ -2,14 +2,15 @@
  * spine.js: follow, read and append to Spine from a web page. One ES module, no dependencies, no
  * build step; Spine serves this very file at `/v1/client.js`.
  *
- *   import { follow, append, read, SpineError } from "https://spine.example/v1/client.js";
+ *   import { follow, followFlags, append, read, SpineError } from "https://spine.example/v1/client.js";
  *
  * `follow` listens with the browser's own EventSource on a stream ticket (an EventSource cannot
  * send an Authorization header). While its ticket is valid the browser reconnects by itself,
  * with Last-Event-ID. Before the ticket expires, `follow` gets a fresh one and only then swaps
  * streams. When a stream is refused (an expired ticket, a 503) or the server stays away until
  * its ticket is spent, `follow` asks `getTicket` again, with capped, jittered backoff. A new
- * stream always starts after the last event delivered, until `close()`.
+ * stream always starts after the last event delivered, until `close()`. `followFlags` follows the
+ * flag changes the same way.
  */
 
 const MIN_BACKOFF_MS = 250;
@@ -48,6 +49,9 @@ export class SpineError extends Error {
 /**
  * @typedef {{position: number, stream: string, type: string, data: unknown, id: string}} SpineEvent
  *   An event as Spine stores it (it carries more fields: `version`, `recorded_at`, `meta`…).
+ * @typedef {{key: string, value: unknown, reason: string, version: number, deleted: boolean,
+ *            rule: number | null, position: number}} FlagChange
+ *   A flag's change, its value evaluated for the ticket's caller; `position` is the frame's id.
  * @typedef {{ticket: string, expires_at: string}} Ticket  What `POST /v1/stream-tickets` answers.
  * @typedef {{close(): void, readonly position: number, readonly tickets: number,
  *            readonly connections: number}} Follower
@@ -69,6 +73,46 @@ export class SpineError extends Error {
  */
 export function follow({ url, getTicket, onEvent, after = 0, stream, types = [], named = false, onError }) {
   if (named && types.length === 0) throw new TypeError("follow: named frames need the `types` to listen to");
+  const query = new URLSearchParams();
+  if (!named) query.set("named", "false");
+  if (stream) query.set("stream", stream);
+  for (const type of types) query.append("type", type);
+  const decode = (/** @type {MessageEvent<string>} */ message) => {
+    const event = /** @type {SpineEvent} */ (JSON.parse(message.data));
+    return { position: event.position, item: event };
+  };
+  return followFrames({ url, getTicket, onItem: onEvent, after, onError, path: "/v1/events/stream", query,
+                        names: named ? types : null, decode });
+}
+
+/**
+ * Follow the flags of the project the tickets are for: every change after `after`, each evaluated
+ * for the ticket's caller, then live, for ever; it resumes as `follow` does.
+ *
+ * @param {{url: string, getTicket: () => Promise<Ticket>, onChange: (change: FlagChange) => void,
+ *          after?: number, onError?: (error: unknown) => void}} options
+ * @returns {Follower}
+ */
+export function followFlags({ url, getTicket, onChange, after = 0, onError }) {
+  const decode = (/** @type {MessageEvent<string>} */ message) => {
+    const position = Number(message.lastEventId); // a flag frame's data has no position: its id is it
+    return { position, item: /** @type {FlagChange} */ ({ ...JSON.parse(message.data), position }) };
+  };
+  return followFrames({ url, getTicket, onItem: onChange, after, onError, path: "/v1/flags/stream",
+                        query: new URLSearchParams(), names: ["flag.changed", "flag.deleted"], decode });
+}
+
+/**
+ * The one resuming follower of `follow` and `followFlags`: tickets, EventSource, backoff.
+ *
+ * @template T
+ * @param {{url: string, getTicket: () => Promise<Ticket>, onItem: (item: T) => void, after: number,
+ *          onError?: (error: unknown) => void, path: string, query: URLSearchParams,
+ *          names: string[] | null, decode: (message: MessageEvent<string>) => {position: number, item: T}}} options
+ *   `names`: the frame names to listen to (null: unnamed frames); `decode`: a frame's position and item.
+ * @returns {Follower}
+ */
+function followFrames({ url, getTicket, onItem, after, onError, path, query: filters, names, decode }) {
   let position = after;
   let tickets = 0;
   let connections = 0;
@@ -97,10 +141,10 @@ export function follow({ url, getTicket, onEvent, after = 0, stream, types = [],
   };
 
   const deliver = (/** @type {MessageEvent<string>} */ message) => {
-    const event = /** @type {SpineEvent} */ (JSON.parse(message.data));
-    if (event.position <= position) return; // a defence: every stream starts after `position`
-    position = event.position;
-    onEvent(event);
+    const frame = decode(message);
+    if (!(frame.position > position)) return; // a defence: every stream starts after `position`
+    position = frame.position;
+    onItem(frame.item);
   };
 
   // A fresh ticket, then a stream on it: the first, a renewal, or a new start after a refusal.
@@ -123,12 +167,10 @@ export function follow({ url, getTicket, onEvent, after = 0, stream, types = [],
     source?.close();
     const expiresAt = Date.parse(ticket.expires_at);
     const query = new URLSearchParams({ ticket: ticket.ticket, after: String(position) });
-    if (!named) query.set("named", "false");
-    if (stream) query.set("stream", stream);
-    for (const type of types) query.append("type", type);
-    const current = new EventSource(`${base(url)}/v1/events/stream?${query}`);
+    for (const [name, value] of filters) query.append(name, value);
+    const current = new EventSource(`${base(url)}${path}?${query}`);
     source = current;
-    if (named) for (const type of types) current.addEventListener(type, deliver);
+    if (names) for (const name of names) current.addEventListener(name, deliver);
     else current.onmessage = deliver;
     current.onopen = () => {
       connections += 1;

@@ -379,3 +379,49 @@ async def test_a_page_on_an_origin_no_app_lists_cannot_read_spine(tmp_path: Path
                 outcome = await page.evaluate(attempt)
 
             assert outcome == {"module": "function", "ticket": "TypeError", "read": "TypeError"}
+
+
+async def test_a_page_follows_the_flags_across_a_restart(tmp_path: Path) -> None:
+    """`followFlags`: each flag change once, in order, evaluated for the ticket's caller (a rule
+    for its surface), across a restart of the server."""
+    with anyio.fail_after(180):
+        async with spine_and_pages(tmp_path) as (spine, pages):
+            await allow_origin(spine, pages.origin)
+            url = pages.serve("/flags.html", "<!doctype html><title>flags</title>")
+            async with chromium(tmp_path) as page:
+                await page.navigate(url)
+                await page.evaluate(
+                    f"""(async () => {{
+                        const spine = await import("{spine.url}/v1/client.js");
+                        window.changes = [];
+                        const getTicket = async () => (await fetch("{spine.url}/v1/stream-tickets",
+                            {{method: "POST", headers: {json.dumps(spine.headers)}}})).json();
+                        window.follower = spine.followFlags({{url: "{spine.url}", getTicket,
+                            onChange: (c) => window.changes.push(
+                                [c.position, c.key, c.version, c.value, c.reason, c.deleted])}});
+                        return true;
+                    }})()"""
+                )
+                rules = [{"surfaces": [spine.headers["X-Surface-Id"]], "value": "mine"}]
+                expected: list[list[Any]] = []
+                async with httpx.AsyncClient(base_url=spine.url, headers=spine.headers, timeout=10) as http:
+                    for enabled, value, reason in ((True, "mine", "rule"), (False, "classic", "off")):
+                        body = {"type": "string", "default": "classic", "enabled": enabled, "rules": rules,
+                                "reason": reason}  # fmt: skip
+                        answer = await http.put("/v1/flags/checkout", json=body)
+                        written = answer.json()
+                        expected.append(
+                            [written["position"], "checkout", written["version"], value, reason, False]
+                        )
+                await page.wait_for(f"window.changes.length >= {len(expected)}", seconds=SECONDS)
+                await spine.stop()
+                await spine.start()
+                async with httpx.AsyncClient(base_url=spine.url, headers=spine.headers, timeout=10) as http:
+                    answer = await http.delete("/v1/flags/checkout", params={"reason": "retired"})
+                    written = answer.json()
+                expected.append(
+                    [written["position"], "checkout", written["version"], None, "not_found", True]
+                )
+                await page.wait_for(f"window.changes.length >= {len(expected)}", seconds=SECONDS)
+                changes = await page.evaluate("window.changes")
+            assert changes == expected

@@ -1,4 +1,5 @@
-"""`follow()`'s decisions, without I/O: what to send, what each answer, line, end or failure means.
+"""`follow()`'s and `follow_flags()`'s decisions, without I/O: what to send, what each answer, line,
+end or failure means. The two differ only in their path and in how a frame's data decodes.
 
 It resumes for ever: a connection lost or refused, a server restarting, a stream the server ended
 (it does when it drains to stop), a 5xx, 408 or 429 — each is followed by a reconnection with
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Collection
-from typing import Final
+from typing import Any, Final, Generic, TypeVar
 
 import httpx
 import msgspec
@@ -22,24 +23,47 @@ from spine_client._events import stream_filters
 from spine_client._retry import Done, Refresh, Step, Wait, full_jitter
 from spine_client.errors import SpineClientError, SpineConnectionError, error_of, unexpected_answer
 from spine_client.sse import SSEParser
-from spine_client.types import Event
+from spine_client.types import Event, FlagChange
+
+T = TypeVar("T")
+Decode = Callable[[str, str], tuple[int, T]]
+"""A frame's data and its `id:` → its position and what the follower yields."""
 
 DEFAULT_RETRY_SECONDS: Final = 2.0
 """The reconnection delay until the server sends `retry:`."""
 
 _event_decoder: Final = msgspec.json.Decoder(Event)
+_frame_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_SSE: Final = {"Accept": "text/event-stream"}
 
 
 def stream_call(stream: str | None, types: Collection[str]) -> Call[httpx.Response]:
     params = stream_filters(stream, types)
-    return call(
-        "GET", "/v1/events/stream", httpx.Response, params=params, headers={"Accept": "text/event-stream"}
-    )
+    return call("GET", "/v1/events/stream", httpx.Response, params=params, headers=_SSE)
 
 
-class Follower:
+def flags_stream_call() -> Call[httpx.Response]:
+    return call("GET", "/v1/flags/stream", httpx.Response, headers=_SSE)
+
+
+def decode_event(data: str, last_event_id: str) -> tuple[int, Event]:
+    event = _event_decoder.decode(data)
+    return event.position, event
+
+
+def decode_flag_change(data: str, last_event_id: str) -> tuple[int, FlagChange]:
+    """A flag frame's data has no position: it is the frame's `id:`."""
+    if not (last_event_id.isascii() and last_event_id.isdigit()):
+        raise ValueError(f"a flag change without a position as its id: {last_event_id[:40]!r}")
+    position = int(last_event_id)
+    return position, msgspec.convert({**_frame_decoder.decode(data), "position": position}, FlagChange)
+
+
+class Follower(Generic[T]):
     def __init__(
         self,
+        request: Call[httpx.Response],
+        decode: Decode[T],
         after: int,
         *,
         reconnect: bool,
@@ -47,7 +71,9 @@ class Follower:
         can_refresh: bool,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        self.request = request
         self.last_position = after
+        self._decode = decode
         self.retry_seconds = DEFAULT_RETRY_SECONDS
         self._reconnect = reconnect
         self._max_delay = max_delay
@@ -81,18 +107,21 @@ class Follower:
             raise error
         return self._wait(error.retry_after)
 
-    def line(self, line: str) -> Event | None:
-        """The event a line completes, if any, and not yielded before (positions only grow)."""
+    def line(self, line: str) -> T | None:
+        """What a line completes, if anything, and not yielded before (positions only grow)."""
         data = self._parser.feed(line)
         if self._parser.retry_ms is not None:
             self.retry_seconds = self._parser.retry_ms / 1000
         if data is None:
             return None
-        event = _decode(data)
-        if event.position <= self.last_position:
+        try:
+            position, item = self._decode(data, self._parser.last_event_id)
+        except ValueError as exc:  # msgspec's DecodeError and ValidationError are ValueErrors
+            raise unexpected_answer(200, self.request.describe(), exc) from exc
+        if position <= self.last_position:
             return None
-        self.last_position = event.position
-        return event
+        self.last_position = position
+        return item
 
     def ended(self) -> Wait | None:
         """The server ended the stream: reconnect after a while (None: stop, without `reconnect`)."""
@@ -101,7 +130,7 @@ class Follower:
     def failed(self, exc: httpx.TransportError) -> Wait:
         """The connection failed or dropped (or was idle past the read timeout)."""
         if not self._reconnect:
-            raise SpineConnectionError(f"event stream failed: {exc!r}") from exc
+            raise SpineConnectionError(f"{self.request.describe()} failed: {exc!r}") from exc
         return self._wait(None)
 
     def _wait(self, retry_after: float | None) -> Wait:
@@ -109,10 +138,3 @@ class Follower:
         if retry_after is not None:
             return Wait(retry_after)
         return Wait(full_jitter(self.retry_seconds, self._max_delay, self._failures, self._rand))
-
-
-def _decode(data: str) -> Event:
-    try:
-        return _event_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise unexpected_answer(200, "GET /v1/events/stream", exc) from exc

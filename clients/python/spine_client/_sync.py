@@ -12,11 +12,11 @@ import httpx
 
 from spine_client import _control, _events, _flags, _pages, _records, _tables, _views
 from spine_client._calls import Call, Params, call, context_headers, with_token
-from spine_client._follow import Follower, stream_call
+from spine_client._follow import Follower, decode_event, decode_flag_change, flags_stream_call, stream_call
 from spine_client._methods import sync_method
 from spine_client._retry import Attempts, Done, Refresh, RetryPolicy, Wait
 from spine_client._version import USER_AGENT
-from spine_client.types import Event
+from spine_client.types import Event, FlagChange
 
 T = TypeVar("T")
 
@@ -90,9 +90,29 @@ class SyncSpineClient:
         interval (15 s). Close the iterator when done (`contextlib.closing`).
         """
         request = stream_call(stream, types)
-        follower = Follower(
-            after, reconnect=reconnect, max_delay=max_retry_seconds, can_refresh=self._refreshable
-        )
+        follower = Follower(request, decode_event, after, reconnect=reconnect, max_delay=max_retry_seconds,
+                            can_refresh=self._refreshable)  # fmt: skip
+        return self._follow(follower, idle_timeout)
+
+    def follow_flags(
+        self,
+        after: int = 0,
+        *,
+        reconnect: bool = True,
+        idle_timeout: float | None = 60.0,
+        max_retry_seconds: float = 30.0,
+    ) -> Iterator[FlagChange]:
+        """Every change of the project's flags after the position `after`, each evaluated for this
+        client's context (`FlagChange`: key, value, reason, version, deleted, position), in order,
+        each once: catch-up, then live. It resumes as `follow` does, with the same parameters.
+        """
+        follower = Follower(flags_stream_call(), decode_flag_change, after, reconnect=reconnect,
+                            max_delay=max_retry_seconds, can_refresh=self._refreshable)  # fmt: skip
+        return self._follow(follower, idle_timeout)
+
+    def _follow(self, follower: Follower[T], idle_timeout: float | None) -> Iterator[T]:
+        """The one reconnect loop of `follow` and `follow_flags` (the decisions: `Follower`)."""
+        request = follower.request
         timeout = httpx.Timeout(self._timeout, read=idle_timeout)
         while True:
             token = self._current_token()
@@ -107,9 +127,9 @@ class SyncSpineClient:
                     opened = follower.opened(response)
                     if isinstance(opened, Done):
                         for line in response.iter_lines():
-                            event = follower.line(line)
-                            if event is not None:
-                                yield event
+                            item = follower.line(line)
+                            if item is not None:
+                                yield item
                         then = follower.ended()
                     else:
                         then = opened

@@ -433,6 +433,20 @@ class FlagEvaluations(_Answer, frozen=True, kw_only=True):
     next: str | None = None
 
 
+class FlagChange(_Answer, frozen=True, kw_only=True):
+    """A flag's change, as `follow_flags` yields it: its `value` for the follower (`reason`: off,
+    rule with `rule` its index, default; not_found once `deleted`), its `version`, and `position`,
+    the change's place in the log (the frame's id, what a reconnection resumes after)."""
+
+    key: str
+    value: Any = None
+    reason: str
+    version: int
+    deleted: bool = False
+    rule: int | None = None
+    position: int
+
+
 # Page content
 
 
