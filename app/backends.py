@@ -29,6 +29,7 @@ from adapters.firestore.spine import FirestoreSpine
 from adapters.firestore.views import FirestoreViewStore
 from adapters.memory.spine import MemorySpine
 from adapters.memory.views import MemoryViewStore
+from adapters.redis.rate_limiter import DEFAULT_PREFIX, RedisRateLimiter
 from adapters.secret_resolver import ChainSecretResolver
 from adapters.sqlite.file import Synchronous
 from adapters.sqlite.spine import SQLiteSpine
@@ -40,12 +41,15 @@ from app.settings import Settings
 from domain.backend_url import Backend
 from domain.circuit_breaker import BreakerPolicy, BreakerStatus, CircuitBreaker
 from domain.errors import BackendUnavailable, InvalidRequest
-from domain.ports import EventSpine, Notifier, SecretResolver, ViewStore
+from domain.ports import EventSpine, Notifier, RateLimiter, SecretResolver, ViewStore
+from domain.rate_limits import Limit, Verdict
 from domain.routing import EMBEDDED
 from domain.secrets import SecretFiles
+from domain.timeouts import timeouts_of
 
 EVENT_SPINE = "event_spine"
-_SPINE, _VIEWS = "spine", "views"  # the two ports a backend may be opened as
+RATE_LIMIT = "rate_limit"
+_SPINE, _VIEWS, _LIMITER = "spine", "views", "limiter"  # the ports a backend may be opened as
 T = TypeVar("T")
 
 
@@ -94,6 +98,7 @@ class Backends:
         self._clock = clock
         self._spines: dict[bytes, MeteredSpine] = {}
         self._views: dict[bytes, GuardedViewStore] = {}
+        self._limiters: dict[bytes, GuardedRateLimiter] = {}
         self._guards: dict[tuple[str, bytes], Guard] = {}
         self._opening: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 
@@ -127,10 +132,42 @@ class Backends:
         store.guard.check(kind)
         return store
 
-    def breaker(self, backend: Backend, *, views: bool = False) -> BreakerStatus | None:
-        """The breaker of the spine (or view store) `backend` names, without calling it; None when
-        it was never opened or has none (embedded stores)."""
-        guard = self._guards.get((_VIEWS if views else _SPINE, self._key(backend)))
+    async def rate_limiter(self, backend: Backend) -> RateLimiter:
+        """The rate limiter `backend` names, opened on first use, behind its breaker: while the
+        breaker is open it refuses at once, so a dead Redis costs no request its timeout."""
+        key = self._key(backend)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            guard = self._guard(_LIMITER, key, RATE_LIMIT, backend)
+
+            async def opened() -> GuardedRateLimiter:
+                inner = await guard.call(lambda: _config_checked(RATE_LIMIT, self._open_limiter(backend)))
+                return GuardedRateLimiter(inner, guard)
+
+            limiter = self._limiters[key] = await self._once(_LIMITER, key, opened, self._limiters)
+        limiter.guard.check(RATE_LIMIT)
+        return limiter
+
+    async def _open_limiter(self, backend: Backend) -> RateLimiter:
+        config = backend.config
+        if backend.backend_type != "redis":
+            raise BackendUnavailable(RATE_LIMIT, f"{backend.backend_type} does not serve rate limits")
+        password = config.get("password")
+        limiter = RedisRateLimiter(
+            str(config["url"]),
+            password=None if password is None else await self._secrets.resolve(str(password)),
+            prefix=str(config.get("prefix", DEFAULT_PREFIX)),
+            timeouts=timeouts_of(config),
+        )
+        return await self._stack.enter_async_context(limiter)
+
+    def breaker(
+        self, backend: Backend, *, views: bool = False, kind: str = EVENT_SPINE
+    ) -> BreakerStatus | None:
+        """The breaker of the spine (or view store, or rate limiter: `kind`) `backend` names,
+        without calling it; None when it was never opened or has none (embedded stores)."""
+        port = _LIMITER if kind == RATE_LIMIT else _VIEWS if views else _SPINE
+        guard = self._guards.get((port, self._key(backend)))
         return None if guard is None else guard.status()
 
     def _guard(self, port: str, key: bytes, kind: str, backend: Backend) -> Guard:
@@ -228,6 +265,20 @@ class Backends:
                 )
             case other:
                 raise BackendUnavailable(kind, f"the {other} view store is not available in this build")
+
+
+class GuardedRateLimiter:
+    """A `RateLimiter` whose every call goes through its backend's `Guard`."""
+
+    def __init__(self, inner: RateLimiter, guard: Guard) -> None:
+        self.inner = inner
+        self.guard = guard
+
+    async def admit(self, key: str, limit: Limit) -> Verdict:
+        return await self.guard.call(lambda: self.inner.admit(key, limit))
+
+    async def probe(self) -> None:
+        await self.guard.call(self.inner.probe)
 
 
 async def _config_checked(kind: str, opening: Awaitable[T]) -> T:

@@ -18,6 +18,7 @@ from domain.errors import AlreadyExists, AppConflict, Forbidden, InvalidRequest,
 from domain.events import NO_STREAM, Event, NewEvent
 from domain.origins import Origins, unique
 from domain.partition import SYSTEM_TENANT, Identifier
+from domain.rate_limits import LimitsSet
 
 Role = Literal["admin", "member", "agent"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -88,7 +89,16 @@ class MemberSet(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
-Record = ModeDefined | TenantCreated | ProjectCreated | SurfaceCreated | AppCreated | AppUpdated | MemberSet
+Record = (
+    ModeDefined
+    | TenantCreated
+    | ProjectCreated
+    | SurfaceCreated
+    | AppCreated
+    | AppUpdated
+    | MemberSet
+    | LimitsSet
+)
 _TYPES: Final[dict[str, type[Record]]] = {
     "mode.defined": ModeDefined,
     "tenant.created": TenantCreated,
@@ -97,6 +107,7 @@ _TYPES: Final[dict[str, type[Record]]] = {
     "app.created": AppCreated,
     "app.updated": AppUpdated,
     "member.set": MemberSet,
+    "limits.set": LimitsSet,
 }
 _TYPE_OF: Final = {cls: name for name, cls in _TYPES.items()}
 HANDLES: Final = frozenset(_TYPES)
@@ -130,6 +141,7 @@ class ControlPlane:
         self.surfaces: dict[tuple[str, str], SurfaceCreated] = {}
         self.apps: dict[tuple[str, str], App] = {}
         self.members: dict[tuple[str, str], Role] = {}
+        self.limits: dict[str, LimitsSet] = {}  # rate limits, by tenant
         self._listing: dict[str, set[tuple[str, str]]] = {}  # origin → the apps that list it
 
     def apply(self, event: Event) -> None:
@@ -150,6 +162,8 @@ class ControlPlane:
                     )
                 case MemberSet() as member:
                     self.members[(member.tenant_id, member.user_id)] = member.role
+                case LimitsSet() as limits:
+                    self.limits[limits.tenant_id] = limits
         self.position = max(self.position, event.position)
 
     def _set_app(self, app: App) -> None:
@@ -286,6 +300,15 @@ def decide_member(state: ControlPlane, command: MemberSet) -> Decision:
     """Adding a member, or changing the role of one: the latest `member.set` wins."""
     state.tenant(command.tenant_id)
     return _decision(f"member:{command.tenant_id}:{command.user_id}", command, "any")
+
+
+def decide_limits(state: ControlPlane, command: LimitsSet) -> list[Decision]:
+    """Replace a tenant's rate limits; nothing when they are so already. Latest wins ("any"): a
+    PUT states the whole of them, so no earlier state is merged that a race could lose."""
+    state.tenant(command.tenant_id)
+    if state.limits.get(command.tenant_id) == command:
+        return []
+    return [_decision(f"limits:{command.tenant_id}", command, "any")]
 
 
 def require_admin(state: ControlPlane, caller_tenant: str, caller_user: str, tenant_id: str) -> None:

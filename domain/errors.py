@@ -952,3 +952,22 @@ class KpiTooManySeries(InvalidRequest):
 
     def details(self) -> dict[str, object]:
         return {"dimension": self.dimension, "max_series": self.limit}
+
+
+class RateLimitExceeded(SpineError):
+    """A request over its rate limit (GCRA on the `rate_limit` backend); `retry_after` is when the
+    budget holds one request again (the answer's `Retry-After`)."""
+
+    code = "rate_limit.exceeded"
+
+    def __init__(self, route_class: str, limit: int, window_seconds: int, retry_after: float) -> None:
+        super().__init__(
+            f"over the {route_class} rate limit of {limit} requests per {window_seconds} s; retry later"
+        )
+        self.route_class = route_class
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.retry_after = retry_after
+
+    def details(self) -> dict[str, object]:
+        return {"route_class": self.route_class, "limit": self.limit, "window_seconds": self.window_seconds}

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 from domain.append import AppendRequest
 from domain.events import AppendResult, EncodedPage, Event, Page
 from domain.partition import Partition
+from domain.rate_limits import Limit, Verdict
 from domain.views import Generations, ViewDoc, ViewOp
 
 
@@ -210,4 +211,21 @@ class SecretResolver(Protocol):
 
     async def resolve(self, ref: str) -> str:
         """The secret `ref` points to; may be cached for a short while."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Shared request budgets (GCRA), one per key, kept where every instance of the service sees them.
+
+    Error contract: `admit` raises `BackendUnavailable("rate_limit")` when the backend cannot be
+    reached or did not answer (the caller then applies the tenant's `on_unavailable` rule); it
+    never raises for a request over the limit, which is a `Verdict` with `allowed` False.
+    """
+
+    async def admit(self, key: str, limit: Limit) -> Verdict:
+        """Count one request against `key`'s bucket under `limit`, atomically, in one round trip."""
+        ...
+
+    async def probe(self) -> None:
+        """One round trip that counts nothing (diagnostics)."""
         ...

@@ -41,6 +41,7 @@ ResourceKind = Literal[
     "feature_flags",
     "kpi_store",
     "page_content_store",
+    "rate_limit",
 ]
 RESOURCE_KINDS: Final[tuple[str, ...]] = ResourceKind.__args__  # type: ignore[attr-defined]
 # Outside lab, readiness needs a platform default for these. Kinds added later are optional: an
@@ -49,6 +50,8 @@ RESOURCE_KINDS: Final[tuple[str, ...]] = ResourceKind.__args__  # type: ignore[a
 REQUIRED_KINDS: Final[tuple[str, ...]] = RESOURCE_KINDS[: RESOURCE_KINDS.index("tabular_store") + 1]
 BackendType = Literal["sqlite", "memory", "dynamodb", "firestore", "cosmos", "redis"]
 EMBEDDED: Final = frozenset({"sqlite", "memory"})
+# Kinds only some backends serve: a route naming another could never be opened.
+SERVED_BY: Final[dict[str, frozenset[str]]] = {"rate_limit": frozenset({"redis"})}
 WILDCARD: Final = "*"
 LAB_MODE: Final = "lab"
 _REQUIRED_CONFIG: Final[dict[str, tuple[str, ...]]] = {
@@ -251,6 +254,9 @@ def decide_route(
     the deployment's secret files may be (default: nowhere).
     """
     check_config(route.backend_type, route.config, files=files)
+    served_by = SERVED_BY.get(route.resource_kind)
+    if served_by is not None and route.backend_type not in served_by:
+        raise InvalidRequest(f"a {route.resource_kind} route needs a backend of {sorted(served_by)}")
     for name, ref in route.secret_refs.items():
         if not is_secret_ref(ref):
             raise ForbiddenSecretRef(f"secret_refs.{name}", "not a secret://env|file|aws-sm/… reference")

@@ -65,6 +65,7 @@ from domain.errors import (
     PageVersionNotFound,
     PreconditionFailed,
     ProjectionLagging,
+    RateLimitExceeded,
     RequestTimeout,
     SaveConflict,
     SaveNotFound,
@@ -152,6 +153,14 @@ _GUARDED: tuple[Declared, ...] = (
     TooManyConcurrent("requests", "", 0),
     BackendUnavailable("event_spine", ""),
 )
+# Every guarded route but the limits' own: the caller's rate limit (`app.http.rate_limits`).
+_RATE_LIMITED: tuple[Declared, ...] = (
+    RateLimitExceeded("", 0, 0, 0),
+    MissingRoute("rate_limit", "", "", ""),
+    BackendUnavailable("rate_limit", ""),
+    InvalidSecretRef("", ""),
+    SecretUnavailable("", ""),
+)
 # Data routes: the project, surface and app headers, and the partition's routed event spine.
 _DATA: tuple[Declared, ...] = (
     MissingContext(""),
@@ -188,6 +197,8 @@ OPERATIONS: dict[str, Spec] = {
     "POST /v1/tenants/{tenant_id}/apps": Spec(errors=(*_ADMIN, AlreadyExists)),
     "PUT /v1/tenants/{tenant_id}/apps/{app_id}": Spec(errors=(*_ADMIN, AppConflict), etag=True),
     "POST /v1/tenants/{tenant_id}/members": Spec(errors=_ADMIN),
+    "PUT /v1/tenants/{tenant_id}/limits": Spec(errors=_ADMIN),
+    "GET /v1/tenants/{tenant_id}/limits": Spec(errors=_ADMIN),
     "POST /v1/tenants/{tenant_id}/tokens": Spec(
         errors=(*_ADMIN, NotFound("member", ""), MintingDisabled), position=False
     ),
@@ -333,6 +344,8 @@ def answers_of(handler: HTTPRouteHandler, specs: list[Spec], *, public: bool, da
     declared: list[Declared] = [*BEFORE_THE_APP, *(error for spec in specs for error in spec.errors)]
     if not public:
         declared += _GUARDED
+        if handler.opt.get("rate_limit") is not False:
+            declared += _RATE_LIMITED
     if handler.opt.get("follower"):
         declared.append(_FOLLOWERS)
     if data:

@@ -32,6 +32,7 @@ from app.http.controllers.memory import MemoryController
 from app.http.controllers.ops import health, metrics, ready
 from app.http.controllers.pages import PagesController
 from app.http.controllers.projections import projections, rebuild
+from app.http.controllers.rate_limits import RateLimitsController
 from app.http.controllers.routes import RoutesController
 from app.http.controllers.saves import SavesController
 from app.http.controllers.seo import SeoController
@@ -50,6 +51,7 @@ from app.http.metrics import Metrics
 from app.http.middleware import ObservedApp, echo_request_id, send_lab_warnings
 from app.http.openapi import OpenAPIDeclarations, openapi_config
 from app.http.paths import encoded_slash_guard
+from app.http.rate_limits import rate_limit_guard, send_rate_limit_headers
 from app.http.services import Services, provide_call, provide_services
 from app.lab_secrets import lab_secret
 from app.settings import Settings
@@ -153,13 +155,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     return ObservedApp(
         metrics=app_metrics,  # and the access log: every request, routed or not
-        answer_hooks=[echo_request_id, send_lab_warnings, send_cors_headers],
+        answer_hooks=[echo_request_id, send_lab_warnings, send_cors_headers, send_rate_limit_headers],
         route_handlers=[
             EventsController,
             StreamsController,
             bootstrap,
             ModesController,
             TenantsController,
+            RateLimitsController,
             RoutesController,
             MemoryController,
             SessionsController,
@@ -186,7 +189,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         # The token first: a body (slow or deep) is read only for a verified caller, in one of its
         # tenant's request slots; the identity guard checks the depth of what it decodes itself.
         # One hook runs the guards: Litestar copies the route handler for each of its `guards=`.
-        before_request=run_guards(encoded_slash_guard, identity_guard, json_depth_guard),
+        # Rate limits once the caller is known, before its body is parsed (`app.http.rate_limits`).
+        before_request=run_guards(encoded_slash_guard, identity_guard, rate_limit_guard, json_depth_guard),
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "call": Provide(provide_call, sync_to_thread=False),

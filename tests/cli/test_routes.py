@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from app.cli import main
 from domain.routing import REQUIRED_KINDS, RESOURCE_KINDS
 from tests.cli.conftest import Cli, as_json
+from tests.conftest import REDIS_URL
 from tests.http.conftest import LiveServer
 from tests.provision import BOOTSTRAP_KEY, provision_sync
 
@@ -242,7 +243,9 @@ def test_doctor_of_a_default_lab_setup_passes_with_warnings(cli: Cli, admin: str
     """A lab tenant without a single route: every kind is a lab fallback, a warning, not a failure."""
     shown = cli("doctor", token=admin)
     assert "deployment lab, env dev: ready" in shown.stdout
-    assert shown.stdout.count("lab falls back to the embedded store") == len(RESOURCE_KINDS)
+    # every kind but rate limits, which a lab tenant without a route goes without
+    assert shown.stdout.count("lab falls back to the embedded store") == len(RESOURCE_KINDS) - 1
+    assert shown.stdout.count("lab: no rate limit applies") == 1
     assert shown.stderr == (
         f"warning: {len(RESOURCE_KINDS)} of {len(RESOURCE_KINDS)} checks have no route: "
         "lab serves them from the embedded store\n"
@@ -283,9 +286,11 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
         "optional": False,
     }
     for kind in RESOURCE_KINDS:
-        if kind != "event_spine":
+        if kind not in ("event_spine", "rate_limit"):
             route = ("--kind", kind, "--tenant", "t1", "--env", "dev", "--backend", "memory")
             cli("routes", "set", *route, token=admin)
+    limits = ("--kind", "rate_limit", "--tenant", "t1", "--env", "dev", "--backend", "redis")  # redis only
+    cli("routes", "set", *limits, "--config", json.dumps({"url": REDIS_URL}), token=admin)
     healthy = cli("doctor", "--tenant", "t1", token=admin)
     assert "deployment lab, env dev: ready" in healthy.stdout
     assert healthy.stderr == ""

@@ -40,6 +40,7 @@ log = logging.getLogger(f"spine.{__name__}")
 VIEW = VIEWS["analytics"]
 MAX_PAGE = 1000
 APP = {"requires_app": True}  # X-App-Id is required: it is part of every event's attribution
+INGEST = {**APP, "rate_limit": "analytics"}  # a budget of its own: a page's beacons, not its API calls
 
 NameFilter = Annotated[str | None, Parameter(description="only events of this name", pattern=NAME_PATTERN)]
 RunFilter = Annotated[str | None, Parameter(description="only events of this run", pattern=RUN_PATTERN)]
@@ -76,7 +77,9 @@ class AnalyticsController(Controller):
     path = "/v1/analytics"
     tags = ["analytics"]
 
-    @post("/events", status_code=201, opt=APP, summary="Record an event; attribution comes from the context")
+    @post(
+        "/events", status_code=201, opt=INGEST, summary="Record an event; attribution comes from the context"
+    )
     async def track(self, data: JSONBody[Tracked], call: CallDep) -> Response[TrackedAnswer]:
         appended = await _record(call, [data])
         answer = TrackedAnswer(id=appended.ids[0], position=appended.positions[0])
@@ -85,7 +88,7 @@ class AnalyticsController(Controller):
     @post(
         "/events/batch",
         status_code=201,
-        opt=APP,
+        opt=INGEST,
         summary="Record up to 1000 events; one bad event refuses all",
     )
     async def track_batch(

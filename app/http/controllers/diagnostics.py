@@ -10,7 +10,7 @@ import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
-from app.backends import EVENT_SPINE
+from app.backends import EVENT_SPINE, RATE_LIMIT
 from app.http.services import CallDep, Services
 from domain.backend_url import Backend
 from domain.circuit_breaker import BreakerState
@@ -139,11 +139,11 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
         check = made("missing", None, error_code=exc.error_code)
         return check if kind in REQUIRED_KINDS else msgspec.structs.replace(check, optional=True)
     route = resolution.route
-    if route is None:  # lab: the embedded store serves it, and says so
-        return made(
-            "missing", None, warning="lab falls back to the embedded store", error_code=resolution.warning,
-            lab_fallback=True,
-        )  # fmt: skip
+    if route is None:  # lab: the embedded store serves it (rate limits: none apply), and says so
+        fallback = (
+            "lab: no rate limit applies" if kind == RATE_LIMIT else "lab falls back to the embedded store"
+        )
+        return made("missing", None, warning=fallback, error_code=resolution.warning, lab_fallback=True)
     backend = Backend(backend_type=route.backend_type, config=route.config)
     partition = Partition(tenant_id=tenant, env=env, project_id=project if project != WILDCARD else "_")
     timeout = services.settings.ready_timeout_seconds
@@ -164,7 +164,7 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
                      error_code=f"{kind}.backend_unavailable")  # fmt: skip
     else:
         check = made("ok", route.backend_type, round_trip_ms=elapsed_ms)
-    breaker = services.backends.breaker(backend, views=kind != EVENT_SPINE)
+    breaker = services.backends.breaker(backend, views=kind != EVENT_SPINE, kind=kind)
     if breaker is None:
         return check
     return msgspec.structs.replace(
@@ -176,6 +176,8 @@ async def _probe(services: Services, backend: Backend, kind: str, partition: Par
     """One read, through the backend's breaker: the log's head, or a view store's checkpoint."""
     if kind == EVENT_SPINE:
         await (await services.backends.spine(backend)).head(partition)
+    elif kind == RATE_LIMIT:
+        await (await services.backends.rate_limiter(backend)).probe()
     else:
         store = await services.backends.views(backend, kind)
         await store.checkpoint(space_of(partition.key, f"diagnostics-{kind}", 0))

@@ -249,6 +249,8 @@ class SpineClient:
     list_routes = async_method(_control.list_routes)
     delete_route = async_method(_control.delete_route)
     route_history = async_method(_control.route_history)
+    set_limits = async_method(_control.set_limits)
+    get_limits = async_method(_control.get_limits)
     diagnostics = async_method(_control.diagnostics)
     projections = async_method(_control.projections)
     rebuild_projection = async_method(_control.rebuild_projection)

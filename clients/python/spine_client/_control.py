@@ -122,6 +122,26 @@ def route_history(*, tenant_id: str | None = None, resource_kind: str | None = N
     return call("GET", "/v1/routes/history", Record, params=params)
 
 
+def set_limits(
+    tenant_id: str,
+    *,
+    classes: Mapping[str, Mapping[str, int]] | None = None,
+    projects: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    users: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    on_unavailable: Mapping[str, Literal["open", "closed"]] | None = None,
+) -> Call[Record]:
+    """Replace a tenant's rate limits (system admins): per route class (`reads`, `writes`, `sse`,
+    `analytics`) `{"limit", "window_seconds"}`, overrides per project and user, and what to do
+    per class while the limiter's Redis is unreachable. A PUT: what is left out is not limited."""
+    sent = present(classes=classes, projects=projects, users=users, on_unavailable=on_unavailable)
+    return call("PUT", f"{_tenant(tenant_id)}/limits", Record, json=sent)
+
+
+def get_limits(tenant_id: str) -> Call[Record]:
+    """A tenant's rate limits, with every route class's `on_unavailable` rule spelled out."""
+    return call("GET", f"{_tenant(tenant_id)}/limits", Record)
+
+
 def diagnostics(*, tenant_id: str | None = None, env: str | None = None) -> Call[Record]:
     """Per tenant, project and resource kind: the route, its status and round trip."""
     return call("GET", "/v1/diagnostics", Record, params={"tenant_id": tenant_id, "env": env})

@@ -249,6 +249,8 @@ class SyncSpineClient:
     list_routes = sync_method(_control.list_routes)
     delete_route = sync_method(_control.delete_route)
     route_history = sync_method(_control.route_history)
+    set_limits = sync_method(_control.set_limits)
+    get_limits = sync_method(_control.get_limits)
     diagnostics = sync_method(_control.diagnostics)
     projections = sync_method(_control.projections)
     rebuild_projection = sync_method(_control.rebuild_projection)
