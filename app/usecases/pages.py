@@ -48,38 +48,33 @@ async def save_draft(
     spine: EventSpine, ctx: RequestContext, page: str, content: PageContent, wanted: Precondition | None
 ) -> AppendResult:
     """A new draft; the published content stays as it is."""
-    app_id, surface_id = scope_of(ctx)
-
-    def decide(last: Event | None) -> NewEvent:
-        return draft_event(app_id, surface_id, page, content, state_of(last))
-
-    decided = await decide_and_append(
-        spine,
-        ctx,
-        stream_of(app_id, surface_id, page),
-        decide,
-        precondition=wanted,
-        conflict=PageContentConflict,
-    )
-    return decided.result
+    return await _writing(spine, ctx, page, content, wanted, draft_event)
 
 
 async def publish_content(
     spine: EventSpine, ctx: RequestContext, page: str, content: PageContent, wanted: Precondition | None
 ) -> AppendResult:
     """New published content sent as it is (no draft): the latest draft stays as it is."""
+    return await _writing(spine, ctx, page, content, wanted, direct_publish_event)
+
+
+async def _writing(
+    spine: EventSpine,
+    ctx: RequestContext,
+    page: str,
+    content: PageContent,
+    wanted: Precondition | None,
+    event_of: Callable[[str, str, str, PageContent, PageState], NewEvent],
+) -> AppendResult:
+    """Content sent by the client, as the event `event_of` makes of it on the page's state."""
     app_id, surface_id = scope_of(ctx)
 
     def decide(last: Event | None) -> NewEvent:
-        return direct_publish_event(app_id, surface_id, page, content, state_of(last))
+        return event_of(app_id, surface_id, page, content, state_of(last))
 
+    stream = stream_of(app_id, surface_id, page)
     decided = await decide_and_append(
-        spine,
-        ctx,
-        stream_of(app_id, surface_id, page),
-        decide,
-        precondition=wanted,
-        conflict=PageContentConflict,
+        spine, ctx, stream, decide, precondition=wanted, conflict=PageContentConflict
     )
     return decided.result
 
