@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import msgspec
 
 from domain.errors import InvalidRequest
-from domain.routing import BackendType, check_config
+from domain.routing import BLOB_BACKENDS, BackendType, check_config
 from domain.secrets import check_secrets
 from domain.timeouts import TIMEOUT_KEYS, timeouts_of
 
@@ -62,7 +62,7 @@ def _query(values: dict[str, Any]) -> str:
 def parse_backend_url(url: str) -> Backend:
     """The backend `url` names; `InvalidRequest` saying what is wrong (never echoing the query)."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme not in get_args(BackendType) or scheme == "redis":
+    if scheme not in get_args(BackendType) or scheme in ("redis", *BLOB_BACKENDS):
         raise InvalidRequest(
             f"a backend URL starts with sqlite://, memory://, dynamodb://, firestore:// or cosmos://, not {scheme!r}"
         )

@@ -971,3 +971,27 @@ class RateLimitExceeded(SpineError):
 
     def details(self) -> dict[str, object]:
         return {"route_class": self.route_class, "limit": self.limit, "window_seconds": self.window_seconds}
+
+
+class ObjectTooLarge(SpineError):
+    """An object past its tenant's size limit (or the service's own): refused as the bytes arrive,
+    with nothing left in the backend."""
+
+    code = "object.too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the object is larger than the {limit} bytes allowed")
+        self.limit = limit
+
+    def details(self) -> dict[str, object]:
+        return {"max_bytes": self.limit}
+
+
+class BlobMissing(SpineError):
+    """No blob under a name in the object store (deleted, or an upload that never completed)."""
+
+    code = "object.not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__("no such object")
+        self.name = name  # the backend's name: never shown, it holds the tenant's prefix

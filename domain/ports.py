@@ -7,11 +7,12 @@ view in `projections` implements it, and the runtime drives them all through it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
 from domain.append import AppendRequest
+from domain.blobs import BlobHead, ByteRange, SignedRequest, StoredBlob
 from domain.events import AppendResult, EncodedPage, Event, Page
 from domain.partition import Partition
 from domain.rate_limits import Limit, Verdict
@@ -228,4 +229,45 @@ class RateLimiter(Protocol):
 
     async def probe(self) -> None:
         """One round trip that counts nothing (diagnostics)."""
+        ...
+
+
+class ObjectStore(Protocol):
+    """Bytes of the `object_store` kind, by blob name (see `domain.blobs`).
+
+    Error contract: every method raises `BackendUnavailable("object_store")` when the backend
+    cannot be reached or refuses the credentials, never the SDK's own exception; `put` raises
+    `ObjectTooLarge` past `max_bytes` and re-raises whatever `chunks` raises (a client that went
+    away), after aborting in both cases so that nothing is left under `name`.
+    """
+
+    async def put(
+        self, name: str, chunks: AsyncIterable[bytes], *, content_type: str, max_bytes: int
+    ) -> StoredBlob:
+        """Stream `chunks` to `name`, holding at most one part in memory (multipart above a part's
+        size). Nothing is visible under `name` until the last chunk is durable."""
+        ...
+
+    async def read(self, name: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
+        """The blob's bytes (or the range's), as chunks. Raises `BlobMissing` before returning
+        when there is no such blob, so a caller can still answer 404 instead of a broken stream."""
+        ...
+
+    async def head(self, name: str) -> BlobHead | None: ...
+
+    async def delete(self, name: str) -> None:
+        """Idempotent: deleting a missing blob is not an error."""
+        ...
+
+    async def signed_upload(
+        self, name: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> SignedRequest | None:
+        """A browser's direct upload to `name`; None when the backend cannot sign one (the lab
+        filesystem), and the service hands out an upload URL of its own instead."""
+        ...
+
+    async def signed_download(self, name: str, *, expires_in: int) -> SignedRequest | None: ...
+
+    async def probe(self) -> None:
+        """One round trip that changes nothing (diagnostics)."""
         ...

@@ -42,16 +42,26 @@ ResourceKind = Literal[
     "kpi_store",
     "page_content_store",
     "rate_limit",
+    "object_store",
+    "realtime_registry",
 ]
 RESOURCE_KINDS: Final[tuple[str, ...]] = ResourceKind.__args__  # type: ignore[attr-defined]
 # Outside lab, readiness needs a platform default for these. Kinds added later are optional: an
 # upgrade must not take a deployment out of rotation for a service it does not use; a request to
 # one without a route is still refused (503 `<kind>.missing_route`) and diagnostics shows it missing.
 REQUIRED_KINDS: Final[tuple[str, ...]] = RESOURCE_KINDS[: RESOURCE_KINDS.index("tabular_store") + 1]
-BackendType = Literal["sqlite", "memory", "dynamodb", "firestore", "cosmos", "redis"]
-EMBEDDED: Final = frozenset({"sqlite", "memory"})
+BackendType = Literal[
+    "sqlite", "memory", "dynamodb", "firestore", "cosmos", "redis", "s3", "azure_blob", "filesystem"
+]
+# Backends on the service's own machine: lab only (the filesystem one keeps objects under the data dir).
+EMBEDDED: Final = frozenset({"sqlite", "memory", "filesystem"})
+# Backends that hold bytes, not events or views: they serve the object store and nothing else.
+BLOB_BACKENDS: Final = frozenset({"s3", "azure_blob", "filesystem"})
 # Kinds only some backends serve: a route naming another could never be opened.
-SERVED_BY: Final[dict[str, frozenset[str]]] = {"rate_limit": frozenset({"redis"})}
+SERVED_BY: Final[dict[str, frozenset[str]]] = {
+    "rate_limit": frozenset({"redis"}),
+    "object_store": BLOB_BACKENDS,
+}
 WILDCARD: Final = "*"
 LAB_MODE: Final = "lab"
 _REQUIRED_CONFIG: Final[dict[str, tuple[str, ...]]] = {
@@ -61,6 +71,9 @@ _REQUIRED_CONFIG: Final[dict[str, tuple[str, ...]]] = {
     "firestore": ("project",),
     "cosmos": ("endpoint", "database", "key"),
     "redis": ("url",),
+    "s3": ("bucket", "region"),
+    "azure_blob": ("account_url", "container"),
+    "filesystem": ("path",),
 }
 # a tenant or project id, or `*` (tenant-wide, platform default)
 SCOPE_PATTERN: Final = rf"({IDENTIFIER_PATTERN})|^\*$(?!\n)"
@@ -257,6 +270,8 @@ def decide_route(
     served_by = SERVED_BY.get(route.resource_kind)
     if served_by is not None and route.backend_type not in served_by:
         raise InvalidRequest(f"a {route.resource_kind} route needs a backend of {sorted(served_by)}")
+    if route.backend_type in BLOB_BACKENDS and route.resource_kind != "object_store":
+        raise InvalidRequest(f"a {route.backend_type} backend serves object_store routes only")
     for name, ref in route.secret_refs.items():
         if not is_secret_ref(ref):
             raise ForbiddenSecretRef(f"secret_refs.{name}", "not a secret://env|file|aws-sm/… reference")

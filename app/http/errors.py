@@ -19,6 +19,7 @@ from domain.errors import (
     BackendUnavailable,
     BlackboardConflict,
     BlackboardNotFound,
+    BlobMissing,
     BootstrapRefused,
     BudgetExceeded,
     FlagConflict,
@@ -48,6 +49,7 @@ from domain.errors import (
     NotFound,
     NotMember,
     NotReady,
+    ObjectTooLarge,
     PageContentConflict,
     PageNotFound,
     PageNotPublished,
@@ -151,6 +153,8 @@ _STATUS: dict[type[SpineError], int] = {
     NotAPublishedVersion: 422,
     FlagConflict: 409,
     FlagNotFound: 404,
+    ObjectTooLarge: 413,
+    BlobMissing: 404,
 }
 
 _HTTP_CODES = {
