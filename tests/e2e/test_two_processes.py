@@ -1,11 +1,14 @@
 """Two `spine serve` processes on one data dir, woken through Redis: one projects each view (it
-holds the lease), the other serves reads from what it writes; either can take over."""
+holds the lease), the other serves reads from what it writes; either can take over. They also
+share one rate-limit budget, kept on Redis."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -83,3 +86,42 @@ async def _admin(server: SpineServer) -> dict[str, str]:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         answer = await http.post("/v1/auth/bootstrap", headers={"X-Bootstrap-Key": key})
         return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+async def test_two_processes_spend_one_rate_limit_budget(
+    pair: tuple[SpineServer, SpineServer], redis_url: str
+) -> None:
+    """Writes alternate between the processes: together they get the limit, not twice it, and the
+    `RateLimit` header counts down across both. The window is an hour, so nothing refills."""
+    one, two = pair
+    await one.provision()
+    admin = await _admin(one)
+    async with (
+        httpx.AsyncClient(base_url=one.url, timeout=10) as a,
+        httpx.AsyncClient(base_url=two.url, timeout=10) as b,
+    ):
+        route = {"resource_kind": "rate_limit", "tenant_id": "t1", "env": "dev", "backend_type": "redis",
+                 "config": {"url": redis_url, "prefix": f"test:{uuid.uuid4().hex}:"}}  # fmt: skip
+        assert (await a.put("/v1/routes", json=route, headers=admin)).status_code in (200, 201)
+        limits = {"classes": {"writes": {"limit": 6, "window_seconds": 3600}}}
+        put = await a.put("/v1/tenants/t1/limits", json=limits, headers=admin)
+        assert put.status_code == 200, put.text
+        # The other process learns the route and the limits from the control plane's log (woken
+        # through Redis); its limits answer says which position it has reached.
+        for _ in range(200):  # polled: no request of ours can make the other process catch up
+            seen = await b.get("/v1/tenants/t1/limits", headers=admin)
+            if seen.json()["position"] >= put.json()["position"]:
+                break
+            await anyio.sleep(0.05)
+        else:
+            pytest.fail(f"the second process never saw the limits:\n{two.log()}")
+
+        answers = []
+        for i in range(10):
+            body = {"stream": "s", "events": [{"type": "x.done", "data": {"i": i}}]}
+            answers.append(await (a if i % 2 else b).post("/v1/events", json=body, headers=one.headers))
+        assert [r.status_code for r in answers] == [201] * 6 + [429] * 4
+        remaining = [r.headers["RateLimit"].split(";r=")[1].split(";")[0] for r in answers[:6]]
+        assert remaining == ["5", "4", "3", "2", "1", "0"]
+        assert all(int(r.headers["Retry-After"]) > 0 for r in answers[6:])
+        assert {r.json()["error_code"] for r in answers[6:]} == {"rate_limit.exceeded"}
