@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import anyio
 import msgspec
 
+from adapters.azure_blob.objects import AzureBlobObjectStore, azure_blob_options
 from adapters.cosmos.client import cosmos_options
 from adapters.cosmos.spine import DEFAULT_CONTAINER as COSMOS_EVENTS
 from adapters.cosmos.spine import CosmosSpine
@@ -25,11 +27,13 @@ from adapters.cosmos.views import CosmosViewStore
 from adapters.dynamodb.spine import DynamoDBSpine
 from adapters.dynamodb.table import dynamodb_options
 from adapters.dynamodb.views import DynamoDBViewStore
+from adapters.filesystem.objects import FilesystemObjectStore
 from adapters.firestore.spine import FirestoreSpine
 from adapters.firestore.views import FirestoreViewStore
 from adapters.memory.spine import MemorySpine
 from adapters.memory.views import MemoryViewStore
 from adapters.redis.rate_limiter import DEFAULT_PREFIX, RedisRateLimiter
+from adapters.s3.objects import S3ObjectStore, s3_options
 from adapters.secret_resolver import ChainSecretResolver
 from adapters.sqlite.file import Synchronous
 from adapters.sqlite.spine import SQLiteSpine
@@ -39,9 +43,10 @@ from app.http.metrics import Metrics
 from app.metered_spine import MeteredSpine
 from app.settings import Settings
 from domain.backend_url import Backend
+from domain.blobs import BlobHead, ByteRange, SignedRequest, StoredBlob
 from domain.circuit_breaker import BreakerPolicy, BreakerStatus, CircuitBreaker
-from domain.errors import BackendUnavailable, InvalidRequest
-from domain.ports import EventSpine, Notifier, RateLimiter, SecretResolver, ViewStore
+from domain.errors import BackendUnavailable, InvalidRequest, SpineError
+from domain.ports import EventSpine, Notifier, ObjectStore, RateLimiter, SecretResolver, ViewStore
 from domain.rate_limits import Limit, Verdict
 from domain.routing import EMBEDDED
 from domain.secrets import SecretFiles
@@ -49,7 +54,9 @@ from domain.timeouts import timeouts_of
 
 EVENT_SPINE = "event_spine"
 RATE_LIMIT = "rate_limit"
+OBJECT_STORE = "object_store"
 _SPINE, _VIEWS, _LIMITER = "spine", "views", "limiter"  # the ports a backend may be opened as
+_OBJECTS = "objects"
 T = TypeVar("T")
 
 
@@ -99,6 +106,7 @@ class Backends:
         self._spines: dict[bytes, MeteredSpine] = {}
         self._views: dict[bytes, GuardedViewStore] = {}
         self._limiters: dict[bytes, GuardedRateLimiter] = {}
+        self._objects: dict[bytes, GuardedObjectStore] = {}
         self._guards: dict[tuple[str, bytes], Guard] = {}
         self._opening: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
 
@@ -161,12 +169,58 @@ class Backends:
         )
         return await self._stack.enter_async_context(limiter)
 
+    async def objects(self, backend: Backend) -> ObjectStore:
+        """The object store `backend` names, opened on first use, behind its breaker (see
+        `GuardedObjectStore` for what a call is when the bytes stream)."""
+        key = self._key(backend)
+        store = self._objects.get(key)
+        if store is None:
+            guard = self._guard(_OBJECTS, key, OBJECT_STORE, backend)
+
+            async def opened() -> GuardedObjectStore:
+                inner = await guard.call(lambda: _config_checked(OBJECT_STORE, self._open_objects(backend)))
+                return GuardedObjectStore(inner, guard)
+
+            store = self._objects[key] = await self._once(_OBJECTS, key, opened, self._objects)
+        store.guard.check(OBJECT_STORE)
+        return store
+
+    async def _open_objects(self, backend: Backend) -> ObjectStore:
+        config = backend.config
+        match backend.backend_type:
+            case "s3":
+                credentials: dict[str, Any] = {
+                    name: await self._secrets.resolve(str(config[name]))
+                    for name in ("access_key_id", "secret_access_key")
+                    if name in config
+                }  # none: the default AWS chain
+                s3 = S3ObjectStore(**s3_options(config), **credentials)
+                return await self._stack.enter_async_context(s3)
+            case "azure_blob":
+                if "key" not in config:
+                    # DefaultAzureCredential needs azure-identity, which this build does not ship
+                    raise InvalidRequest(
+                        "an azure_blob route needs 'key' (a secret:// reference to the account key)"
+                    )
+                key = await self._secrets.resolve(str(config["key"]))
+                azure = AzureBlobObjectStore(account_key=key, **azure_blob_options(config))
+                return await self._stack.enter_async_context(azure)
+            case "filesystem":
+                root = self._path(backend)
+                if not root.is_relative_to(self._data_dir.resolve()):
+                    raise BackendUnavailable(
+                        OBJECT_STORE, "the filesystem object store's path must be inside the data directory"
+                    )
+                return await self._stack.enter_async_context(FilesystemObjectStore(root))
+            case other:
+                raise BackendUnavailable(OBJECT_STORE, f"{other} does not serve the object store")
+
     def breaker(
         self, backend: Backend, *, views: bool = False, kind: str = EVENT_SPINE
     ) -> BreakerStatus | None:
-        """The breaker of the spine (or view store, or rate limiter: `kind`) `backend` names,
-        without calling it; None when it was never opened or has none (embedded stores)."""
-        port = _LIMITER if kind == RATE_LIMIT else _VIEWS if views else _SPINE
+        """The breaker of the spine (or view store, rate limiter or object store: `kind`) `backend`
+        names, without calling it; None when it was never opened or has none (embedded stores)."""
+        port = {RATE_LIMIT: _LIMITER, OBJECT_STORE: _OBJECTS}.get(kind, _VIEWS if views else _SPINE)
         guard = self._guards.get((port, self._key(backend)))
         return None if guard is None else guard.status()
 
@@ -201,7 +255,10 @@ class Backends:
 
     def _key(self, backend: Backend) -> bytes:
         config: dict[str, Any] = dict(backend.config)
-        if backend.backend_type == "sqlite":  # one file, however a route spells its path
+        if backend.backend_type in (
+            "sqlite",
+            "filesystem",
+        ):  # one file or tree, however a route spells its path
             config["path"] = str(self._path(backend))
         return msgspec.json.encode((backend.backend_type, config), order="sorted")
 
@@ -279,6 +336,90 @@ class GuardedRateLimiter:
 
     async def probe(self) -> None:
         await self.guard.call(self.inner.probe)
+
+
+class GuardedObjectStore:
+    """An `ObjectStore` whose every call goes through its backend's `Guard`.
+
+    A transfer is not one call: the breaker would learn nothing until a 50 MB stream ended, and a
+    per-call budget would have to cover the whole object. So a read is its opening plus one call
+    per chunk (each translated, each telling the breaker the backend answered or not; once the
+    breaker opens, a stream in progress ends with `BackendUnavailable` too), and a put
+    is one call whose adapter bounds every request it makes (a part, a block) by the route's
+    timeouts. A put's chunks come from the client: what they raise (the client went away) is the
+    client's failure, passed through as it is, never counted against the backend.
+    """
+
+    def __init__(self, inner: ObjectStore, guard: Guard) -> None:
+        self.inner = inner
+        self.guard = guard
+
+    async def put(
+        self, name: str, chunks: AsyncIterable[bytes], *, content_type: str, max_bytes: int
+    ) -> StoredBlob:
+        try:
+            return await self.guard.call(
+                lambda: self.inner.put(name, _sourced(chunks), content_type=content_type, max_bytes=max_bytes)
+            )
+        except _SourceFailed as failed:
+            raise failed.error from failed.error.__cause__
+
+    async def read(self, name: str, byte_range: ByteRange | None = None) -> AsyncIterator[bytes]:
+        chunks = await self.guard.call(lambda: self.inner.read(name, byte_range))
+        return self._guarded(chunks)
+
+    async def head(self, name: str) -> BlobHead | None:
+        return await self.guard.call(lambda: self.inner.head(name))
+
+    async def delete(self, name: str) -> None:
+        await self.guard.call(lambda: self.inner.delete(name))
+
+    async def signed_upload(
+        self, name: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> SignedRequest | None:
+        return await self.guard.call(
+            lambda: self.inner.signed_upload(
+                name, content_type=content_type, max_bytes=max_bytes, expires_in=expires_in
+            )
+        )
+
+    async def signed_download(self, name: str, *, expires_in: int) -> SignedRequest | None:
+        return await self.guard.call(lambda: self.inner.signed_download(name, expires_in=expires_in))
+
+    async def probe(self) -> None:
+        await self.guard.call(self.inner.probe)
+
+    async def _guarded(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            while (chunk := await self.guard.call(lambda: anext(chunks, None))) is not None:
+                yield chunk
+        finally:
+            close = getattr(chunks, "aclose", None)  # the response or file behind the chunks
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
+
+
+class _SourceFailed(SpineError):
+    """What a put's chunks raised, carried through the `Guard` as an answer (not a backend failure)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"the upload's source failed ({type(error).__name__})")
+        self.error = error
+
+
+async def _sourced(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    iterator = aiter(chunks)
+    while True:
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except SpineError:
+            raise  # already an answer the service gives as it is (a body too large, a timeout)
+        except Exception as exc:
+            raise _SourceFailed(exc) from exc
+        yield chunk
 
 
 async def _config_checked(kind: str, opening: Awaitable[T]) -> T:

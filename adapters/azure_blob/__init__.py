@@ -1,0 +1,1 @@
+"""Azure Blob Storage (`azure.storage.blob.aio`): the object store (`objects.py`)."""
