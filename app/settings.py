@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     poll_seconds: float = 2.0
     retry_ms: int = 2000
     max_body_bytes: int = 4 * 1024 * 1024
+    # The largest object a tenant may store where its limits (`objects.max_object_bytes`) say
+    # nothing: object bodies stream, so max_body_bytes (a JSON body's) does not apply to them.
+    max_object_bytes: Annotated[int, msgspec.Meta(ge=0)] = 5 * 1024**3
     # How deeply a body's JSON may nest (`domain.json_depth`); deeper is 422 request.too_deep.
     max_json_depth: Annotated[int, msgspec.Meta(ge=8, le=MAX_SETTABLE_DEPTH)] = DEFAULT_MAX_DEPTH
     ready_timeout_seconds: float = 2.0

@@ -1,9 +1,11 @@
 """Which view store serves a resource kind, and the runners that keep each view current.
 
 View stores are resolved through the routing registry like spines are; in lab, a kind without a
-route uses the embedded view store beside the embedded spine. One runner per (projection, store,
-partition) runs until shutdown: started at startup for every view a store already holds, and by
-the first request that needs any other.
+route uses the embedded view store beside the embedded spine. A view kept beside the log (the
+object index: kind `event_spine`) lives where the lab keeps its views beside a system spine
+(`app.backends.lab_views_of`): `views.db` next to a SQLite log, the same table, project or database otherwise.
+One runner per (projection, store, partition) runs until shutdown: started at startup for every
+view a store already holds, and by the first request that needs any other.
 
 Operators start runners only for partitions that exist (`require_exists`); a stored view whose key
 does not parse, or whose partition does not exist, is skipped at startup with one log line: what
@@ -13,10 +15,11 @@ is stored never keeps the service from starting.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import anyio.abc
 
-from app.backends import Backends
+from app.backends import EVENT_SPINE, Backends
 from app.http.metrics import Metrics
 from app.lab_warnings import LabWarnings
 from app.spines import SpineRouter
@@ -237,6 +240,17 @@ class ViewRouter:
         return store, resolution.warning
 
     async def _store(self, route: Route) -> ViewStore:
-        return await self._backends.views(
-            Backend(backend_type=route.backend_type, config=route.config), route.resource_kind
-        )
+        backend = Backend(backend_type=route.backend_type, config=route.config)
+        if route.resource_kind == EVENT_SPINE:  # views beside a log: where the lab keeps its own
+            backend = _beside(backend)
+        return await self._backends.views(backend, route.resource_kind)
+
+
+def _beside(log: Backend) -> Backend:
+    """The view store beside a log, as `app.backends.lab_views_of` places the lab's: `views.db` in
+    a SQLite log's directory (whatever its path names, `.` included), else the log's own backend."""
+    if log.backend_type != "sqlite":
+        return log
+    return Backend(
+        backend_type="sqlite", config={"path": str(Path(str(log.config["path"])).parent / "views.db")}
+    )

@@ -995,3 +995,190 @@ class BlobMissing(SpineError):
     def __init__(self, name: str) -> None:
         super().__init__("no such object")
         self.name = name  # the backend's name: never shown, it holds the tenant's prefix
+
+
+class ObjectNotFound(SpineError):
+    """No object under a key of the partition: never stored, or deleted (`version`: the deletion's)."""
+
+    code = "object.not_found"
+
+    def __init__(self, key: str, *, version: int | None = None) -> None:
+        state = "does not exist" if version is None else f"was deleted at version {version}"
+        super().__init__(f"object {key!r} {state}")
+        self.key = key
+        self.version = version
+
+    def details(self) -> dict[str, object]:
+        return {"key": self.key, "deleted_version": self.version}
+
+
+class ObjectConflict(VersionConflict):
+    """An object write or delete whose `If-Match` is not the object's current version."""
+
+    code = "object.version_conflict"
+
+
+class ObjectQuotaExceeded(SpineError):
+    """An upload that would take the partition's stored bytes past the tenant's `max_total_bytes`
+    (as the object index counts them): refused, with nothing left in the backend."""
+
+    code = "object.quota_exceeded"
+
+    def __init__(self, limit: int, used: int) -> None:
+        super().__init__(
+            f"the project's objects would take more than the {limit} bytes allowed ({used} used)"
+        )
+        self.limit = limit
+        self.used = used
+
+    def details(self) -> dict[str, object]:
+        return {"max_total_bytes": self.limit, "used_bytes": self.used}
+
+
+class RangeNotSatisfiable(SpineError):
+    """A `Range` none of whose bytes the object has (RFC 9110 §15.5.17): answered with
+    `Content-Range: bytes */size`."""
+
+    code = "object.range_not_satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the range asks for no byte of an object of {size} bytes")
+        self.size = size
+
+    def details(self) -> dict[str, object]:
+        return {"size": self.size}
+
+
+class UploadNotFound(SpineError):
+    """An upload id that names no upload of this object: not one Spine issued for its key and
+    partition, or one whose bytes never reached the store."""
+
+    code = "object.upload_not_found"
+
+
+class ObjectUrlExpired(SpineError):
+    """An upload or download URL of Spine's own, past its expiry: ask for a new one."""
+
+    code = "object.url_expired"
+
+    def __init__(self, expired_at: datetime) -> None:
+        super().__init__(f"the URL expired at {expired_at.isoformat()}; ask for a new one")
+        self.expired_at = expired_at
+
+
+class BodyIncomplete(SpineError):
+    """The client went away before its whole body arrived: nothing it sent is kept (its answer
+    reaches nobody, but the access log says why the request ended)."""
+
+    code = "request.incomplete"
+
+    def __init__(self) -> None:
+        super().__init__("the connection closed before the whole body arrived")
+
+
+class ThreadNotFound(SpineError):
+    """No thread (or canvas) with that id in the project."""
+
+    code = "realtime.not_found"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"no {kind} {ident!r} in this project")
+        self.kind = kind
+        self.ident = ident
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident}
+
+
+class ThreadExists(SpineError):
+    """Creating a thread (or canvas) under an id the project already has: an id is created once."""
+
+    code = "realtime.already_exists"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} exists already; an id is created once")
+        self.kind = kind
+        self.ident = ident
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident}
+
+
+class ThreadConflict(VersionConflict):
+    """A registry change whose expected version (`If-Match`) is not the thread's registry version."""
+
+    code = "realtime.version_conflict"
+
+
+class NotThreadOwner(SpineError):
+    """A registry change by someone who does not own the thread (a tenant admin may only transfer
+    its ownership)."""
+
+    code = "realtime.not_owner"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"only the owner of {kind} {ident!r} may change it")
+        self.kind = kind
+        self.ident = ident
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident}
+
+
+class NotThreadMember(SpineError):
+    """Reading or posting to a thread the caller is not a member of."""
+
+    code = "realtime.not_member"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"only the members of {kind} {ident!r} may read it or post to it")
+        self.kind = kind
+        self.ident = ident
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident}
+
+
+class ThreadArchived(SpineError):
+    """A change or a message for an archived thread: it is read-only for good."""
+
+    code = "realtime.archived"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} is archived: it takes no change and no message")
+        self.kind = kind
+        self.ident = ident
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident}
+
+
+class OwnerNotRemovable(SpineError):
+    """Removing the thread's owner from its members: transfer the ownership first (the same PATCH
+    may do both, the transfer applies first)."""
+
+    code = "realtime.owner_not_removable"
+
+    def __init__(self, kind: str, ident: str, owner: str) -> None:
+        super().__init__(f"{owner!r} owns {kind} {ident!r}: transfer the ownership before removing them")
+        self.kind = kind
+        self.ident = ident
+        self.owner = owner
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident, "owner": self.owner}
+
+
+class TooManyMembers(InvalidRequest):
+    """A thread whose members would be more than a thread holds."""
+
+    code = "realtime.too_many_members"
+
+    def __init__(self, kind: str, ident: str, limit: int) -> None:
+        super().__init__(f"{kind} {ident!r} would have more than {limit} members")
+        self.kind = kind
+        self.ident = ident
+        self.limit = limit
+
+    def details(self) -> dict[str, object]:
+        return {"kind": self.kind, "id": self.ident, "max_members": self.limit}

@@ -23,6 +23,9 @@ OWNERS: dict[str, str] = {
     "table": "/v1/tables/{table}",
     "flag": "/v1/flags/{key}",
     "kpi": "/v1/kpis/{name}",
+    "object": "/v1/objects/{key}",
+    "thread": "/v1/threads",
+    "canvas": "/v1/canvases",
 }
 
 

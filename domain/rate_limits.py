@@ -45,6 +45,16 @@ class Limit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Classes = Annotated[dict[RouteClass, Limit], msgspec.Meta(max_length=len(ROUTE_CLASSES))]
+Bytes = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+
+
+class ObjectLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The object store's limits for each project of the tenant: the largest object (null: the
+    deployment's `max_object_bytes`), and the bytes one project's objects may hold in all (null:
+    no limit), as its object index counts them (`app.usecases.objects.Quota` says how exactly)."""
+
+    max_object_bytes: Bytes | None = None
+    max_total_bytes: Bytes | None = None
 
 
 class TenantLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +64,7 @@ class TenantLimits(msgspec.Struct, frozen=True, kw_only=True):
     projects: Annotated[dict[Identifier, Classes], msgspec.Meta(max_length=MAX_OVERRIDES)] = {}
     users: Annotated[dict[Identifier, Classes], msgspec.Meta(max_length=MAX_OVERRIDES)] = {}
     on_unavailable: Annotated[dict[RouteClass, Unavailable], msgspec.Meta(max_length=len(ROUTE_CLASSES))] = {}
+    objects: ObjectLimits | None = None  # not a rate: what the object store holds (`domain.objects`)
 
     def limit_for(self, project_id: str, user_id: str | None, route_class: RouteClass) -> Limit | None:
         """The most specific limit of the caller's route class; None: not limited."""

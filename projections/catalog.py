@@ -15,8 +15,10 @@ from domain.budget import BudgetProjection
 from domain.flags import FlagsProjection
 from domain.kpis import KpisProjection
 from domain.memory import MemoryProjection
+from domain.objects import ObjectsProjection
 from domain.pages import PagesProjection
 from domain.ports import Projection
+from domain.realtime import RealtimeProjection
 from domain.saves import SavesProjection
 from domain.seo import SeoProjection
 from domain.sessions import SessionsProjection
@@ -51,5 +53,9 @@ VIEWS: dict[str, View] = {
         View(AnalyticsProjection(), "analytics_store"),
         View(KpisProjection(), "kpi_store"),
         View(FlagsProjection(), "feature_flags"),
+        View(RealtimeProjection(), "realtime_registry"),  # threads and canvases
+        # The object index: the bytes' stores (S3, Azure Blob, a directory) hold no views, so it
+        # lives beside the partition's log, wherever `event_spine` routes that (`app.views`).
+        View(ObjectsProjection(), "event_spine"),
     )
 }

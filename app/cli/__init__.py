@@ -60,6 +60,7 @@ def serve(
     from app.http.server import serve_app
     from app.http.workers import listening_sockets, serve_workers, spine_worker
     from app.logs import configure_logging
+    from app.startup_checks import refusal
 
     configure_logging(log_level)
     settings = Settings.from_env(data_dir=data_dir, redis_url=redis_url, system_url=system_url)
@@ -67,6 +68,9 @@ def serve(
         settings.system  # noqa: B018  # a wrong URL is a usage error, said before anything starts
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--system-url' / SPINE_SYSTEM_URL") from None
+    problem = refusal(settings)
+    if problem is not None:  # said once, before the port is bound or a worker started
+        raise click.ClickException(problem)
     logging.getLogger("spine").info(
         "serving",
         extra={

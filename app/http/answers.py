@@ -26,6 +26,7 @@ from domain.errors import (
     BackendUnavailable,
     BlackboardConflict,
     BlackboardNotFound,
+    BodyIncomplete,
     BootstrapRefused,
     BudgetExceeded,
     FlagConflict,
@@ -59,12 +60,21 @@ from domain.errors import (
     NotFound,
     NotMember,
     NotReady,
+    NotThreadMember,
+    NotThreadOwner,
+    ObjectConflict,
+    ObjectNotFound,
+    ObjectQuotaExceeded,
+    ObjectTooLarge,
+    ObjectUrlExpired,
+    OwnerNotRemovable,
     PageContentConflict,
     PageNotFound,
     PageNotPublished,
     PageVersionNotFound,
     PreconditionFailed,
     ProjectionLagging,
+    RangeNotSatisfiable,
     RateLimitExceeded,
     RequestTimeout,
     SaveConflict,
@@ -84,11 +94,17 @@ from domain.errors import (
     TableRowVersionNotFound,
     TableSchemaInvalid,
     TableSchemaViolation,
+    ThreadArchived,
+    ThreadConflict,
+    ThreadExists,
+    ThreadNotFound,
     TicketExpired,
     TooManyConcurrent,
+    TooManyMembers,
     UnknownContext,
     UnknownSaveKind,
     Unreadable,
+    UploadNotFound,
     VersionConflict,
 )
 from projections.catalog import VIEWS
@@ -134,6 +150,65 @@ def _save(*errors: Declared) -> Spec:
 
 def _page(*errors: Declared) -> Spec:
     return Spec(errors=errors, kind="page_content_store", etag=True)
+
+
+def _realtime(plural: str) -> dict[str, Spec]:
+    """The operations of one kind of the realtime registry (`/v1/threads`, `/v1/canvases`)."""
+    kind, one = "realtime_registry", f"/v1/{plural}/{{id}}"
+    return {
+        f"POST /v1/{plural}": Spec(errors=(ThreadExists, TooManyMembers), kind=kind, etag=True),
+        f"GET /v1/{plural}": Spec(errors=(InvalidCursor,), kind=kind),
+        f"GET {one}": Spec(
+            errors=(ThreadNotFound, NotThreadMember, Unreadable("view", 0)), kind=kind, etag=True
+        ),
+        f"PATCH {one}": Spec(
+            errors=(
+                ThreadNotFound,
+                NotThreadOwner,
+                ThreadConflict,
+                ThreadArchived,
+                OwnerNotRemovable,
+                TooManyMembers,
+            ),
+            kind=kind,
+            etag=True,
+        ),
+        # a message id reused in another stream: `spine.idempotency_conflict`
+        f"POST {one}/messages": Spec(
+            errors=(ThreadNotFound, NotThreadMember, ThreadArchived, ThreadConflict, IdempotencyConflict),
+            kind=kind,
+        ),
+        f"GET {one}/messages": Spec(errors=(ThreadNotFound, NotThreadMember), kind=kind),
+    }
+
+
+def _objects() -> dict[str, Spec]:
+    """The object store's operations: its bytes' store (`object_store`) and, for what reads or
+    writes the index, the view kept beside the partition's log (`event_spine`)."""
+    bytes_store = (*_routed("object_store"), ObjectNotFound)
+    written = (ObjectTooLarge, ObjectQuotaExceeded, BodyIncomplete)
+    # Spine's own URLs: the grant in the path is the credential, checked like a token
+    granted = (InvalidToken, ObjectUrlExpired, NotMember, TooManyConcurrent("requests", "", 0),
+               *_routed("event_spine", "object_store"), RequestTimeout)  # fmt: skip
+    one = "/v1/objects/{key}"
+    return {
+        "GET /v1/objects": Spec(errors=(InvalidCursor, *_routed("object_store")), kind="event_spine"),
+        f"PUT {one}": Spec(
+            errors=(*bytes_store, *written, ObjectConflict, PreconditionFailed), kind="event_spine", etag=True
+        ),
+        f"GET {one}": Spec(errors=(*bytes_store, RangeNotSatisfiable), kind="event_spine", etag=True),
+        f"DELETE {one}": Spec(errors=(*bytes_store, ObjectConflict), kind="event_spine", etag=True),
+        # …/upload-url, …/download-url (no append), …/uploads/{upload_id} (appends: X-Spine-Position)
+        f"POST {one}": Spec(
+            errors=(*bytes_store, *written, UploadNotFound, ObjectConflict, MintingDisabled),
+            kind="event_spine",
+            position=False,
+        ),
+        "PUT /v1/object-uploads/{upload_id}": Spec(errors=(*granted, *written), etag=True),
+        "GET /v1/object-downloads/{download_id}": Spec(
+            errors=(*granted, ObjectNotFound, RangeNotSatisfiable), etag=True, position=False
+        ),
+    }
 
 
 # Answered before the request reaches the app (`app.http.connections`), whatever it asks: a
@@ -317,6 +392,9 @@ OPERATIONS: dict[str, Spec] = {
     "GET /v1/flags/{key}/history": Spec(errors=(FlagNotFound, InvalidCursor), kind="feature_flags"),
     "GET /v1/flags/evaluate": Spec(errors=(InvalidCursor, _UNREADABLE), kind="feature_flags"),
     "GET /v1/flags/stream": Spec(errors=(InvalidCursor, TicketExpired), kind="feature_flags"),
+    **_objects(),
+    **_realtime("threads"),
+    **_realtime("canvases"),
     "GET /v1/client.js": Spec(),
     "GET /health": Spec(),
     "GET /ready": Spec(errors=(BackendUnavailable("event_spine", ""), NotReady)),
@@ -353,7 +431,8 @@ def answers_of(handler: HTTPRouteHandler, specs: list[Spec], *, public: bool, da
     for kind in sorted({spec.kind for spec in specs if spec.kind}):
         declared += _view(kind)
     if set(handler.http_methods) & _BODY_METHODS:
-        declared += _BODY_READ
+        # a streamed body (`opt={"raw_body": True}`) is read by its handler, under its own limits
+        declared += (RequestTimeout,) if handler.opt.get("raw_body") else _BODY_READ
     if set(parameters) - _PROVIDED:  # a body, a path, a query or a header that may not validate
         declared.append(InvalidRequest)
     if "x-spine-min-position" in headers:

@@ -43,10 +43,17 @@ ALLOWED_HEADERS: Final = ", ".join(
         "X-Env",
         "X-Spine-Min-Position",
         "X-Request-Id",
+        # an object's conditional and ranged reads and writes (`/v1/objects`)
+        "If-None-Match",
+        "If-Range",
+        "Range",
     )
 )
 # Retry-After too: a page's client waits as a 429 or 503 asks before it retries.
-EXPOSED_HEADERS: Final = "X-Spine-Position, X-Spine-Warning, ETag, X-Request-Id, Retry-After"
+# Content-Range and Accept-Ranges: a page reading an object by range needs them.
+EXPOSED_HEADERS: Final = (
+    "X-Spine-Position, X-Spine-Warning, ETag, X-Request-Id, Retry-After, Content-Range, Accept-Ranges"
+)
 MAX_AGE_SECONDS: Final = 600
 
 

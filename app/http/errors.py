@@ -20,6 +20,7 @@ from domain.errors import (
     BlackboardConflict,
     BlackboardNotFound,
     BlobMissing,
+    BodyIncomplete,
     BootstrapRefused,
     BudgetExceeded,
     FlagConflict,
@@ -49,7 +50,13 @@ from domain.errors import (
     NotFound,
     NotMember,
     NotReady,
+    NotThreadMember,
+    NotThreadOwner,
+    ObjectNotFound,
+    ObjectQuotaExceeded,
     ObjectTooLarge,
+    ObjectUrlExpired,
+    OwnerNotRemovable,
     PageContentConflict,
     PageNotFound,
     PageNotPublished,
@@ -57,6 +64,7 @@ from domain.errors import (
     PositionConflict,
     PreconditionFailed,
     ProjectionLagging,
+    RangeNotSatisfiable,
     RateLimitExceeded,
     RequestTimeout,
     SaveConflict,
@@ -73,11 +81,15 @@ from domain.errors import (
     TableNotFound,
     TableRowNotFound,
     TableRowVersionNotFound,
+    ThreadArchived,
+    ThreadExists,
+    ThreadNotFound,
     TicketExpired,
     TooManyConcurrent,
     UnknownContext,
     UnknownSaveKind,
     Unreadable,
+    UploadNotFound,
     VersionConflict,
 )
 from domain.json_depth import SERVED_DEPTH
@@ -155,6 +167,20 @@ _STATUS: dict[type[SpineError], int] = {
     FlagNotFound: 404,
     ObjectTooLarge: 413,
     BlobMissing: 404,
+    # ObjectConflict (409) inherits its status
+    ObjectNotFound: 404,
+    ObjectQuotaExceeded: 413,
+    RangeNotSatisfiable: 416,
+    UploadNotFound: 404,
+    ObjectUrlExpired: 401,  # the URL was the credential: ask for a new one
+    BodyIncomplete: 400,  # the client left mid-body: nobody reads it, the access log does
+    # ThreadConflict (409) and TooManyMembers (422) inherit theirs
+    ThreadNotFound: 404,
+    ThreadExists: 409,
+    NotThreadOwner: 403,
+    NotThreadMember: 403,
+    ThreadArchived: 409,  # the thread's state refuses it, for good
+    OwnerNotRemovable: 409,  # the thread's state refuses it: transfer the ownership first
 }
 
 _HTTP_CODES = {
@@ -201,6 +227,8 @@ def spine_error_handler(_: Request[Any, Any, Any], exc: SpineError) -> Response[
         headers = {"WWW-Authenticate": 'Bearer realm="spine"'}
     if isinstance(exc, AuditAppendOnly):
         headers = {"Allow": ", ".join(exc.allowed)}
+    if isinstance(exc, RangeNotSatisfiable):  # RFC 9110 §14.4: the size a satisfiable range needs
+        headers = {"Content-Range": f"bytes */{exc.size}"}
     return problem(status, exc.error_code, exc.message, extra=exc.details(), headers=headers)
 
 

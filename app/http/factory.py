@@ -14,6 +14,7 @@ from litestar.di import Provide
 
 from adapters.jwt_tokens import ExternalIssuer, TokenService
 from adapters.local_notifier import LocalNotifier
+from adapters.object_grants import GrantSigner
 from adapters.redis.notifier import RedisNotifier
 from adapters.stream_tickets import TicketSigner
 from app.backends import Backends, lab_views_of, secrets_for
@@ -29,10 +30,13 @@ from app.http.controllers.events import EventsController, StreamsController
 from app.http.controllers.flags import FlagsController
 from app.http.controllers.kpis import KpisController
 from app.http.controllers.memory import MemoryController
+from app.http.controllers.object_urls import ObjectDownloadsController, ObjectUploadsController
+from app.http.controllers.objects import ObjectsController
 from app.http.controllers.ops import health, metrics, ready
 from app.http.controllers.pages import PagesController
 from app.http.controllers.projections import projections, rebuild
 from app.http.controllers.rate_limits import RateLimitsController
+from app.http.controllers.realtime import CanvasesController, ThreadsController
 from app.http.controllers.routes import RoutesController
 from app.http.controllers.saves import SavesController
 from app.http.controllers.seo import SeoController
@@ -138,6 +142,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                         heartbeat_seconds=settings.heartbeat_seconds,
                         buffer_events=settings.sse_buffer_events,
                     ),
+                    grants=GrantSigner(token_key),
                 )
                 await background.start(services.fanout.run, services.draining)
                 app.state.services = services
@@ -178,6 +183,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             KpisController,
             PagesController,
             FlagsController,
+            ObjectsController,
+            ObjectUploadsController,
+            ObjectDownloadsController,
+            ThreadsController,
+            CanvasesController,
             diagnostics,
             projections,
             rebuild,

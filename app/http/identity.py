@@ -8,7 +8,8 @@ Routes choose how much context they need with `opt={"context": ...}`:
 A route with `opt={"ticket": True}` (the event reads a page's `EventSource` opens) also accepts a
 stream ticket in `?ticket=` instead of the token and the context headers: the context is the
 ticket's, and the membership is checked as for a token. Every other route refuses a ticket.
-A route with `opt={"query_identity": True}` (a GET that evaluates for its caller, like
+A route with `opt={"raw_body": True}` (an object's bytes) streams its body itself: the guard never
+reads it, so it holds no identity fields. A route with `opt={"query_identity": True}` (a GET that evaluates for its caller, like
 `/v1/flags/evaluate`) holds identity fields in its query string to the rule of a body's: they may
 only repeat the request's identity (403 `auth.identity_override`, audited, otherwise).
 """
@@ -153,7 +154,9 @@ class IdentityService:
         env = _valid(effective_env(principal, sent, self._settings.default_env), "X-Env")
         data_route = opt.get("context", "data") == "data"
         # In a control-plane body, `tenant_id` or `user_id` names what the command acts on, not the caller.
-        payload = await _payload_identity(connection) if data_route else NOTHING_SENT
+        # A streamed body (`opt={"raw_body": True}`: an object's bytes) is the handler's to read, once.
+        streamed = opt.get("raw_body", False)
+        payload = await _payload_identity(connection) if data_route and not streamed else NOTHING_SENT
 
         def claims() -> None:
             check_claims(principal, tenant.mode, env, sent, payload)

@@ -8,6 +8,7 @@ here, for every operation at once, as the app registers its routes:
 - **the context headers** the guard reads (`X-Project-Id`, `X-Surface-Id`, `X-App-Id`, `X-Env`, …);
 - **every answer it can give** (`app.http.answers`): each status with the `ProblemDetails` body
   and an `enum` of the `error_code`s it may carry;
+- **a streamed body** (`opt={"raw_body": True}`: an object's bytes), as binary of any type;
 - **the headers of its answers**: `X-Request-Id`, `X-Spine-Position` on writes, `ETag`,
   `X-Spine-Warning` (lab), `Retry-After`, `WWW-Authenticate`, `Allow`.
 Litestar builds the document on its first request; each operation is completed then by the
@@ -25,12 +26,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import (
     Components,
+    OpenAPIFormat,
     OpenAPIHeader,
+    OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
     Parameter,
     Reference,
+    RequestBody,
     Schema,
     SecurityScheme,
 )
@@ -100,6 +104,7 @@ class _Facts:
     position: bool
     etag: bool
     warning: bool
+    raw_body: bool  # the body is bytes the handler streams (`opt={"raw_body": True}`), not JSON
 
 
 class OpenAPIDeclarations(ReceiveRoutePlugin):
@@ -149,6 +154,8 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
     """Set the handler's documented answers and the class that completes its operation."""
     keys = operation_keys(handler, path)
     specs = [OPERATIONS.get(key, Spec()) for key in keys]
+    if not keys and "HEAD" in handler.http_methods:  # a HEAD answers what its GET does, without a body
+        specs = [OPERATIONS.get(f"GET {path}", Spec())]
     opt = handler.opt
     public = bool(opt.get("public"))
     data = not public and opt.get("context", "data") == "data"
@@ -186,6 +193,7 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
         position=all(writes if spec.position is None else spec.position for spec in specs),
         etag=any(spec.etag for spec in specs),
         warning=data,
+        raw_body=bool(opt.get("raw_body")),
     )
     handler.operation_class = _documented(facts)
 
@@ -221,6 +229,14 @@ def _complete(operation: Operation, facts: _Facts) -> None:
         schema = Schema(type=OpenAPIType.STRING)
         parameters.append(Parameter(name="ticket", param_in="query", description=_TICKET, schema=schema))
     operation.parameters = parameters
+    if facts.raw_body:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        operation.request_body = RequestBody(
+            content={"*/*": OpenAPIMediaType(schema=binary)},
+            required=True,
+            description="the bytes, streamed as they come (`Content-Length` or chunked); `Content-Type` is "
+            "stored with them (default application/octet-stream)",
+        )
     responses = operation.responses or {}
     # Litestar's own 400 (its validation error body) is never answered: Spine answers those 422.
     # Answers below 400 are the handler's own (the success, a 304).

@@ -12,6 +12,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from adapters.object_grants import GrantSigner
 from app.backends import Backends
 from app.http.fanout import Fanout
 from app.http.identity import IdentityService
@@ -42,6 +43,7 @@ class Services:
     backends: Backends  # every opened backend, behind its circuit breaker
     clock: Callable[[], datetime]
     fanout: Fanout  # SSE followers' shared reader per partition (`app.http.fanout`)
+    grants: GrantSigner  # object upload ids and download URLs (`domain.object_grants`)
     # Set when the server begins to shut down: followers end their streams instead of being cut.
     draining: anyio.Event = field(default_factory=anyio.Event)
 

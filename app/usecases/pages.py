@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from app.http.preconditions import Precondition
-from app.usecases.unit_of_work import MAX_ATTEMPTS, append_expecting, decide_and_append, last_event, retrying
+from app.usecases.unit_of_work import (
+    MAX_ATTEMPTS,
+    append_expecting,
+    decide_and_append,
+    event_at,
+    last_event,
+    retrying,
+)
 from domain.context import RequestContext
 from domain.errors import PageContentConflict
 from domain.events import NO_STREAM, AppendResult, Event, ExpectedVersion, NewEvent
@@ -28,7 +35,6 @@ from domain.pages import (
     state_of,
     stream_of,
 )
-from domain.partition import Partition
 from domain.ports import EventSpine
 
 Pick = Callable[[PageState], int | None]
@@ -133,12 +139,6 @@ async def _copying(
         return Copied(result, source.version)
 
     return await retrying(attempt, attempts=1 if wanted is not None else MAX_ATTEMPTS)
-
-
-async def event_at(spine: EventSpine, partition: Partition, stream: str, version: int) -> Event | None:
-    """The stream's event at `version`, read from the log (None: the stream has no such version)."""
-    events, _ = await spine.read_stream(partition, stream, after_version=version - 1, limit=1)
-    return events[0] if events and events[0].version == version else None
 
 
 def scope_of(ctx: RequestContext) -> tuple[str, str]:

@@ -149,3 +149,9 @@ async def stream_version(spine: EventSpine, partition: Partition, stream: str) -
     """The stream's version (0: never written), read from the log."""
     _, version = await spine.read_stream(partition, stream, after_version=_END, limit=1)
     return version
+
+
+async def event_at(spine: EventSpine, partition: Partition, stream: str, version: int) -> Event | None:
+    """The stream's event at `version`, read from the log (None: the stream has no such version)."""
+    events, _ = await spine.read_stream(partition, stream, after_version=version - 1, limit=1)
+    return events[0] if events and events[0].version == version else None

@@ -243,9 +243,11 @@ def test_doctor_of_a_default_lab_setup_passes_with_warnings(cli: Cli, admin: str
     """A lab tenant without a single route: every kind is a lab fallback, a warning, not a failure."""
     shown = cli("doctor", token=admin)
     assert "deployment lab, env dev: ready" in shown.stdout
-    # every kind but rate limits, which a lab tenant without a route goes without
-    assert shown.stdout.count("lab falls back to the embedded store") == len(RESOURCE_KINDS) - 1
+    # every kind but rate limits, which a lab tenant without a route goes without, and objects,
+    # whose bytes go to a directory of the data dir
+    assert shown.stdout.count("lab falls back to the embedded store") == len(RESOURCE_KINDS) - 2
     assert shown.stdout.count("lab: no rate limit applies") == 1
+    assert shown.stdout.count("lab falls back to the filesystem store under the data directory") == 1
     assert shown.stderr == (
         f"warning: {len(RESOURCE_KINDS)} of {len(RESOURCE_KINDS)} checks have no route: "
         "lab serves them from the embedded store\n"
@@ -289,23 +291,31 @@ def test_doctor_of_a_lab_tenant(cli: Cli, admin: str, member: str) -> None:
         if kind not in ("event_spine", "rate_limit", "object_store"):
             route = ("--kind", kind, "--tenant", "t1", "--env", "dev", "--backend", "memory")
             cli("routes", "set", *route, token=admin)
+    objects = (
+        "--kind",
+        "object_store",
+        "--tenant",
+        "t1",
+        "--env",
+        "dev",
+        "--backend",
+        "filesystem",
+    )  # lab only
+    cli("routes", "set", *objects, "--config", json.dumps({"path": "objects-t1"}), token=admin)
     limits = ("--kind", "rate_limit", "--tenant", "t1", "--env", "dev", "--backend", "redis")  # redis only
     cli("routes", "set", *limits, "--config", json.dumps({"url": REDIS_URL}), token=admin)
     healthy = cli("doctor", "--tenant", "t1", token=admin)
     assert "deployment lab, env dev: ready" in healthy.stdout
-    assert (
-        healthy.stderr == "warning: 1 of 14 checks have no route: lab serves them from the embedded store\n"
-    )
+    assert healthy.stderr == ""
     report = as_json(cli("doctor", "--tenant", "t1", "--json", token=admin))
-    routed = [c for c in report["checks"] if c["resource_kind"] != "object_store"]
-    assert {c["status"] for c in routed} == {"ok"}
-    assert all(isinstance(c["round_trip_ms"], float) for c in routed)
+    assert {c["status"] for c in report["checks"]} == {"ok"}
+    assert all(isinstance(c["round_trip_ms"], float) for c in report["checks"])
     # a store that cannot be opened (the path is a directory): `unreachable`, and exit 1 again
     cli("routes", "set", *EVENT_SPINE_A, "--config", '{"path": "."}', token=admin)
     broken = as_json(cli("doctor", "--tenant", "t1", "--json", token=admin, code=1))["checks"]
-    assert [(c["resource_kind"], c["status"], c["error_code"]) for c in broken if c["status"] != "ok"][
-        :1
-    ] == [("event_spine", "unreachable", "event_spine.backend_unavailable")]
+    assert [(c["resource_kind"], c["status"], c["error_code"]) for c in broken if c["status"] != "ok"] == [
+        ("event_spine", "unreachable", "event_spine.backend_unavailable")
+    ]
     # an env without those routes: lab fallbacks again, warnings only
     other_env = as_json(cli("doctor", "--tenant", "t1", "--env", "prod", "--json", token=admin))
     assert other_env["env"] == "prod"

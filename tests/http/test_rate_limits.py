@@ -94,6 +94,7 @@ def test_limits_read_back_whole_with_each_class_s_outage_rule(
         **body,
         "tenant_id": "t1",
         "on_unavailable": {"reads": "closed", "writes": "closed", "sse": "open", "analytics": "closed"},
+        "objects": None,  # the object store's size limits: the same record (tests/http/test_objects.py)
         "position": int(written.headers["x-spine-position"]),
     }
     set_limits(client, admin, {})  # a PUT replaces: nothing left out survives

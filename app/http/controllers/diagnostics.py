@@ -10,7 +10,7 @@ import msgspec
 from litestar import get
 from litestar.params import QueryParameter
 
-from app.backends import EVENT_SPINE, RATE_LIMIT
+from app.backends import EVENT_SPINE, OBJECT_STORE, RATE_LIMIT
 from app.http.services import CallDep, Services
 from domain.backend_url import Backend
 from domain.circuit_breaker import BreakerState
@@ -121,6 +121,12 @@ def _projects(services: Services, tenant: str) -> list[str]:
     return [p.project_id for p in services.control.state.projects_of(tenant)] or [WILDCARD]
 
 
+_LAB_FALLBACKS = {
+    RATE_LIMIT: "lab: no rate limit applies",
+    OBJECT_STORE: "lab falls back to the filesystem store under the data directory",
+}
+
+
 async def _check(services: Services, tenant: str, env: str, project: str, kind: str) -> Check:
     def made(status: Status, backend: str | None, *, warning: str | None = None, error_code: str | None = None,
              round_trip_ms: float | None = None, lab_fallback: bool = False) -> Check:  # fmt: skip
@@ -140,9 +146,7 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
         return check if kind in REQUIRED_KINDS else msgspec.structs.replace(check, optional=True)
     route = resolution.route
     if route is None:  # lab: the embedded store serves it (rate limits: none apply), and says so
-        fallback = (
-            "lab: no rate limit applies" if kind == RATE_LIMIT else "lab falls back to the embedded store"
-        )
+        fallback = _LAB_FALLBACKS.get(kind, "lab falls back to the embedded store")
         return made("missing", None, warning=fallback, error_code=resolution.warning, lab_fallback=True)
     backend = Backend(backend_type=route.backend_type, config=route.config)
     partition = Partition(tenant_id=tenant, env=env, project_id=project if project != WILDCARD else "_")
@@ -173,11 +177,14 @@ async def _check(services: Services, tenant: str, env: str, project: str, kind: 
 
 
 async def _probe(services: Services, backend: Backend, kind: str, partition: Partition) -> None:
-    """One read, through the backend's breaker: the log's head, or a view store's checkpoint."""
+    """One read, through the backend's breaker: the log's head, a view store's checkpoint, or the
+    limiter's and object store's own probe (which change nothing)."""
     if kind == EVENT_SPINE:
         await (await services.backends.spine(backend)).head(partition)
     elif kind == RATE_LIMIT:
         await (await services.backends.rate_limiter(backend)).probe()
+    elif kind == OBJECT_STORE:
+        await (await services.backends.objects(backend)).probe()
     else:
         store = await services.backends.views(backend, kind)
         await store.checkpoint(space_of(partition.key, f"diagnostics-{kind}", 0))

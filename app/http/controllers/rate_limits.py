@@ -1,4 +1,5 @@
-"""A tenant's rate limits (control-plane data): `PUT/GET /v1/tenants/{tenant_id}/limits`.
+"""A tenant's rate limits (control-plane data): `PUT/GET /v1/tenants/{tenant_id}/limits`, and
+the object store's size limits, which the same record holds (`objects`).
 
 System admins set them (they protect the platform from a tenant, so a tenant does not raise its
 own); the tenant's admins may read them. These routes are never rate limited themselves.
@@ -20,6 +21,7 @@ from domain.rate_limits import (
     ROUTE_CLASSES,
     Classes,
     LimitsSet,
+    ObjectLimits,
     TenantLimits,
     Unavailable,
 )
@@ -39,6 +41,7 @@ class LimitsView(msgspec.Struct, frozen=True, kw_only=True):
     projects: dict[str, Classes]
     users: dict[str, Classes]
     on_unavailable: dict[str, Unavailable]
+    objects: ObjectLimits | None
     position: int
 
 
@@ -75,5 +78,6 @@ def _view(limits: LimitsSet | None, tenant_id: str, position: int) -> LimitsView
         projects=dict(limits.projects),
         users=dict(limits.users),
         on_unavailable={c: "open" if limits.fails_open(c) else "closed" for c in ROUTE_CLASSES},
+        objects=limits.objects,
         position=position,
     )

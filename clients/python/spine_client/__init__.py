@@ -7,9 +7,10 @@
                 ...
 
 Each operation is a method of both clients, built once from a function that describes the
-request (`_events`, `_views`, `_flags`, `_pages`, `_tables`, `_records`, `_control`); the clients differ only in how they send
-it. Any other route is one `request` (the answer) or `request_json` (its JSON decoded into a
-type) away.
+request (`_events`, `_views`, `_flags`, `_pages`, `_tables`, `_realtime`, `_objects`, `_records`,
+`_control`); the clients differ only in how they send it (and stream an object's bytes themselves:
+`put_object` from a file or an iterator, `stream_object`). Any other route is one `request` (the answer) or
+`request_json` (its JSON decoded into a type) away.
 
 Errors: a problem answer raises `SpineClientError` (`status`, `error_code`, `message`, `problem`,
 `retry_after`); no answer raises `SpineConnectionError` (`SpineTimeoutError` when the timeout

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+)
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 import anyio
 import httpx
 
-from spine_client import _control, _events, _flags, _pages, _records, _tables, _views
+from spine_client import _control, _events, _flags, _objects, _pages, _realtime, _records, _tables, _views
 from spine_client._calls import Call, Params, call, context_headers, with_token
 from spine_client._follow import Follower, decode_event, decode_flag_change, flags_stream_call, stream_call
 from spine_client._methods import async_method
-from spine_client._retry import Attempts, Done, Refresh, RetryPolicy, Wait
+from spine_client._objects import ObjectStream
+from spine_client._retry import NO_RETRY, Attempts, Done, Refresh, RetryPolicy, Wait
 from spine_client._version import USER_AGENT
-from spine_client.types import Event, FlagChange
+from spine_client.types import Event, FlagChange, StoredObject
 
 T = TypeVar("T")
 
@@ -233,6 +244,19 @@ class SpineClient:
     list_rows = async_method(_tables.list_rows)
     row_versions = async_method(_tables.row_versions)
     get_row_version = async_method(_tables.get_row_version)
+    get_object = async_method(_objects.get_object)
+    head_object = async_method(_objects.head_object)
+    delete_object = async_method(_objects.delete_object)
+    list_objects = async_method(_objects.list_objects)
+    upload_url = async_method(_objects.upload_url)
+    complete_upload = async_method(_objects.complete_upload)
+    download_url = async_method(_objects.download_url)
+    create_thread = async_method(_realtime.create_thread)
+    get_thread = async_method(_realtime.get_thread)
+    list_threads = async_method(_realtime.list_threads)
+    update_thread = async_method(_realtime.update_thread)
+    post_message = async_method(_realtime.post_message)
+    list_messages = async_method(_realtime.list_messages)
 
     # Control plane and operators
     bootstrap = async_method(_control.bootstrap)
@@ -254,6 +278,65 @@ class SpineClient:
     diagnostics = async_method(_control.diagnostics)
     projections = async_method(_control.projections)
     rebuild_projection = async_method(_control.rebuild_projection)
+
+    async def put_object(
+        self,
+        key: str,
+        data: bytes | IO[bytes] | AsyncIterable[bytes],
+        *,
+        content_type: str | None = None,
+        expected_version: int | None = None,
+        create_only: bool = False,
+    ) -> StoredObject:
+        """Store `data` as object `key`: bytes (retried as any PUT), or a binary file or an async
+        iterator of chunks, streamed as it is read (sent once: a stream cannot be sent again).
+        `expected_version` makes it a compare-and-set, `create_only` refuses an existing key."""
+        put = _objects.put_object(
+            key, content_type=content_type, expected_version=expected_version, create_only=create_only
+        )
+        if isinstance(data, bytes | bytearray | memoryview):
+            return await self._run(replace(put, content=bytes(data)))
+        return await self._run_once(put, _objects.async_chunks(data))
+
+    @asynccontextmanager
+    async def stream_object(
+        self, key: str, *, first: int | None = None, last: int | None = None, min_position: int | None = None
+    ) -> AsyncIterator[ObjectStream]:
+        """`async with client.stream_object(key) as found:` its head, and its bytes as they come
+        (`async for chunk in found.chunks`); a range with `first`..`last` (inclusive)."""
+        get = _objects.get_object(key, first=first, last=last, min_position=min_position)
+        attempts = Attempts(get, NO_RETRY, can_refresh=False)
+        token = await self._current_token()
+        try:
+            async with self._http.stream(
+                get.method, get.path, headers=with_token(get.headers, token)
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    attempts.answered(response)  # raises the problem
+                yield ObjectStream(head=_objects.head_of(key, response), chunks=response.aiter_bytes())
+        except httpx.TransportError as exc:
+            attempts.failed(exc)  # raises SpineConnectionError
+            raise
+
+    async def _run_once(self, call: Call[T], content: AsyncIterable[bytes]) -> T:
+        """`call` with a streamed body, sent once: whatever happens, it is not sent again."""
+        attempts = Attempts(call, NO_RETRY, can_refresh=False)
+        token = await self._current_token()
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=content,
+                headers=with_token(call.headers, token),
+            )
+        except httpx.TransportError as exc:
+            attempts.failed(exc)  # raises SpineConnectionError
+            raise
+        step = attempts.answered(response)  # the answer, or it raises
+        assert isinstance(step, Done)
+        return step.value
 
     async def _run(self, call: Call[T]) -> T:
         attempts = Attempts(call, self._retry, can_refresh=self._refreshable)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 import httpx
 
-from spine_client import _control, _events, _flags, _pages, _records, _tables, _views
+from spine_client import _control, _events, _flags, _objects, _pages, _realtime, _records, _tables, _views
 from spine_client._calls import Call, Params, call, context_headers, with_token
 from spine_client._follow import Follower, decode_event, decode_flag_change, flags_stream_call, stream_call
 from spine_client._methods import sync_method
-from spine_client._retry import Attempts, Done, Refresh, RetryPolicy, Wait
+from spine_client._objects import SyncObjectStream
+from spine_client._retry import NO_RETRY, Attempts, Done, Refresh, RetryPolicy, Wait
 from spine_client._version import USER_AGENT
-from spine_client.types import Event, FlagChange
+from spine_client.types import Event, FlagChange, StoredObject
 
 T = TypeVar("T")
 
@@ -233,6 +236,19 @@ class SyncSpineClient:
     list_rows = sync_method(_tables.list_rows)
     row_versions = sync_method(_tables.row_versions)
     get_row_version = sync_method(_tables.get_row_version)
+    get_object = sync_method(_objects.get_object)
+    head_object = sync_method(_objects.head_object)
+    delete_object = sync_method(_objects.delete_object)
+    list_objects = sync_method(_objects.list_objects)
+    upload_url = sync_method(_objects.upload_url)
+    complete_upload = sync_method(_objects.complete_upload)
+    download_url = sync_method(_objects.download_url)
+    create_thread = sync_method(_realtime.create_thread)
+    get_thread = sync_method(_realtime.get_thread)
+    list_threads = sync_method(_realtime.list_threads)
+    update_thread = sync_method(_realtime.update_thread)
+    post_message = sync_method(_realtime.post_message)
+    list_messages = sync_method(_realtime.list_messages)
 
     # Control plane and operators
     bootstrap = sync_method(_control.bootstrap)
@@ -254,6 +270,63 @@ class SyncSpineClient:
     diagnostics = sync_method(_control.diagnostics)
     projections = sync_method(_control.projections)
     rebuild_projection = sync_method(_control.rebuild_projection)
+
+    def put_object(
+        self,
+        key: str,
+        data: bytes | IO[bytes] | Iterable[bytes],
+        *,
+        content_type: str | None = None,
+        expected_version: int | None = None,
+        create_only: bool = False,
+    ) -> StoredObject:
+        """Store `data` as object `key`: bytes (retried as any PUT), or a binary file or an
+        iterator of chunks, streamed as it is read (sent once: a stream cannot be sent again).
+        `expected_version` makes it a compare-and-set, `create_only` refuses an existing key."""
+        put = _objects.put_object(
+            key, content_type=content_type, expected_version=expected_version, create_only=create_only
+        )
+        if isinstance(data, bytes | bytearray | memoryview):
+            return self._run(replace(put, content=bytes(data)))
+        return self._run_once(put, data)
+
+    @contextmanager
+    def stream_object(
+        self, key: str, *, first: int | None = None, last: int | None = None, min_position: int | None = None
+    ) -> Iterator[SyncObjectStream]:
+        """`with client.stream_object(key) as found:` its head, and its bytes as they come
+        (`for chunk in found.chunks`); a range with `first`..`last` (inclusive)."""
+        get = _objects.get_object(key, first=first, last=last, min_position=min_position)
+        attempts = Attempts(get, NO_RETRY, can_refresh=False)
+        token = self._current_token()
+        try:
+            with self._http.stream(get.method, get.path, headers=with_token(get.headers, token)) as response:
+                if not response.is_success:
+                    response.read()
+                    attempts.answered(response)  # raises the problem
+                yield SyncObjectStream(head=_objects.head_of(key, response), chunks=response.iter_bytes())
+        except httpx.TransportError as exc:
+            attempts.failed(exc)  # raises SpineConnectionError
+            raise
+
+    def _run_once(self, call: Call[T], content: IO[bytes] | Iterable[bytes]) -> T:
+        """`call` with a streamed body, sent once: whatever happens, it is not sent again."""
+        attempts = Attempts(call, NO_RETRY, can_refresh=False)
+        token = self._current_token()
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=content,
+                headers=with_token(call.headers, token),
+            )
+        except httpx.TransportError as exc:
+            attempts.failed(exc)  # raises SpineConnectionError
+            raise
+        step = attempts.answered(response)  # the answer, or it raises
+        assert isinstance(step, Done)
+        return step.value
 
     def _run(self, call: Call[T]) -> T:
         attempts = Attempts(call, self._retry, can_refresh=self._refreshable)

@@ -588,3 +588,161 @@ class RowVersions(_Answer, frozen=True, kw_only=True):
     key: str
     versions: list[Row]
     next: int | None = None
+
+
+# Realtime threads and canvases
+
+
+class ThreadWritten(_Answer, frozen=True, kw_only=True):
+    """A thread's (or canvas's) registry after a write: `version` (its ETag) is what
+    `expected_version` names; `changes` the event types appended, in order (none: nothing changed)."""
+
+    kind: str
+    id: str
+    version: int
+    position: int
+    changes: list[str] = msgspec.field(default_factory=list)
+
+
+class Thread(_Answer, frozen=True, kw_only=True):
+    """A registry entry: its owner, members, the surface it began on, whether it is archived."""
+
+    kind: str
+    id: str
+    title: str | None = None
+    owner: str
+    members: list[str]
+    surface_id: str
+    created_at: str
+    created_by: str | None = None
+    archived: bool = False
+    archived_at: str | None = None
+    version: int
+    change: str
+    position: int
+    updated_at: str
+    updated_by: str | None = None
+
+
+class Threads(_Answer, frozen=True, kw_only=True):
+    """The caller's threads (`threads`) or canvases (`canvases`); `next` is the cursor (None: last page)."""
+
+    threads: list[Thread] = msgspec.field(default_factory=list)
+    canvases: list[Thread] = msgspec.field(default_factory=list)
+    next: str | None = None
+
+    @property
+    def items(self) -> list[Thread]:
+        """The entries of this page, whichever kind was listed."""
+        return self.threads or self.canvases
+
+
+class MessagePosted(_Answer, frozen=True, kw_only=True):
+    id: str
+    version: int
+    position: int
+
+
+class ThreadMessage(_Answer, frozen=True, kw_only=True):
+    id: str
+    version: int
+    position: int
+    author: str | None = None
+    surface_id: str | None = None
+    content: Any = None
+    metadata: Any = None
+    posted_at: str
+
+
+class ThreadMessages(_Answer, frozen=True, kw_only=True):
+    """Messages by version; `next` is the `after` of the next page (None: no more)."""
+
+    kind: str
+    id: str
+    messages: list[ThreadMessage]
+    next: int | None = None
+    version: int
+
+
+# Objects
+
+
+class StoredObject(_Answer, frozen=True, kw_only=True):
+    """An object's new version (its ETag) after a store or a completed upload."""
+
+    key: str
+    version: int
+    size: int
+    sha256: str
+    content_type: str
+    position: int
+
+
+class ObjectInfo(_Answer, frozen=True, kw_only=True):
+    key: str
+    size: int
+    content_type: str
+    sha256: str
+    version: int
+    position: int
+    stored_at: str
+    stored_by: str | None = None
+    via: str = "direct"  # `signed`: uploaded by a browser with an upload URL
+
+
+class ObjectUsage(_Answer, frozen=True, kw_only=True):
+    """What the project's objects hold in all, as the index counts them."""
+
+    bytes: int
+    objects: int
+
+
+class Objects(_Answer, frozen=True, kw_only=True):
+    """Objects by key; `next` is the `after` of the next page (None: last page)."""
+
+    objects: list[ObjectInfo]
+    next: str | None = None
+    usage: ObjectUsage | None = None
+
+
+class ObjectDeleted(_Answer, frozen=True, kw_only=True):
+    key: str
+    deleted: bool
+    version: int
+    position: int
+
+
+class SignedUrl(_Answer, frozen=True, kw_only=True):
+    """A request to send as it is until `expires_at`: `method` `url` with `headers`, or, with
+    `fields`, an HTML form POST of them and then the file. An upload's `complete_url` (or
+    `complete_upload(key, upload_id)`) makes it the object; Spine's own URL completes at once."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
+    expires_at: datetime
+    upload_id: str | None = None
+    complete_url: str | None = None
+    max_bytes: int | None = None
+
+
+class ObjectHead(_Answer, frozen=True, kw_only=True):
+    """What the headers of an object's answer say: `size` is the object's, `length` what this
+    answer carries (a range's); `content_range` names the range (None: the whole object)."""
+
+    key: str
+    version: int
+    size: int
+    length: int
+    content_type: str
+    etag: str
+    last_modified: str | None = None
+    content_range: str | None = None
+
+
+class ObjectContent(_Answer, frozen=True, kw_only=True):
+    """An object's bytes (or a range of them), read whole."""
+
+    head: ObjectHead
+    content: bytes
