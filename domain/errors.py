@@ -508,6 +508,14 @@ class AppConflict(VersionConflict):
     code = "app.version_conflict"
 
 
+class RouteConflict(VersionConflict):
+    """A route write whose `expected_version` is not the route's version (0: no route): another
+    operator changed the route since it was read, and a switch decided on what they replaced
+    would undo theirs unseen."""
+
+    code = "routing.version_conflict"
+
+
 class BlackboardConflict(VersionConflict):
     """A blackboard write whose expected version is not the entry's current one."""
 

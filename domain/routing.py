@@ -23,6 +23,7 @@ from domain.errors import (
     InvalidRequest,
     MissingRoute,
     NotFound,
+    RouteConflict,
 )
 from domain.events import Event, NewEvent
 from domain.identifiers import IDENTIFIER_PATTERN, Env
@@ -202,6 +203,11 @@ class Registry:
                 )
             )
 
+    def version_of(self, key: tuple[str, str, str, str]) -> int:
+        """The version of the route at `key` as answers show it: 0 when there is none (never
+        written, or deleted), what a write that means to create it expects."""
+        return self.versions[key] if key in self.routes else 0
+
     def lookup(self, kind: str, tenant_id: str, env: str, project_id: str) -> Route | None:
         """Exact project, then tenant-wide, then platform default."""
         for key in (
@@ -259,12 +265,14 @@ def decide_route(
     mode: str | None,
     now: datetime,
     files: SecretFiles = NO_SECRET_FILES,
+    expected: int | None = None,
 ) -> tuple[Decision, Route | None]:
     """The `route.set` event for `route`, and the route it replaces (for the switch audit).
 
     `mode` is the tenant's (None for a platform default, which every mode may inherit: the
     resolution-time rule then refuses it to the modes that may not use it). `files` is where
-    the deployment's secret files may be (default: nowhere).
+    the deployment's secret files may be (default: nowhere). `expected` is the route's version
+    the writer read (`Registry.version_of`; 0: no route yet): any other is `RouteConflict`.
     """
     check_config(route.backend_type, route.config, files=files)
     served_by = SERVED_BY.get(route.resource_kind)
@@ -278,6 +286,8 @@ def decide_route(
     check_secrets(route.secret_refs, "secret_refs", files=files)
     if mode is not None and mode != LAB_MODE and route.backend_type in EMBEDDED:
         raise ForbiddenBackend(route.resource_kind, route.backend_type, mode)
+    if expected is not None and expected != registry.version_of(route.key):
+        raise RouteConflict(route_stream(*route.key), expected, registry.version_of(route.key))
     previous = registry.routes.get(route.key)
     if previous is not None and not previous.same_backend(route):
         route = msgspec.structs.replace(

@@ -77,6 +77,7 @@ from domain.errors import (
     RangeNotSatisfiable,
     RateLimitExceeded,
     RequestTimeout,
+    RouteConflict,
     SaveConflict,
     SaveNotFound,
     SaveVersionNotFound,
@@ -278,7 +279,7 @@ OPERATIONS: dict[str, Spec] = {
         errors=(*_ADMIN, NotFound("member", ""), MintingDisabled), position=False
     ),
     "PUT /v1/routes": Spec(
-        errors=(Forbidden, _tenant(), ForbiddenBackend, SecretInConfig, ForbiddenSecretRef)
+        errors=(Forbidden, _tenant(), ForbiddenBackend, SecretInConfig, ForbiddenSecretRef, RouteConflict)
     ),
     "GET /v1/routes": Spec(errors=_ADMIN),
     "DELETE /v1/routes": Spec(errors=(Forbidden, NotFound("route", ""))),

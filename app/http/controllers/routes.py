@@ -22,6 +22,7 @@ from domain.routing import (
     SCOPE_PATTERN,
     WILDCARD,
     BackendType,
+    Registry,
     ResourceKind,
     Route,
     RouteChange,
@@ -43,10 +44,20 @@ class RouteIn(msgspec.Struct, frozen=True, kw_only=True):
     tier: str | None = None
     cost_notes: str | None = None
     switch_rationale: str | None = None
+    # The route's `version` as it was read (0: no route yet). Given, a change made since is refused
+    # (409 `routing.version_conflict`) rather than replaced: two operators switching one route at
+    # once cannot both win unseen. Left out, the write replaces whatever is there.
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class ListedRoute(Route, frozen=True, kw_only=True):
+    """A route as answers show it: with its `version`, what a change sends back as `expected_version`."""
+
+    version: int
 
 
 class RoutesAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    routes: list[Route]
+    routes: list[ListedRoute]
 
 
 class HistoryAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +81,9 @@ class RoutesController(Controller):
         ctx, services = call.ctx, call.services
         control = services.control
         require_system_admin(control.state, ctx.tenant_id, acting_user(ctx))
-        route = msgspec.convert({**msgspec.to_builtins(data), "env": normalize_env(data.env)}, Route)
+        fields = {**msgspec.to_builtins(data), "env": normalize_env(data.env)}
+        fields.pop("expected_version", None)
+        route = msgspec.convert(fields, Route)
         if route.backend_type == "sqlite":
             _inside_data_dir(services, str(route.config["path"]) if "path" in route.config else "")
         mode = None if route.tenant_id == WILDCARD else control.state.tenant(route.tenant_id).mode
@@ -83,6 +96,7 @@ class RoutesController(Controller):
                 mode=mode,
                 now=datetime.now(UTC),
                 files=secret_files(services.settings),
+                expected=data.expected_version,
             )
             replaced[:] = [previous]
             return [decision]
@@ -94,7 +108,11 @@ class RoutesController(Controller):
         if previous is not None and not previous.same_backend(stored):
             switched = True
             await _audit_switch(services, ctx, previous, stored)
-        body = {**msgspec.to_builtins(stored.redacted()), "position": position, "switched": switched}
+        body = {
+            **msgspec.to_builtins(_listed(control.projector.registry, stored)),
+            "position": position,
+            "switched": switched,
+        }
         return Response(body, headers={"X-Spine-Position": str(position)})
 
     @get("/", summary="Routes (system admins: all; tenant admins: their tenant's and the platform defaults)")
@@ -114,7 +132,10 @@ class RoutesController(Controller):
             and (resource_kind is None or route.resource_kind == resource_kind)
             and (env is None or route.env == normalize_env(env))
         ]
-        return RoutesAnswer(routes=[route.redacted() for route in sorted(routes, key=lambda r: r.key)])
+        registry = call.services.control.projector.registry
+        return RoutesAnswer(
+            routes=[_listed(registry, route) for route in sorted(routes, key=lambda r: r.key)]
+        )
 
     @delete("/", status_code=200, summary="Delete a route (system admins)")
     async def delete_route(
@@ -156,6 +177,10 @@ class RoutesController(Controller):
             and (resource_kind is None or change.key[0] == resource_kind)
         ]
         return HistoryAnswer(changes=changes)
+
+
+def _listed(registry: Registry, route: Route) -> ListedRoute:
+    return ListedRoute(**msgspec.structs.asdict(route.redacted()), version=registry.version_of(route.key))
 
 
 def _inside_data_dir(services: Services, path: str) -> None:
