@@ -267,6 +267,7 @@ OPERATIONS: dict[str, Spec] = {
     ),
     "GET /v1/modes": Spec(errors=(Forbidden,)),
     "POST /v1/tenants": Spec(errors=(Forbidden, AlreadyExists)),
+    "GET /v1/tenants": Spec(errors=(Forbidden,)),
     "GET /v1/tenants/{tenant_id}": Spec(errors=_ADMIN),
     "POST /v1/tenants/{tenant_id}/projects": Spec(errors=(*_ADMIN, AlreadyExists)),
     "POST /v1/tenants/{tenant_id}/surfaces": Spec(errors=(*_ADMIN, AlreadyExists)),

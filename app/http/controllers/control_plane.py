@@ -116,6 +116,17 @@ class TenantView(msgspec.Struct, frozen=True, kw_only=True):
     members: dict[str, str]
 
 
+class TenantSummary(msgspec.Struct, frozen=True, kw_only=True):
+    tenant_id: str
+    name: str
+    mode: str
+    projects: list[str]
+
+
+class TenantsAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    tenants: list[TenantSummary]
+
+
 def _created(record: msgspec.Struct, position: int) -> Response[dict[str, Any]]:
     body = {**msgspec.to_builtins(record), "position": position}
     return Response(body, status_code=201, headers={"X-Spine-Position": str(position)})
@@ -174,6 +185,29 @@ class TenantsController(Controller):
             lambda s: [decide_tenant(s, record)], system_meta(ctx.env, ctx)
         )
         return _created(record, position)
+
+    @get("/", summary="The tenants one administers (system admins: every one; tenant admins: theirs)")
+    async def list_tenants(self, call: CallDep) -> TenantsAnswer:
+        """What an operator's console lists: the system admin's whole platform, `t_system` included,
+        or a tenant admin's own tenant; a member administers none (403)."""
+        ctx, state = call.ctx, call.services.control.state
+        user = acting_user(ctx)
+        if ctx.tenant_id == SYSTEM_TENANT and state.is_system_admin(user):
+            tenant_ids = sorted(state.tenants)
+        else:
+            require_admin(state, ctx.tenant_id, user, ctx.tenant_id)
+            tenant_ids = [ctx.tenant_id]
+        return TenantsAnswer(
+            tenants=[
+                TenantSummary(
+                    tenant_id=tenant.tenant_id,
+                    name=tenant.name,
+                    mode=tenant.mode,
+                    projects=[project.project_id for project in state.projects_of(tenant.tenant_id)],
+                )
+                for tenant in (state.tenant(tenant_id) for tenant_id in tenant_ids)
+            ]
+        )
 
     @get("/{tenant_id:str}", summary="A tenant with its projects, surfaces, apps and members")
     async def read_tenant(self, tenant_id: TenantId, call: CallDep) -> TenantView:
