@@ -2,7 +2,7 @@
  * spine.js: follow, read and append to Spine from a web page. One ES module, no dependencies, no
  * build step; Spine serves this very file at `/v1/client.js`.
  *
- *   import { follow, followFlags, append, read, SpineError } from "https://spine.example/v1/client.js";
+ *   import { follow, followFlags, append, read, request, SpineError } from "https://spine.example/v1/client.js";
  *
  * `follow` listens with the browser's own EventSource on a stream ticket (an EventSource cannot
  * send an Authorization header). While its ticket is valid the browser reconnects by itself,
@@ -10,7 +10,8 @@
  * streams. When a stream is refused (an expired ticket, a 503) or the server stays away until
  * its ticket is spent, `follow` asks `getTicket` again, with capped, jittered backoff. A new
  * stream always starts after the last event delivered, until `close()`. `followFlags` follows the
- * flag changes the same way.
+ * flag changes the same way. `append`, `read` and `request` (any other operation) retry what a
+ * restart or an outage explains, and throw every other answer as a `SpineError`.
  */
 
 const MIN_BACKOFF_MS = 250;
@@ -24,6 +25,9 @@ const RENEW_AT = 0.8;
 const MIN_RENEW_MS = 1_000;
 const ATTEMPTS = 8; // with the backoff, 16 to 32 s: long enough to ride out a restart
 const MAX_TIMER_MS = 2 ** 31 - 1; // setTimeout fires at once after any longer delay
+// A 503 naming a missing route, a backend the tenant's mode refuses or a secret that cannot be
+// read is the deployment's configuration, not an outage: asked again, it answers the same.
+const LASTING_503 = /\.missing_route$|^routing\.forbidden_backend$|^secret\./;
 
 /**
  * A problem answered by Spine (RFC 9457), or the server out of reach (`status` 0).
@@ -248,19 +252,37 @@ export async function read({ after = 0, limit = 100, stream, types = [], ...call
 }
 
 /**
- * One request, retried on a network error, 503 and 429 (after Retry-After when the answer tells
- * it), with the token asked for again once after a 401.
+ * Any operation of Spine's HTTP API, retried as `append` and `read` are: a control-plane or
+ * operator route (`/v1/tenants`, `/v1/routes`, `/v1/projections`…) needs only the token, a data
+ * route the context too, a public one (`/metrics`) neither. Answers the body: JSON decoded, any
+ * other type as text (null when there is none).
+ *
+ * @param {({url: string} | (Omit<Caller, "project" | "surface"> & {project?: string, surface?: string}))
+ *          & {path: string, method?: string, body?: unknown, headers?: Record<string, string>,
+ *             attempts?: number}} options
+ *   `path` with its query string; `headers`: more of them (`If-Match`); `attempts`: 1 for a write
+ *   the caller would rather see fail than retry.
+ * @returns {Promise<any>}
+ */
+export async function request({ path, method = "GET", body, headers = {}, attempts = ATTEMPTS, ...caller }) {
+  return call(caller, method, path, body, attempts, headers);
+}
+
+/**
+ * One request, retried on a network error, a passing 503 and 429 (after Retry-After when the
+ * answer tells it), with the token asked for again once after a 401.
  *
  * @param {{url: string, ticket?: string} | Caller} caller
  * @param {string} method
  * @param {string} path
  * @param {unknown} body
  * @param {number} attempts
+ * @param {Record<string, string>} [extra]  more headers
  */
-async function call(caller, method, path, body, attempts) {
+async function call(caller, method, path, body, attempts, extra = {}) {
   let refreshed = false;
   for (let attempt = 1; ; attempt += 1) {
-    const headers = "getToken" in caller ? await contextHeaders(caller, refreshed) : {};
+    const headers = { ...extra, ...("getToken" in caller ? await contextHeaders(caller, refreshed) : {}) };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
@@ -276,13 +298,14 @@ async function call(caller, method, path, body, attempts) {
       await sleep(backoff(attempt));
       continue;
     }
-    if (response.ok) return response.json();
+    if (response.ok) return bodyOf(response);
     const error = await problemOf(response);
     if (error.status === 401 && "getToken" in caller && !refreshed) {
       refreshed = true;
       continue;
     }
-    if ((error.status === 503 || error.status === 429) && attempt < attempts) {
+    const passing = error.status === 429 || (error.status === 503 && !LASTING_503.test(error.errorCode ?? ""));
+    if (passing && attempt < attempts) {
       await sleep(error.retryAfter === null ? backoff(attempt) : error.retryAfter * 1000);
       continue;
     }
@@ -291,20 +314,27 @@ async function call(caller, method, path, body, attempts) {
 }
 
 /**
- * @param {Caller} caller
+ * The token, and the context headers the caller has (a control-plane route takes none).
+ *
+ * @param {Omit<Caller, "project" | "surface"> & {project?: string, surface?: string}} caller
  * @param {boolean} refresh
  * @returns {Promise<Record<string, string>>}
  */
 async function contextHeaders({ getToken, project, surface, app, env }, refresh) {
   /** @type {Record<string, string>} */
-  const headers = {
-    Authorization: `Bearer ${await getToken({ refresh })}`,
-    "X-Project-Id": project,
-    "X-Surface-Id": surface,
-  };
+  const headers = { Authorization: `Bearer ${await getToken({ refresh })}` };
+  if (project) headers["X-Project-Id"] = project;
+  if (surface) headers["X-Surface-Id"] = surface;
   if (app) headers["X-App-Id"] = app;
   if (env) headers["X-Env"] = env;
   return headers;
+}
+
+/** A success's body: JSON decoded, text otherwise, null when it has none. @param {Response} response */
+async function bodyOf(response) {
+  const text = await response.text();
+  if (!text) return null;
+  return /[/+]json\b/.test(response.headers.get("Content-Type") ?? "") ? JSON.parse(text) : text;
 }
 
 /** @param {Response} response */
