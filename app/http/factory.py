@@ -24,6 +24,7 @@ from app.http.controllers.audit import AuditController
 from app.http.controllers.blackboard import BlackboardController
 from app.http.controllers.budget import BudgetController
 from app.http.controllers.client_js import client_js
+from app.http.controllers.console import console_asset, console_page
 from app.http.controllers.control_plane import ModesController, TenantsController, bootstrap
 from app.http.controllers.diagnostics import diagnostics
 from app.http.controllers.events import EventsController, StreamsController
@@ -192,6 +193,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             projections,
             rebuild,
             client_js,
+            console_page,
+            console_asset,
             health,
             ready,
             metrics,

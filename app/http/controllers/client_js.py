@@ -35,7 +35,7 @@ def _client_js() -> _Asset:
     return _Asset(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
+def etag_matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110 13.1.2: a weak comparison against each listed tag, or `*`."""
     tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return "*" in tags or etag in tags
@@ -68,6 +68,6 @@ async def client_js(
 ) -> Response[bytes]:
     asset = _client_js()
     headers = {"ETag": asset.etag, "Cache-Control": CACHE_CONTROL, "Access-Control-Allow-Origin": "*"}
-    if if_none_match is not None and _matches(if_none_match, asset.etag):
+    if if_none_match is not None and etag_matches(if_none_match, asset.etag):
         return Response(b"", status_code=304, headers=headers, media_type=JAVASCRIPT)
     return Response(asset.body, headers=headers, media_type=JAVASCRIPT)
