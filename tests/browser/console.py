@@ -83,6 +83,17 @@ class Console:
         )
         return shown
 
+    async def unlabelled(self) -> list[str]:
+        """The page's controls that have no label (a <label>, or aria-label), as `tag name`."""
+        found: list[str] = await self.page.evaluate(
+            """[...document.querySelectorAll("input, select, textarea, button")]
+                .filter((c) => c.type !== "hidden")
+                .filter((c) => !(c.labels?.length || c.getAttribute("aria-label") ||
+                                 (c.tagName === "BUTTON" && c.textContent.trim())))
+                .map((c) => `${c.tagName.toLowerCase()} ${c.name ?? ""}`)"""
+        )
+        return found
+
     async def tail(self) -> list[tuple[int, str]]:
         """What the live tail shows: (position, event id) of each line, in order."""
         lines: list[list[Any]] = await self.page.evaluate(

@@ -45,11 +45,20 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
             as_admin = {"Authorization": f"Bearer {admin}"}
             await console.sign_in(admin)
             assert "t_system" in await console.shows("#who", "system admin")
+            # The token is in this tab's session storage only: never local storage, never the URL.
+            kept = await console.page.evaluate(
+                "({session: sessionStorage.getItem('spine.console.token'), local: localStorage.length,"
+                " url: location.href})"
+            )
+            assert (kept["session"], kept["local"]) == (admin, 0)
+            assert admin not in kept["url"]
+            unlabelled = {"sign-in": await console.unlabelled()}
 
             # A tenant, then its project, surface and an admin member, through the forms
             said = await console.submit("New tenant", {"tenant_id": "acme", "name": "Acme", "mode": "lab"})
             assert said.startswith("Created tenant acme (lab)"), said
             await console.shows("#tenant-list", "acme")
+            unlabelled["tenants"] = await console.unlabelled()
             await console.click('#tenant-list a[href="#/tenants/acme"]')
             await console.shows("main h1", "Tenant acme")
             said = await console.submit("New project", {"project_id": "demo", "name": "Demo"})
@@ -61,6 +70,7 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
             tenant = (await http.get("/v1/tenants/acme", headers=as_admin)).json()
             assert [p["project_id"] for p in tenant["projects"]] == ["demo"]
             assert tenant["members"] == {"ops": "admin"}
+            unlabelled["tenant"] = await console.unlabelled()
 
             # A route through the switch form: in the table, the history and the diagnostics
             await console.go("routes/acme", title="Routes of acme")
@@ -79,10 +89,12 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
             assert "acme.db" in await console.shows("#route-table", "acme.db")
             assert "its own file" in await console.shows("#route-history", "its own file")
             await console.shows("#route-diagnostics", "sqlite")
+            unlabelled["routes"] = await console.unlabelled()
 
             # Another operator changes the route after the form was filled: the form's write,
             # which expects the version it read, is refused rather than undoing theirs.
-            await console.click('#route-table button[type="button"]')  # "Switch…" fills the form
+            switch = '#route-table button[aria-label="Switch event_spine of acme/dev/*"]'
+            await console.click(switch)  # fills the form with the route and its version
             meanwhile = {**route, "config": {"path": "theirs.db"}, "switch_rationale": "a colleague"}
             del meanwhile["expected_version"]
             assert (await http.put("/v1/routes", json=meanwhile, headers=as_admin)).status_code == 200
@@ -90,7 +102,7 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
             assert said.startswith("409 routing.version_conflict:"), said
             await console.click("form[aria-label='Filter routes'] button")  # read the registry again
             await console.shows("#route-table", "theirs.db")
-            await console.click('#route-table button[type="button"]')
+            await console.click(switch)
             said = await console.submit(
                 "Write a route", {"config": '{"path": "mine.db"}', "switch_rationale": "mine"}
             )
@@ -139,6 +151,7 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
                 "after-restart",
                 "while-paused",
             ]
+            unlabelled["log"] = await console.unlabelled()
 
             # The log by cursor, and one stream's versions
             await console.submit("Read events", {"after": "1", "limit": "2"}, message=False)
@@ -159,6 +172,7 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
             await console.click(rebuild)
             views = await console.shows("#views", "swapped")
             assert "generation 1 serves" in views or "generation 2 serves" in views, views
+            unlabelled["projections"] = await console.unlabelled()
 
             # The switch is in the tenant's audit trail, which its admin searches
             await console.go("audit", title="Audit")
@@ -167,12 +181,17 @@ async def test_an_operator_runs_spine_from_the_console(tmp_path: Path) -> None:
             )
             records = await console.shows("#audit-records", "route.backend_switched")
             assert "admin" in records
+            unlabelled["audit"] = await console.unlabelled()
+            await console.go("metrics", title="Metrics")
+            await console.shows("#metric-cards", "Append rate")
+            unlabelled["metrics"] = await console.unlabelled()
 
             # Back to the system admin, whose routes page shows every tenant's
             await console.click("#who button")  # "Back to admin @ t_system"
             await console.shows("#who-tenant", "t_system")
             problems = [line for line in console.page.console if "uncaught" in line]
             assert problems == [], problems
+            assert {page: controls for page, controls in unlabelled.items() if controls} == {}
 
 
 async def test_a_member_sees_the_admin_pages_refused_as_messages(tmp_path: Path) -> None:

@@ -42,7 +42,11 @@ export function show(root, [tenant = ""] = []) {
             r.tier ?? "",
             String(r.version),
             r.last_switch_time ? h("span", {}, `from ${r.previous_backend_type ?? "?"} `, when(r.last_switch_time)) : "",
-            h("button", { type: "button", class: "secondary", onclick: () => edit(r) }, "Switch…"),
+            h(
+              "button",
+              { type: "button", class: "secondary", "aria-label": `Switch ${r.resource_kind} of ${r.tenant_id}/${r.env}/${r.project_id ?? "*"}`, onclick: () => edit(r) },
+              "Switch…",
+            ),
           ]),
           "no route: lab tenants fall back to the embedded store, others are refused (503)",
         ),
