@@ -28,9 +28,19 @@ let shown;
 /** @type {string | null} */
 let role = null; // what GET /v1/tenants told of the signed-in identity, for the header
 
+/** A hash's part, decoded (a malformed escape is kept as it is rather than breaking the page). @param {string} part */
+function decoded(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function route() {
-  const [name = HOME, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const [name = HOME, ...given] = location.hash.replace(/^#\/?/, "").split("/").map(decoded);
   const wanted = PAGES[name] ? name : HOME;
+  const args = wanted === name ? given : []; // an unknown page's arguments mean nothing to the home page
   const pageName = !token() && !PUBLIC.has(wanted) ? "sign-in" : wanted;
   const page = PAGES[pageName];
   try {
