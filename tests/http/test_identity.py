@@ -664,6 +664,8 @@ def test_a_token_for_a_non_member_is_404(
 # Every route is guarded, except the few that say they are public
 
 PUBLIC_PATHS = {"/health", "/ready", "/metrics", "/v1/auth/bootstrap", "/v1/client.js"}
+# the operator console's page and assets: no data in them, every call they make carries a token
+PUBLIC_PATHS |= {"/console", "/console/{name:str}"}
 # Spine's own object URLs: no token, the grant in the path is their credential (tests/http/test_objects.py)
 GRANTED_PATHS = {"/v1/object-uploads/{upload_id:str}", "/v1/object-downloads/{download_id:str}"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
