@@ -67,6 +67,21 @@ class EventSpine(Protocol):
         ...
 
 
+class LogReader(Protocol):
+    """A partition's log read forward: what a copy or a range digest reads (`app.usecases.move`).
+
+    Every `EventSpine` is one; so is a tenant archive's log file (`app.archive_files.ArchivedLog`).
+    """
+
+    async def read(self, partition: Partition, *, after: int = 0, limit: int = 100) -> Page:
+        """Events with position > `after`, in position order."""
+        ...
+
+    async def head(self, partition: Partition) -> int:
+        """The partition's last position (0 when empty)."""
+        ...
+
+
 # named here: inside ViewStore, `list` is the method of that name
 _Known = list[tuple[str, str]]
 

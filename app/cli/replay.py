@@ -9,26 +9,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import click
 import msgspec
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from adapters.local_notifier import LocalNotifier
-from app.backends import Backends, secrets_for
-from app.http.metrics import Metrics
+from app.backends import Backends
+from app.cli import bars
+from app.cli.deployment import opened, require_system_store
 from app.settings import Settings
 from app.usecases.move import Progress as Done
 from app.usecases.move import RangeDigest, copy_log, digests
@@ -38,8 +30,6 @@ from domain.cursor import check_cursor
 from domain.errors import NotFound, SpineError
 from domain.partition import Partition, normalize_env
 from domain.ports import EventSpine
-from domain.routing import resolve
-from projections.control_plane import ControlPlaneProjector
 
 _DATA_DIR_HELP = "Where the embedded store lives [env SPINE_DATA_DIR; default ./spine-data]."
 system_url_option = click.option(
@@ -81,9 +71,7 @@ system_url_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_DIR_HELP
 )
 @system_url_option
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal]."
-)
+@click.option("--progress/--no-progress", default=None, help=bars.PROGRESS_HELP)
 def replay(
     tenant: str,
     project: str,
@@ -106,7 +94,7 @@ def replay(
     """
     settings = Settings.from_env(data_dir=data_dir, system_url=system_url)
     try:
-        system = settings.system
+        settings.system  # noqa: B018  # a wrong URL is a usage error, said before anything opens
         partition = Partition(tenant_id=tenant, env=normalize_env(env), project_id=project)
         target = None if into is None else parse_backend_url(into)
     except (msgspec.ValidationError, SpineError, ValueError) as exc:
@@ -115,9 +103,8 @@ def replay(
         raise click.BadParameter(
             "--into moves the whole log: --after, --limit, --stream and --type do not apply"
         )
-    if system.backend_type == "sqlite" and not Path(system.config["path"]).exists():
-        raise click.ClickException(f"no spine at {system.config['path']}")
-    show = sys.stderr.isatty() if progress is None else progress
+    require_system_store(settings)
+    show = bars.shown(progress)
     try:
         if target is None:
             anyio.run(_print, settings, partition, after, limit, stream, types, show)
@@ -132,45 +119,12 @@ async def _routed(
     settings: Settings, partition: Partition
 ) -> AsyncIterator[tuple[Backends, EventSpine, Backend]]:
     """The backends, and the spine (and its backend) the registry routes `partition` to."""
-    async with AsyncExitStack() as stack:
-        notifier = LocalNotifier()
-        backends = Backends(
-            stack=stack, notifier=notifier, metrics=Metrics(), secrets=secrets_for(settings),
-            data_dir=settings.data_dir, synchronous=settings.sqlite_synchronous,
-        )  # fmt: skip
-        system = await backends.spine(settings.system)
-        projector = ControlPlaneProjector(system, notifier, Partition.system(settings.default_env))
-        await projector.catch_up()
-        tenant = projector.state.tenant(partition.tenant_id)  # NotFound: said, and exit 1
-        if not project_known(projector.state, partition):
+    async with opened(settings) as deployment:
+        tenant = deployment.state.tenant(partition.tenant_id)  # NotFound: said, and exit 1
+        if not project_known(deployment.state, partition):
             raise NotFound("project", partition.project_id)  # not an empty log: a typo, most likely
-        route = resolve(
-            projector.registry,
-            "event_spine",
-            partition.tenant_id,
-            partition.env,
-            partition.project_id,
-            tenant.mode,
-        ).route  # None: a lab tenant without a route, in the system's own store
-        source = (
-            settings.system
-            if route is None
-            else Backend(backend_type=route.backend_type, config=route.config)
-        )
-        spine = await backends.spine(source)
-        yield backends, spine, source
-
-
-def _bar(label: str, show: bool) -> Progress:
-    columns = (
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]} ev/s"),
-        TimeRemainingColumn(),
-    )
-    return Progress(*columns, console=Console(stderr=True), disable=not show)
+        spine, source = await deployment.spine_of(partition, tenant.mode)
+        yield deployment.backends, spine, source
 
 
 async def _print(
@@ -187,8 +141,8 @@ async def _print(
         head = await spine.head(partition)
         check_cursor(after, head)
         remaining = limit if limit is not None else max(head - after, 0)
-        with _bar("replay", show) as bar:
-            task = bar.add_task("replay", total=max(head - after, 0), rate="-")
+        with bars.bars(show) as bar:
+            update = bars.task(bar, "replay", max(head - after, 0))
             cursor = after
             while remaining > 0:
                 page = await spine.read_encoded(
@@ -196,7 +150,7 @@ async def _print(
                 )
                 out.write(b"".join(body + b"\n" for _, _, body in page.events))
                 remaining -= len(page.events)
-                bar.update(task, completed=page.next - after, rate=f"{bar.tasks[0].speed or 0:,.0f}")
+                update(page.next - after)
                 if page.next >= page.head:
                     break
                 cursor = page.next
@@ -212,25 +166,19 @@ async def _move(
         if into is source:
             raise click.ClickException(f"the partition's log already lives in {target.url}")
         head = await source.head(partition)
-        with _bar("copy", show) as bar:
-            task = bar.add_task("copy", total=head, rate="-")
-            upto, copied = await copy_log(
-                source,
-                into,
-                partition,
-                lambda at: bar.update(task, completed=at, rate=f"{bar.tasks[0].speed or 0:,.0f}"),
-            )
+        with bars.bars(show) as bar:
+            upto, copied = await copy_log(source, into, partition, bars.task(bar, "copy", head))
         console.print(f"copied {copied} events ({upto} in all) from {source_backend.url} into {target.url}")
-        with _bar("verify", show) as bar:
-            task = bar.add_task("verify", total=2 * upto, rate="-")
+        with bars.bars(show) as bar:
+            update = bars.task(bar, "verify", 2 * upto)
             done = {"source": 0, "target": 0}
 
             def seen(side: str) -> Done:
-                def update(at: int) -> None:
+                def advanced(at: int) -> None:
                     done[side] = at
-                    bar.update(task, completed=sum(done.values()), rate=f"{bar.tasks[0].speed or 0:,.0f}")
+                    update(sum(done.values()))
 
-                return update
+                return advanced
 
             theirs = await digests(source, partition, upto, range_size, seen("source"))
             ours = await digests(into, partition, upto, range_size, seen("target"))

@@ -26,7 +26,7 @@ from domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
 from domain.errors import InvalidRequest, PositionConflict
 from domain.events import Event, NewEvent
 from domain.partition import Partition
-from domain.ports import EventSpine
+from domain.ports import EventSpine, LogReader
 
 PAGE = 1000
 IN_FLIGHT = 256  # appends a copy keeps queued, so that group commits carry many of them
@@ -45,7 +45,7 @@ class MoveRefused(InvalidRequest):
 
 
 async def copy_log(
-    source: EventSpine, target: EventSpine, partition: Partition, progress: Progress
+    source: LogReader, target: EventSpine, partition: Partition, progress: Progress
 ) -> tuple[int, int]:
     """Copy what the target lacks; (the source head copied up to, events appended now)."""
     head = await source.head(partition)
@@ -95,7 +95,7 @@ def _request(run: list[Event]) -> AppendRequest:
 
 
 async def digests(
-    spine: EventSpine, partition: Partition, upto: int, size: int, progress: Progress
+    spine: LogReader, partition: Partition, upto: int, size: int, progress: Progress
 ) -> list[RangeDigest]:
     """Count and hash of each `size` positions of the log up to `upto`."""
     ranges: list[RangeDigest] = []
@@ -117,7 +117,7 @@ async def digests(
     return ranges
 
 
-async def _event_at(spine: EventSpine, partition: Partition, position: int) -> Event:
+async def _event_at(spine: LogReader, partition: Partition, position: int) -> Event:
     return (await spine.read(partition, after=position - 1, limit=1)).events[0]
 
 

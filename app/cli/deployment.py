@@ -1,0 +1,94 @@
+"""A deployment as the offline commands open it (`replay`, `export`, `import`): its system spine
+and control plane, and the event spine each partition is routed to.
+
+The system spine is named by `SPINE_SYSTEM_URL` (`--system-url`), default the data dir's
+`spine.db`; the routing registry in it sends each partition to its backend, which is opened on
+first use, as the service opens it. A lab tenant's partition without a route lives in the system
+spine's own store, as the service's lab fallback has it, and so does every tenant's audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import click
+
+from adapters.local_notifier import LocalNotifier
+from app.backends import EVENT_SPINE, Backends, secrets_for
+from app.http.metrics import Metrics
+from app.settings import Settings
+from app.usecases.audit import AUDIT_PROJECT
+from app.usecases.control_plane import ControlPlaneService
+from domain.backend_url import Backend
+from domain.control_plane import ControlPlane
+from domain.partition import SYSTEM_PROJECT, Partition
+from domain.ports import EventSpine
+from domain.routing import Registry, resolve
+from projections.control_plane import ControlPlaneProjector
+
+
+class Deployment:
+    def __init__(
+        self, settings: Settings, backends: Backends, system: EventSpine, control: ControlPlaneService
+    ) -> None:
+        self.settings = settings
+        self.backends = backends
+        self.system = system
+        self.control = control
+
+    @property
+    def state(self) -> ControlPlane:
+        return self.control.state
+
+    @property
+    def registry(self) -> Registry:
+        return self.control.projector.registry
+
+    async def spine_of(
+        self, partition: Partition, mode: str, registry: Registry | None = None
+    ) -> tuple[EventSpine, Backend]:
+        """The spine `partition` is routed to (by `registry`, default the deployment's), and its backend.
+
+        Raises `MissingRoute` when a tenant of `mode` has no route there (lab: the system's store).
+        A tenant's audit trail lives in the system spine, whatever its routes (`app.usecases.audit`),
+        and so does the control plane's own partition."""
+        if partition.project_id in (AUDIT_PROJECT, SYSTEM_PROJECT):
+            return self.system, self.settings.system
+        route = resolve(
+            registry or self.registry,
+            EVENT_SPINE,
+            partition.tenant_id,
+            partition.env,
+            partition.project_id,
+            mode,
+        ).route
+        backend = (
+            self.settings.system
+            if route is None
+            else Backend(backend_type=route.backend_type, config=route.config)
+        )
+        return await self.backends.spine(backend), backend
+
+
+def require_system_store(settings: Settings) -> None:
+    """A SQLite system spine that is not there is a wrong `--data-dir`, not an empty deployment."""
+    system = settings.system
+    if system.backend_type == "sqlite" and not Path(system.config["path"]).exists():
+        raise click.ClickException(f"no spine at {system.config['path']}")
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Deployment]:
+    """The deployment `settings` name, its control plane caught up; every backend closed on exit."""
+    async with AsyncExitStack() as stack:
+        notifier = LocalNotifier()
+        backends = Backends(
+            stack=stack, notifier=notifier, metrics=Metrics(), secrets=secrets_for(settings),
+            data_dir=settings.data_dir, synchronous=settings.sqlite_synchronous,
+        )  # fmt: skip
+        system = await backends.spine(settings.system)
+        projector = ControlPlaneProjector(system, notifier, Partition.system(settings.default_env))
+        await projector.catch_up()
+        yield Deployment(settings, backends, system, ControlPlaneService(system, projector))
