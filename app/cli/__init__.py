@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from app.cli.archive import export, import_
 from app.cli.connection import request
 from app.cli.projections import projections
 from app.cli.replay import replay, system_url_option
@@ -129,3 +130,5 @@ main.add_command(replay)
 main.add_command(routes)
 main.add_command(doctor)
 main.add_command(projections)
+main.add_command(export)
+main.add_command(import_)

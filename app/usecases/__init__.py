@@ -1,2 +1,3 @@
 """Use cases: read-decide-append units (budget, saves, analytics, audit, control plane, moving a
-log), each deciding against the aggregate's stream, not a lagging view."""
+log, exporting and importing a tenant), each deciding against the aggregate's stream, not a
+lagging view."""
