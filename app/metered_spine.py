@@ -70,3 +70,6 @@ class MeteredSpine:
 
     async def head(self, partition: Partition) -> int:
         return await self.guard.call(lambda: self._inner.head(partition))
+
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        return await self.guard.call(lambda: self._inner.remove(partition, positions))

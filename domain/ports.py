@@ -66,6 +66,22 @@ class EventSpine(Protocol):
         """The partition's last position (0 when empty)."""
         ...
 
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        """Remove the events at `positions` for good (retention, `domain.retention`); answer how
+        many were removed.
+
+        Every other event keeps its position, and the partition's head and every stream's version
+        stay what they were: a position is never reused. So the adapter never removes a stream's
+        last event (the version lives on in it): such a position is skipped, like one that holds
+        nothing (already removed, or past the head). Readers then see the survivors only: a page
+        or a stream read skips what was removed, exactly like events a filter hid. Whether a
+        removed event's id is still known to idempotent retries is the adapter's (DynamoDB and
+        memory keep it, the others forget it): retention removes what is days old, retries come
+        within seconds. Idempotent; raises `BackendUnavailable` like every method, having removed
+        some, all or none.
+        """
+        ...
+
 
 class LogReader(Protocol):
     """A partition's log read forward: what a copy or a range digest reads (`app.usecases.move`).

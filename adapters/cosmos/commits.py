@@ -12,6 +12,9 @@ Layout, per partition (one logical partition, so every query stays inside it):
 
 `write_commit` writes the parts first, then creates the commit item *only if absent*; a loser's
 parts are deleted. A create without a clear answer is looked up by its nonce.
+
+Retention (`adapters.cosmos.removal`) later replaces commit and part items with `ids` and
+`events` less the removed events; the rest of an item, the summary included, stays as written.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ of the log, a stream's events, and where client ids are stored.
 
 Heads and stream versions are derived from commit items (the newest one, or the newest holding
 the stream). A reader only follows a commit item's parts, so a batch is visible whole or not at
-all; a part counts for an id lookup only once its commit item carries its nonce.
+all; a part counts for an id lookup only once its commit item carries its nonce. Retention
+(`adapters.cosmos.removal`) takes events out of items and leaves every commit item's summary as it
+was, so heads and versions stay; a page reads on past positions it finds removed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ _MAX_FILTER_TYPES = 32  # longer type filters are applied to events only, not to
 _IDS_PER_QUERY = 100
 
 
-class _Head(msgspec.Struct, frozen=True, gc=False):
+class EventHead(msgspec.Struct, frozen=True, gc=False):
     """What a commit needs to know of a stored event, decoded without its data."""
 
     id: str
@@ -33,7 +35,7 @@ class _Head(msgspec.Struct, frozen=True, gc=False):
     position: int
 
 
-_heads_decoder = msgspec.json.Decoder(list[_Head])
+_heads_decoder = msgspec.json.Decoder(list[EventHead])
 _raws_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 _HEAD = "SELECT TOP 1 VALUE c.last FROM c WHERE c.partition = @p AND c.kind = 'commit' ORDER BY c.first DESC"
@@ -82,7 +84,7 @@ async def stored_ids(store: CosmosContainer, key: str, ids: list[str]) -> dict[s
 
 async def events_of(
     store: CosmosContainer, key: str, row: Item, after: int = 0, upper: int | None = None
-) -> list[tuple[_Head, msgspec.Raw]]:
+) -> list[tuple[EventHead, msgspec.Raw]]:
     """A commit's events in position order, from those of its items that hold positions in
     (after, upper]: a page of a large commit reads only its own parts."""
     starts: list[int] = row["starts"]
@@ -93,10 +95,15 @@ async def events_of(
     )
     texts = [row["events"]] if 0 in wanted else []
     texts.extend(part["events"] for part in parts)
-    events: list[tuple[_Head, msgspec.Raw]] = []
+    events: list[tuple[EventHead, msgspec.Raw]] = []
     for text in texts:
-        events.extend(zip(_heads_decoder.decode(text), _raws_decoder.decode(text), strict=True))
+        events.extend(decode_item(text))
     return events
+
+
+def decode_item(text: str) -> list[tuple[EventHead, msgspec.Raw]]:
+    """The events of one commit or part item: each one's head, and its stored JSON."""
+    return list(zip(_heads_decoder.decode(text), _raws_decoder.decode(text), strict=True))
 
 
 async def read_encoded(
@@ -115,20 +122,27 @@ async def read_encoded(
         return EncodedPage(events=[], next=after if limit < 1 else head, head=head)
     wanted = frozenset(types)
     if stream is None and not wanted:
-        # Positions are gapless: exactly the commits overlapping (after, upper] hold the page.
-        upper = min(head, after + limit)
-        rows = await store.query(
-            f"SELECT {_COMMITS} AND c.last > @a AND c.first <= @u ORDER BY c.first",
-            key,
-            {"@p": key, "@a": after, "@u": upper},
-        )
-        events = [
-            (h.position, h.type, bytes(raw))
-            for row in rows
-            for h, raw in await events_of(store, key, row, after, upper)
-            if after < h.position <= upper
-        ]
-        return EncodedPage(events=events, next=upper, head=head)
+        # Positions are gapless: exactly the commits overlapping (lower, upper] hold the events
+        # there, but for those retention removed; a window they leave short is followed by one
+        # twice as wide.
+        events: list[EncodedEvent] = []
+        upper, window = after, limit
+        while len(events) < limit and upper < head:
+            lower, upper = upper, min(head, upper + window)
+            rows = await store.query(
+                f"SELECT {_COMMITS} AND c.last > @a AND c.first <= @u ORDER BY c.first",
+                key,
+                {"@p": key, "@a": lower, "@u": upper},
+            )
+            for row in rows:
+                events.extend(
+                    (h.position, h.type, bytes(raw))
+                    for h, raw in await events_of(store, key, row, lower, upper)
+                    if lower < h.position <= upper
+                )
+            window *= 2
+        events = events[:limit]
+        return EncodedPage(events=events, next=events[-1][0] if len(events) == limit else head, head=head)
     sql = f"SELECT TOP {min(limit, 50)} {_COMMITS} AND c.last > @a AND c.first <= @h"
     params: dict[str, object] = {"@p": key, "@h": head}
     if stream is not None:

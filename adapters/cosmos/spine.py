@@ -14,6 +14,10 @@ is decided by `decide_append` on that state, and the create-if-absent makes it r
 ids are looked up in the `ids` of commit and part items (a part counts only once its commit item
 carries its nonce), so a retried batch answers its original positions.
 
+Retention (`remove`) replaces the items holding removed events, `If-Match` their etags, with
+those events left out and every commit item's summary as it was, so heads, stream versions and
+the writers' caches stay right: see `adapters.cosmos.removal`.
+
 Group commit: appends to one partition queue up while a commit is in flight and go into the next
 commit item together; each keeps its own outcome. Heads and stream versions are cached per
 partition and trusted until a 409 proves another process wrote, then caught up from the store.
@@ -45,6 +49,7 @@ import anyio.lowlevel
 import msgspec
 
 from adapters.cosmos import reads as cosmos_reads
+from adapters.cosmos import removal
 from adapters.cosmos.client import CosmosContainer, backoff, gather
 from adapters.cosmos.commits import sent_size, write_commit
 from adapters.decoded_reads import DecodedReads
@@ -323,6 +328,11 @@ class CosmosSpine(DecodedReads):
 
     async def head(self, partition: Partition) -> int:
         return await cosmos_reads.head_of(self._store, partition.key)
+
+    # retention
+
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        return await removal.remove(self._store, partition.key, positions)
 
 
 def _take(queue: deque[_Pending]) -> list[_Pending]:

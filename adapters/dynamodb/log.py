@@ -3,7 +3,7 @@
 | item | pk | sk | attributes |
 |---|---|---|---|
 | partition head | `{P}|head` | `_` | `h` last position; while a multi-transaction append runs, `l` its lock id and `u` the lock's expiry (unix ms) |
-| commit chunk | `{P}|log` | first position, 20 digits | `n` events, `z` zlib of their JSON lines (the first part), `k` parts when split, `cid` client ids (locked appends only) |
+| commit chunk | `{P}|log` | first position, 20 digits | `n` events written, `z` zlib of their JSON lines (the first part), `k` parts when split, `cid` client ids (locked appends only), `x` positions removed since (retention) |
 | chunk part | `{P}|part|{first}` | part number, 4 digits | `z` the next slice of the compressed bytes |
 | stream head | `{P}|s|{stream}` | `_` | `v` the stream's version |
 | stream entry | `{P}|s|{stream}` | first version, 20 digits | one append to the stream: `p` first position, `n` events, `c` the chunk holding `p` |
@@ -12,7 +12,12 @@
 `{P}` is the partition key (`tenant/env/project`); none of the identifiers can contain `|`.
 Events of a group commit are packed into chunks of at most `CHUNK_RAW` bytes of JSON (or one
 event when it alone is larger), compressed, and a compressed chunk over `PART_BYTES` is split into
-parts: DynamoDB items hold at most 400 KB.
+parts: DynamoDB items hold at most 400 KB. A chunk of several events is never split (it closes
+before it grows past `CHUNK_RAW`): only a chunk holding one large event has parts.
+
+A chunk holds positions `first .. first + n - 1` except those in `x`; retention rewrites it
+without the removed events, or deletes it with its parts once it holds none
+(`adapters.dynamodb.removal`). Readers find chunks by range queries, so a deleted one is no gap.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class Chunk:
     first: int
     bodies: list[bytes] = field(default_factory=list)
     client_ids: list[str] = field(default_factory=list)
+    removed: frozenset[int] = frozenset()  # positions retention removed from it: `x`
 
     def items(self, partition: str, *, with_ids: bool) -> list[Item]:
         """The chunk item, then its part items (when the compressed bytes need more than one)."""
@@ -98,9 +104,11 @@ class Chunk:
         chunk: Item = {
             "pk": s(log_pk(partition)),
             "sk": s(pos(self.first)),
-            "n": n(len(self.bodies)),
+            "n": n(len(self.bodies) + len(self.removed)),
             "z": b(slices[0]),
         }
+        if self.removed:
+            chunk["x"] = {"NS": [str(p) for p in sorted(self.removed)]}
         if len(slices) > 1:
             chunk["k"] = n(len(slices))
         if with_ids and self.client_ids:
@@ -137,7 +145,12 @@ def bodies_of(chunk: Item, parts: list[bytes]) -> list[tuple[int, bytes]]:
     """A stored chunk's events as (position, JSON), given the bytes of its parts 1..k-1."""
     first = int(chunk["sk"]["S"])
     packed = chunk["z"]["B"] + b"".join(parts)
-    return list(enumerate(zlib.decompress(packed).split(b"\n"), start=first))
+    bodies = zlib.decompress(packed).split(b"\n")
+    if "x" not in chunk:
+        return list(enumerate(bodies, start=first))
+    removed = {int(p) for p in chunk["x"]["NS"]}
+    kept = (p for p in range(first, first + int(chunk["n"]["N"])) if p not in removed)
+    return list(zip(kept, bodies, strict=True))
 
 
 class Peek(msgspec.Struct):

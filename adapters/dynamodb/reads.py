@@ -4,7 +4,8 @@ events, and where client ids are stored.
 Readers read the partition head first and never look past it: what lies past the head was
 committed after it was read, or is a locked append still in flight (`adapters.dynamodb.locked`). A page is
 read chunk by chunk from the one holding `after + 1`; a stream is read through its stream
-entries, which name the chunks holding its events, fetched in merged ranges.
+entries, which name the chunks holding its events, fetched in merged ranges. Chunks are found by
+range queries and number their events themselves, so what retention removed is simply not there.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ async def read_encoded(
         return EncodedPage(events=[], next=head, head=head)
     wanted = frozenset(types)
     events: list[EncodedEvent] = []
-    start = await _chunk_holding(table, key, after + 1)
+    start = await chunk_holding(table, key, after + 1)
     request: dict[str, Any] = {
         "KeyConditionExpression": "pk = :pk AND sk BETWEEN :from AND :to",
         "ExpressionAttributeValues": {":pk": s(log_pk(key)), ":from": s(pos(start)), ":to": s(pos(head))},
@@ -70,7 +71,7 @@ async def read_encoded(
     while True:
         answer = await table.call("query", ConsistentRead=True, **request)
         for chunk in answer.get("Items", []):
-            for position, body in await _bodies(table, key, chunk):
+            for position, body in await chunk_bodies(table, key, chunk):
                 if position <= after:
                     continue
                 if stream is not None or wanted:
@@ -89,7 +90,8 @@ async def read_encoded(
         request["Limit"] = min(request["Limit"] * 4, 256)
 
 
-async def _chunk_holding(table: DynamoTable, key: str, position: int) -> int:
+async def chunk_holding(table: DynamoTable, key: str, position: int) -> int:
+    """The first position of the chunk holding `position` (or of the last chunk before it)."""
     answer = await table.call(
         "query",
         ConsistentRead=True,
@@ -103,7 +105,8 @@ async def _chunk_holding(table: DynamoTable, key: str, position: int) -> int:
     return int(items[0]["sk"]["S"]) if items else position
 
 
-async def _bodies(table: DynamoTable, key: str, chunk: Item) -> list[tuple[int, bytes]]:
+async def chunk_bodies(table: DynamoTable, key: str, chunk: Item) -> list[tuple[int, bytes]]:
+    """A chunk's events as (position, JSON), its parts fetched when it has any."""
     parts: list[bytes] = []
     count = int(chunk.get("k", {"N": "1"})["N"])
     if count > 1:
@@ -115,6 +118,8 @@ async def _bodies(table: DynamoTable, key: str, chunk: Item) -> list[tuple[int, 
             },
         )  # fmt: skip
         parts = [item["z"]["B"] for item in items]
+        if len(parts) < count - 1:
+            return []  # retention deleted the chunk (one event) since it was read: removed
     return bodies_of(chunk, parts)
 
 
@@ -124,10 +129,18 @@ async def read_stream(
     key = partition.key
     item = await table.get(stream_pk(key, stream), HEAD_SK)
     version = int(item["v"]["N"]) if item else 0
-    upto = min(version, after_version + limit)
-    if upto <= after_version:
-        return [], version
-    first = after_version + 1
+    bodies: list[bytes] = []
+    after, window = after_version, limit
+    # Versions retention removed leave a window short: the next, twice as wide, goes on from it.
+    while len(bodies) < limit and after < version:
+        upto = min(version, after + window)
+        bodies.extend(await _stream_bodies(table, key, stream, after + 1, upto))
+        after, window = upto, window * 2
+    return decode_events(bodies[:limit]), version
+
+
+async def _stream_bodies(table: DynamoTable, key: str, stream: str, first: int, upto: int) -> list[bytes]:
+    """The stream's events of versions `first .. upto` that are there, in order."""
     holding = await table.call(
         "query",
         ConsistentRead=True,
@@ -152,8 +165,7 @@ async def read_stream(
             continue
         wanted.update(range(first_position + low - first_version, first_position + high - first_version + 1))
         ranges.append([int(entry["c"]["N"]), first_position + high - first_version])
-    bodies = await _positions(table, key, _merged(ranges), wanted)
-    return decode_events(bodies), version
+    return await _positions(table, key, _merged(ranges), wanted)
 
 
 async def _positions(table: DynamoTable, key: str, ranges: list[list[int]], wanted: set[int]) -> list[bytes]:
@@ -166,7 +178,10 @@ async def _positions(table: DynamoTable, key: str, ranges: list[list[int]], want
                 ExpressionAttributeValues={":pk": s(log_pk(key)), ":a": s(pos(low)), ":b": s(pos(high))},
             )  # fmt: skip
             return [
-                pair for chunk in chunks for pair in await _bodies(table, key, chunk) if pair[0] in wanted
+                pair
+                for chunk in chunks
+                for pair in await chunk_bodies(table, key, chunk)
+                if pair[0] in wanted
             ]
 
     found = await asyncio.gather(*(fetch(low, high) for low, high in ranges))

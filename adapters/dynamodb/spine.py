@@ -18,6 +18,10 @@ transaction takes as many as fit DynamoDB's limits (100 items, 4 MB); each calle
 after the commit, with its own outcome. Heads and stream versions are cached between commits;
 the head condition proves the cache right, and a failed condition drops it.
 
+Retention (`remove`) rewrites commit chunks without the removed events, conditioned on each chunk
+as read; the head, stream heads and id items stay, so the writers' caches stay right: see
+`adapters.dynamodb.removal`.
+
 Larger appends (more than ~95 client ids, or more compressed data than one transaction holds)
 lock the partition head and are written in several transactions, still all-or-nothing: see
 `adapters.dynamodb.locked`.
@@ -49,6 +53,7 @@ import anyio
 
 from adapters.decoded_reads import DecodedReads
 from adapters.dynamodb import reads as dynamodb_reads
+from adapters.dynamodb import removal
 from adapters.dynamodb.commits import CommitDecision, State, commit_once, decide_commit
 from adapters.dynamodb.locked import LOCK_SECONDS, Locked, commit_locked, settle
 from adapters.dynamodb.log import HEAD_SK, stream_pk
@@ -246,3 +251,8 @@ class DynamoDBSpine(DecodedReads):
         return await dynamodb_reads.read_stream(
             self._table, partition, stream, after_version=after_version, limit=limit
         )
+
+    # retention
+
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        return await removal.remove(self._table, partition.key, positions)

@@ -14,6 +14,10 @@ holds a run of consecutive events of one group commit:
 A group is packed into as few commit documents as fit Firestore's 1 MiB document limit; an event
 too large for one document alone gets a commit document whose body continues in part documents.
 Only commit documents carry `last`, `ids` and `streams`, so scans and id look-ups never see parts.
+
+Retention rewrites a commit document's `body` and `ids` without the events it removes, and
+deletes the parts of one whose only event it removes; everything else stays
+(`adapters.firestore.removal`).
 """
 
 from __future__ import annotations
@@ -166,13 +170,15 @@ async def load(
     rest: dict[str, bytes] = {}
     if refs:
         async for part in client.get_all(refs, transaction=transaction):
-            if not part.exists:  # written in the same transaction as its commit: cannot happen
-                raise LookupError(f"part {part.id} of a commit of the event spine is missing")
-            rest[part.id] = part.get("body")
+            if part.exists:
+                rest[part.id] = part.get("body")
     commits = []
     for id_, d in docs:
         body: bytes = d["body"]
         if d.get("parts", 1) > 1:
-            body += b"".join(rest[f"{id_}.{i}"] for i in range(1, d["parts"]))
+            names = [f"{id_}.{i}" for i in range(1, d["parts"])]
+            # Parts are written with their commit and deleted only by retention, with its one
+            # event: one missing means that event was removed since the commit was read.
+            body = body + b"".join(rest[name] for name in names) if all(n in rest for n in names) else b"[]"
         commits.append(Commit(d["first"], d["last"], body))
     return commits

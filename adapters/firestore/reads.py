@@ -1,8 +1,9 @@
 """The Firestore spine's read side (layout: `adapters.firestore.commits`): the head, a stream's version,
 pages of the log and a stream's events.
 
-A reader reads the head first: commits are immutable, so the events up to it are the same
-whenever read. Pages and streams are read by scanning commit documents in log order on a
+A reader reads the head first: commits only ever lose events (retention,
+`adapters.firestore.removal`), so the events up to it are the same whenever read, but for those
+removed meanwhile. Pages and streams are read by scanning commit documents in log order on a
 single-field index (`last`, or the stream's entry in `streams`), a few documents first, then more.
 """
 
@@ -23,7 +24,7 @@ _SCAN_DOCS = (4, 64)  # commit documents per scan query: first, then up to
 async def read_encoded(
     client: AsyncClient, key: str, after: int, limit: int, stream: str | None, wanted: frozenset[str]
 ) -> EncodedPage:
-    # The head first: commits are immutable, so events up to it are the same whenever read.
+    # The head first: commits past it are not ours to read yet.
     head = await head_of(client, key)
     check_cursor(after, head)
     rows: list[EncodedEvent] = []

@@ -14,7 +14,9 @@ another) can never take the same positions: one commits, the other is retried by
 the new head. Each request keeps its own outcome; callers are answered only after the commit
 returned.
 
-How stream versions and stored ids are found: `adapters.firestore.transaction`. The read side is in
+How stream versions and stored ids are found: `adapters.firestore.transaction`. Retention rewrites
+commit documents without the removed events, each step one transaction of its own:
+`adapters.firestore.removal`. The read side is in
 `adapters.firestore.reads`.
 
 Failures: transient errors and contention are retried with backoff for `retry_seconds`, then
@@ -48,6 +50,7 @@ from google.cloud.firestore_v1.async_transaction import async_transactional
 
 from adapters.decoded_reads import DecodedReads
 from adapters.firestore import reads as firestore_reads
+from adapters.firestore import removal
 from adapters.firestore.client import (
     DEFAULT_DATABASE,
     Retrying,
@@ -291,6 +294,11 @@ class FirestoreSpine(DecodedReads):
 
     async def head(self, partition: Partition) -> int:
         return await self._retrying.run(lambda: firestore_reads.head_of(self.client, partition.key))
+
+    # retention
+
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        return await removal.remove(self.client, self._retrying, partition.key, positions, self._commit_bytes)
 
 
 def _refused(exc: BaseException) -> bool:

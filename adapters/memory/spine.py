@@ -22,6 +22,7 @@ class MemorySpine:
         self._logs: defaultdict[str, list[Event]] = defaultdict(list)
         self._streams: defaultdict[tuple[str, str], list[Event]] = defaultdict(list)
         self._ids: dict[tuple[str, str], StoredId] = {}
+        self._removed: defaultdict[str, set[int]] = defaultdict(set)  # positions, per partition
 
     async def append(self, partition: Partition, request: AppendRequest) -> AppendResult:
         validate(request)
@@ -56,10 +57,12 @@ class MemorySpine:
         log = self._logs.get(partition.key, [])
         head = len(log)
         check_cursor(after, head)
-        wanted = set(types)
+        wanted, removed = set(types), self._removed.get(partition.key, set())
         events: list[Event] = []
         # Positions are gapless from 1, so position p sits at index p - 1.
         for event in log[after:]:
+            if event.position in removed:
+                continue
             if (stream is None or event.stream == stream) and (not wanted or event.type in wanted):
                 events.append(event)
                 if len(events) == limit:
@@ -83,7 +86,20 @@ class MemorySpine:
         self, partition: Partition, stream: str, *, after_version: int = 0, limit: int = 1000
     ) -> tuple[list[Event], int]:
         stream_log = self._streams.get((partition.key, stream), [])
-        return stream_log[after_version : after_version + limit], len(stream_log)
+        removed = self._removed.get(partition.key, set())
+        events = [event for event in stream_log[after_version:] if event.position not in removed]
+        return events[:limit], len(stream_log)
 
     async def head(self, partition: Partition) -> int:
         return len(self._logs.get(partition.key, []))
+
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        log, removed = self._logs.get(partition.key, []), self._removed[partition.key]
+        count = 0
+        for position in set(positions):
+            if 1 <= position <= len(log) and position not in removed:
+                event = log[position - 1]
+                if event.version < len(self._streams[(partition.key, event.stream)]):
+                    removed.add(position)
+                    count += 1
+        return count

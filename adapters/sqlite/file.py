@@ -46,6 +46,18 @@ class SQLiteFile:
                 connection.execute("ROLLBACK")
             self._readers.put(connection)
 
+    @contextmanager
+    def writer(self) -> Iterator[sqlite3.Connection]:
+        """A writing connection of its own, for work outside the writer thread's commits (removals):
+        SQLite's write lock orders the two, and `PRAGMA data_version` tells the writer thread."""
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+            yield connection
+        finally:
+            connection.close()
+
     def close(self) -> None:
         for connection in self._connections:
             connection.close()

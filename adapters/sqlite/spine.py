@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 
@@ -231,6 +232,41 @@ class SQLiteSpine(DecodedReads):
     def _head(self, key: str) -> int:
         with self._file.reader() as connection:
             return _scalar(connection, "SELECT MAX(position) FROM events WHERE pkey = ?", key)
+
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        wanted = sorted(set(positions))
+        if not wanted:
+            return 0
+        with _translate_errors():
+            return await anyio.to_thread.run_sync(self._remove, partition.key, wanted)
+
+    def _remove(self, key: str, positions: list[int]) -> int:
+        removed = 0
+        with self._file.writer() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for start in range(0, len(positions), _MAX_REMOVED_PER_STATEMENT):
+                    chunk = positions[start : start + _MAX_REMOVED_PER_STATEMENT]
+                    removed += connection.execute(_remove_sql(len(chunk)), [key, *chunk]).rowcount
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return removed
+
+
+_MAX_REMOVED_PER_STATEMENT = 500
+
+
+@cache
+def _remove_sql(count: int) -> str:
+    # A stream's last event stays: its version is the stream's (`EventSpine.remove`).
+    return (
+        "DELETE FROM events WHERE pkey = ?1 AND position IN ("  # noqa: S608
+        + ", ".join(f"?{i + 2}" for i in range(count))
+        + ") AND version < (SELECT MAX(version) FROM events AS last"
+        " WHERE last.pkey = ?1 AND last.stream = events.stream)"
+    )
 
 
 def _scalar(connection: sqlite3.Connection, sql: str, *params: object) -> int:

@@ -187,3 +187,23 @@ async def test_two_view_stores_racing_keep_the_newest_document() -> None:
         assert [(d.key, d.position) for d in docs] == [(f"k{i}", 96 + (i - 1) % 5) for i in range(5)]
         assert await two.checkpoint(space) == 100
     await drop_container(url, container)
+
+
+async def test_racing_removals_and_appends_lose_nothing_and_bring_nothing_back(spines: Spines) -> None:
+    async with spines(2, item_bytes=4500) as [one, two]:  # small items: commits split into parts
+        for _ in range(10):
+            await one.append(P, req("a", *["x"] * 50))  # positions 1..500
+        counts: list[int] = []
+
+        async def remove(spine: CosmosSpine, positions: range) -> None:
+            counts.append(await spine.remove(P, positions))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(remove, one, range(1, 301))
+            tg.start_soon(remove, two, range(100, 401))
+            tg.start_soon(remove, two, range(250, 351))
+            for _ in range(5):
+                tg.start_soon(one.append, P, req("a", *["x"] * 10))
+        assert sum(counts) == 400
+        assert [e.position for e in await all_events(two)] == list(range(401, 551))
+        assert (await two.append(P, req("a", "x"))).stream_version == 551

@@ -225,3 +225,44 @@ async def test_an_apply_filling_max_apply_size_is_one_transaction_whatever_its_d
         assert transactions == [2 * len(bigs) + len(smalls) + 1]  # documents, their parts, the checkpoint
         assert [d.key for d in await views.list("s", "c", limit=200)] == sorted(op.key for op in ops)
         assert await views.checkpoint("s") == 200
+
+
+async def test_removing_an_event_over_one_item_deletes_its_chunk_and_parts(table: tuple[str, str]) -> None:
+    endpoint, name = table
+    async with spine_on(table) as spine:
+        await spine.append(P, batch("huge", 2, size=500_000))  # one chunk each, split into parts
+        await spine.append(P, batch("a", 1))
+        assert await spine.remove(P, [1, 2]) == 1  # 2 is the stream's last event: kept
+        events, version = await spine.read_stream(P, "huge")
+        assert ([e.position for e in events], version) == ([2], 2)
+        assert await everything(spine) == [2, 3]
+        async with DynamoTable(
+            name, kind="event_spine", region=REGION, endpoint_url=endpoint, session=_session()
+        ) as raw:
+            left = await raw.query_all(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": s(f"{P.key}|part|{pos(1)}")},
+            )
+        assert left == []
+
+
+async def test_racing_removals_and_appends_lose_nothing_and_bring_nothing_back(
+    table: tuple[str, str],
+) -> None:
+    async with spine_on(table) as one, spine_on(table) as two:  # two processes
+        for _ in range(10):
+            await one.append(P, batch("a", 50))  # positions 1..500, chunks of 50
+        counts: list[int] = []
+
+        async def remove(spine: DynamoDBSpine, positions: range) -> None:
+            counts.append(await spine.remove(P, positions))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(remove, one, range(1, 301))
+            tg.start_soon(remove, two, range(100, 401))
+            tg.start_soon(remove, two, range(250, 351))
+            for _ in range(5):
+                tg.start_soon(one.append, P, batch("a", 10))
+        assert sum(counts) == 400
+        assert await everything(two) == list(range(401, 551))
+        assert (await one.append(P, batch("a", 1))).stream_version == 551

@@ -283,3 +283,40 @@ async def test_an_apply_of_max_apply_size_is_one_transaction_and_one_op_more_is_
             "one-more": 10,
         }
         assert await views.checkpoint(SPACE) == 10
+
+
+async def test_removing_an_event_over_one_mib_deletes_its_parts(config: dict[str, object]) -> None:
+    async with FirestoreSpine.from_config(config) as spine:
+        await spine.append(P, batch("big", [10, 2_500_000, 10]))  # 2 alone, split across parts
+        assert await spine.remove(P, [1, 2, 3]) == 2  # 3 is the stream's last event: kept
+        events, version = await spine.read_stream(P, "big")
+        assert ([e.position for e in events], version) == ([3], 3)
+        assert [e.position for e in await all_events(spine)] == [3]
+        docs = [d async for d in commits_of(spine.client, P.key).stream()]
+        split = [d for d in docs if d.get("first") == 2]
+        assert (split[0].to_dict() or {}).get("parts") is None
+        parts = [p async for p in spine.client.get_all(part_refs(spine.client, P.key, split[0].id, 3))]
+        assert not any(p.exists for p in parts)
+
+
+async def test_racing_removals_and_appends_lose_nothing_and_bring_nothing_back(
+    config: dict[str, object],
+) -> None:
+    """Two clients, as two processes; the emulator holds a conflicting transaction's locks for
+    seconds (see the test of two writers): the budget is one it cannot outlast."""
+    patient = {**config, "request_timeout_seconds": 120}
+    async with FirestoreSpine.from_config(patient) as one, FirestoreSpine.from_config(patient) as two:
+        for _ in range(4):
+            await one.append(P, req("a", *["x"] * 25))  # positions 1..100, a commit per 25
+        counts: list[int] = []
+
+        async def remove(spine: FirestoreSpine, positions: range) -> None:
+            counts.append(await spine.remove(P, positions))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(remove, one, range(1, 61))
+            tg.start_soon(remove, two, range(20, 81))
+            tg.start_soon(one.append, P, req("a", "x", "x"))
+        assert sum(counts) == 80
+        assert [e.position for e in await all_events(two)] == list(range(81, 103))
+        assert (await two.append(P, req("a", "x"))).stream_version == 103
