@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How deeply a body's JSON may nest (`domain.json_depth`); deeper is 422 request.too_deep.
     max_json_depth: Annotated[int, msgspec.Meta(ge=8, le=MAX_SETTABLE_DEPTH)] = DEFAULT_MAX_DEPTH
     ready_timeout_seconds: float = 2.0
+    # How often `spine serve` runs retention (`app.retention_job`); 0: never (run `spine retention run`).
+    retention_interval_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
     read_wait_seconds: float = 5.0  # how long a read with X-Spine-Min-Position waits for its view
     # Circuit breakers (`app.breakers`), one per opened cloud backend: after this many
     # failures in a row its calls are refused at once (503, Retry-After) for the cool-down, then

@@ -27,6 +27,7 @@ DECIMALS = 9  # sums are rounded to 1e-9 so that 0.1 + 0.2 does not pass a limit
 
 USAGE_RECORDED = "budget.usage_recorded"
 LIMIT_SET = "budget.limit_set"
+TOTALS_KEPT = "budget.totals_kept"  # written by retention before it removes a unit's events
 LEDGER, TOTALS, LIMITS = "budget.ledger", "budget.totals", "budget.limits"
 
 Unit = Annotated[str, msgspec.Meta(pattern=UNIT_PATTERN, description="what is counted: tokens, usd, calls…")]
@@ -128,6 +129,72 @@ class LimitSet(msgspec.Struct, frozen=True, kw_only=True):
     state: BudgetState
 
 
+class KeptTally(msgspec.Struct, frozen=True, kw_only=True):
+    """A period's totals as the latest event counting in it left them."""
+
+    period: Period
+    tally: Tally
+    at: datetime | None
+
+
+class KeptLimit(msgspec.Struct, frozen=True, kw_only=True):
+    change: LimitChange
+    set_at: datetime | None
+    set_by: str | None
+
+
+class TotalsKept(msgspec.Struct, frozen=True, kw_only=True):
+    """What retention is about to remove from a unit's stream and its view must keep: the totals
+    of every period whose latest writer goes, and every limit whose last setting goes. Like every
+    budget event it carries the unit's state, and its view writes that state's totals too: so the
+    event it follows can go by the next run without another summary, and runs come to rest."""
+
+    state: BudgetState
+    totals: list[KeptTally]
+    limits: list[KeptLimit]
+
+
+class TotalsKeeper:
+    """Reads a unit's stream in order, told which positions retention removes, and answers the
+    `budget.totals_kept` event that keeps what the view would lose with them (None: nothing).
+
+    The view's totals and limits documents each show what the latest event writing them wrote;
+    a document loses its value only when that latest writer is removed."""
+
+    def __init__(self, unit: str, removed: set[int]) -> None:
+        self._unit, self._removed = unit, removed
+        self._totals: dict[tuple[Period, str], tuple[KeptTally, bool]] = {}  # latest writer: what, gone
+        self._limits: dict[Period, tuple[KeptLimit, bool]] = {}
+        self._last: Event | None = None
+
+    def see(self, event: Event) -> None:
+        self._last = event
+        gone = event.position in self._removed
+        state = msgspec.convert(event.data["state"], BudgetState)
+        written = [KeptTally(period=p, tally=state.tally(p), at=state.at) for p in PERIODS]
+        if event.type == TOTALS_KEPT:
+            kept = msgspec.convert(event.data, TotalsKept)
+            written = [*kept.totals, *written]
+            for limit in kept.limits:
+                self._limits[limit.change.period] = (limit, gone)
+        elif event.type == LIMIT_SET:
+            change = msgspec.convert(event.data, LimitSet).change
+            self._limits[change.period] = (
+                KeptLimit(change=change, set_at=state.at, set_by=event.meta.user_id),
+                gone,
+            )
+        for tally in written:
+            self._totals[(tally.period, tally.tally.key)] = (tally, gone)
+
+    def decide(self) -> NewEvent | None:
+        totals = [tally for tally, gone in self._totals.values() if gone]
+        limits = [limit for limit, gone in self._limits.values() if gone]
+        if self._last is None or not (totals or limits):
+            return None
+        kept = TotalsKept(state=state_after(self._unit, self._last), totals=totals, limits=limits)
+        return NewEvent(type=TOTALS_KEPT, data=msgspec.to_builtins(kept))
+
+
 def stream_of(unit: str) -> str:
     return f"budget:{unit}"
 
@@ -219,14 +286,28 @@ class BudgetProjection:
     """
 
     name = "budget"
-    handles = frozenset({USAGE_RECORDED, LIMIT_SET})
+    handles = frozenset({USAGE_RECORDED, LIMIT_SET, TOTALS_KEPT})
 
     def apply(self, event: Event) -> list[ViewOp]:
         if event.type == USAGE_RECORDED:
             recorded = msgspec.convert(event.data, UsageRecorded)
             return [*_ledger(event, recorded), *_totals(event, recorded.state)]
+        if event.type == TOTALS_KEPT:
+            kept = msgspec.convert(event.data, TotalsKept)
+            unit, state = kept.state.unit, kept.state
+            current = {(p, state.tally(p).key) for p in PERIODS}  # written from the state below
+            ops = [
+                _tally(event, unit, t.period, t.tally, t.at)
+                for t in kept.totals
+                if (t.period, t.tally.key) not in current
+            ]
+            limits = [_limit(event, limit.change, limit.set_at, limit.set_by) for limit in kept.limits]
+            return [*ops, *limits, *_totals(event, state)]
         limit_set = msgspec.convert(event.data, LimitSet)
-        return [_limit(event, limit_set), *_totals(event, limit_set.state)]
+        return [
+            _limit(event, limit_set.change, limit_set.state.at, event.meta.user_id),
+            *_totals(event, limit_set.state),
+        ]
 
 
 def _ledger(event: Event, recorded: UsageRecorded) -> list[ViewOp]:
@@ -245,20 +326,19 @@ def _ledger(event: Event, recorded: UsageRecorded) -> list[ViewOp]:
 
 
 def _totals(event: Event, state: BudgetState) -> list[ViewOp]:
-    ops: list[ViewOp] = []
-    for period in PERIODS:
-        tally = state.tally(period)
-        data = {"unit": state.unit, "period": period, **msgspec.to_builtins(tally),
-                "at": msgspec.to_builtins(state.at), "position": event.position}  # fmt: skip
-        key = f"{totals_prefix(period, tally.key)}{state.unit}"
-        ops.append(Upsert(collection=TOTALS, key=key, data=data, position=event.position))
-    return ops
+    return [_tally(event, state.unit, period, state.tally(period), state.at) for period in PERIODS]
 
 
-def _limit(event: Event, limit_set: LimitSet) -> ViewOp:
-    change = limit_set.change
-    data = {**msgspec.to_builtins(change), "set_at": msgspec.to_builtins(limit_set.state.at),
-            "set_by": event.meta.user_id, "position": event.position}  # fmt: skip
+def _tally(event: Event, unit: str, period: Period, tally: Tally, at: datetime | None) -> ViewOp:
+    data = {"unit": unit, "period": period, **msgspec.to_builtins(tally),
+            "at": msgspec.to_builtins(at), "position": event.position}  # fmt: skip
+    key = f"{totals_prefix(period, tally.key)}{unit}"
+    return Upsert(collection=TOTALS, key=key, data=data, position=event.position)
+
+
+def _limit(event: Event, change: LimitChange, set_at: datetime | None, set_by: str | None) -> ViewOp:
+    data = {**msgspec.to_builtins(change), "set_at": msgspec.to_builtins(set_at),
+            "set_by": set_by, "position": event.position}  # fmt: skip
     return Upsert(
         collection=LIMITS, key=limit_key(change.unit, change.period), data=data, position=event.position
     )

@@ -17,8 +17,11 @@ import msgspec
 from domain.errors import AlreadyExists, AppConflict, Forbidden, InvalidRequest, NotFound
 from domain.events import NO_STREAM, Event, NewEvent
 from domain.origins import Origins, unique
-from domain.partition import SYSTEM_TENANT, Identifier
+from domain.partition import SYSTEM_TENANT, Identifier, Partition
 from domain.rate_limits import LimitsSet
+from domain.retention import APPLIED as RETENTION_APPLIED
+from domain.retention import SET as RETENTION_SET
+from domain.retention import RetentionApplied, RetentionSet
 
 Role = Literal["admin", "member", "agent"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -98,6 +101,8 @@ Record = (
     | AppUpdated
     | MemberSet
     | LimitsSet
+    | RetentionSet
+    | RetentionApplied
 )
 _TYPES: Final[dict[str, type[Record]]] = {
     "mode.defined": ModeDefined,
@@ -108,6 +113,8 @@ _TYPES: Final[dict[str, type[Record]]] = {
     "app.updated": AppUpdated,
     "member.set": MemberSet,
     "limits.set": LimitsSet,
+    RETENTION_SET: RetentionSet,
+    RETENTION_APPLIED: RetentionApplied,
 }
 _TYPE_OF: Final = {cls: name for name, cls in _TYPES.items()}
 HANDLES: Final = frozenset(_TYPES)
@@ -142,6 +149,8 @@ class ControlPlane:
         self.apps: dict[tuple[str, str], App] = {}
         self.members: dict[tuple[str, str], Role] = {}
         self.limits: dict[str, LimitsSet] = {}  # rate limits, by tenant
+        self.retention: dict[tuple[str, str], RetentionSet] = {}  # by (tenant, project)
+        self.truncated: dict[str, int] = {}  # by partition key: retention may have removed up to here
         self._listing: dict[str, set[tuple[str, str]]] = {}  # origin → the apps that list it
 
     def apply(self, event: Event) -> None:
@@ -164,6 +173,13 @@ class ControlPlane:
                     self.members[(member.tenant_id, member.user_id)] = member.role
                 case LimitsSet() as limits:
                     self.limits[limits.tenant_id] = limits
+                case RetentionSet() as retention:
+                    self.retention[(retention.tenant_id, retention.project_id)] = retention
+                case RetentionApplied() as applied:
+                    key = Partition(
+                        tenant_id=applied.tenant_id, env=applied.env, project_id=applied.project_id
+                    ).key
+                    self.truncated[key] = max(self.truncated.get(key, 0), applied.through)
         self.position = max(self.position, event.position)
 
     def _set_app(self, app: App) -> None:
@@ -193,6 +209,12 @@ class ControlPlane:
         if tenant is None:
             raise NotFound("tenant", tenant_id)
         return tenant
+
+    def project(self, tenant_id: str, project_id: str) -> ProjectCreated:
+        project = self.projects.get((self.tenant(tenant_id).tenant_id, project_id))
+        if project is None:
+            raise NotFound("project", project_id)
+        return project
 
     def projects_of(self, tenant_id: str) -> list[ProjectCreated]:
         return [p for (t, _), p in sorted(self.projects.items()) if t == tenant_id]
@@ -309,6 +331,23 @@ def decide_limits(state: ControlPlane, command: LimitsSet) -> list[Decision]:
     if state.limits.get(command.tenant_id) == command:
         return []
     return [_decision(f"limits:{command.tenant_id}", command, "any")]
+
+
+def decide_retention(state: ControlPlane, command: RetentionSet) -> list[Decision]:
+    """Replace a project's retention rules; nothing when they are so already (latest wins, as limits)."""
+    state.project(command.tenant_id, command.project_id)
+    if state.retention.get((command.tenant_id, command.project_id)) == command:
+        return []
+    return [_decision(f"retention:{command.tenant_id}:{command.project_id}", command, "any")]
+
+
+def decide_retention_applied(state: ControlPlane, applied: RetentionApplied) -> list[Decision]:
+    """A run's mark, before it removes anything; a mark that moves nothing is not written again."""
+    partition = Partition(tenant_id=applied.tenant_id, env=applied.env, project_id=applied.project_id)
+    if state.truncated.get(partition.key, 0) >= applied.through:
+        return []
+    stream = f"retention:{applied.tenant_id}:{applied.project_id}:{applied.env}"
+    return [_decision(stream, applied, "any")]
 
 
 def require_admin(state: ControlPlane, caller_tenant: str, caller_user: str, tenant_id: str) -> None:

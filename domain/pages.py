@@ -127,9 +127,12 @@ class PageState(NamedTuple):
 NEVER_WRITTEN: Final = PageState(0, None, None)
 
 
+STREAM_PREFIX: Final = "page_content:"
+
+
 def stream_of(app_id: str, surface_id: str, page: str) -> str:
     """App and surface ids may contain ':', so both are length-prefixed; the page has no ':'."""
-    return f"page_content:{len(app_id)}:{app_id}:{len(surface_id)}:{surface_id}:{page}"
+    return f"{STREAM_PREFIX}{len(app_id)}:{app_id}:{len(surface_id)}:{surface_id}:{page}"
 
 
 def scope_prefix(app_id: str, surface_id: str) -> str:

@@ -12,6 +12,7 @@ from app.cli.archive import export, import_
 from app.cli.connection import request
 from app.cli.projections import projections
 from app.cli.replay import replay, system_url_option
+from app.cli.retention import retention
 from app.cli.routes import doctor, routes
 from app.settings import Settings
 
@@ -132,3 +133,4 @@ main.add_command(doctor)
 main.add_command(projections)
 main.add_command(export)
 main.add_command(import_)
+main.add_command(retention)

@@ -128,6 +128,7 @@ class Spec:
     kind: str | None = None  # the routed view store it reads or writes through
     etag: bool = False  # its success answer carries the version as ETag
     position: bool | None = None  # X-Spine-Position on success; default: every write
+    truncated: bool = False  # X-Spine-Truncated when retention removed events it may have read
 
 
 def _view(kind: str) -> tuple[Declared, ...]:
@@ -258,10 +259,15 @@ _REBUILT = _routed("event_spine", *sorted({view.kind for view in VIEWS.values()}
 
 OPERATIONS: dict[str, Spec] = {
     "POST /v1/events": Spec(errors=(VersionConflict, IdempotencyConflict)),
-    "GET /v1/events": Spec(errors=(InvalidCursor, TicketExpired)),
+    "GET /v1/events": Spec(errors=(InvalidCursor, TicketExpired), truncated=True),
     "GET /v1/events/stream": Spec(errors=(InvalidCursor, TicketExpired)),
     "POST /v1/stream-tickets": Spec(errors=(MintingDisabled,), position=False),
-    "GET /v1/streams/{stream}": Spec(errors=(StreamNotFound, Unreadable("document", 0))),
+    "GET /v1/streams/{stream}": Spec(errors=(StreamNotFound, Unreadable("document", 0)), truncated=True),
+    "PUT /v1/retention": Spec(errors=(Forbidden, NotFound("project", ""))),
+    "GET /v1/retention": Spec(),
+    "POST /v1/retention/runs": Spec(
+        errors=(Forbidden, NotFound("project", ""), VersionConflict), position=False
+    ),
     "POST /v1/auth/bootstrap": Spec(
         errors=(BootstrapRefused, MintingDisabled, BackendUnavailable("event_spine", "")), position=False
     ),

@@ -38,6 +38,7 @@ from app.http.controllers.pages import PagesController
 from app.http.controllers.projections import projections, rebuild
 from app.http.controllers.rate_limits import RateLimitsController
 from app.http.controllers.realtime import CanvasesController, ThreadsController
+from app.http.controllers.retention import RetentionController
 from app.http.controllers.routes import RoutesController
 from app.http.controllers.saves import SavesController
 from app.http.controllers.seo import SeoController
@@ -59,6 +60,7 @@ from app.http.paths import encoded_slash_guard
 from app.http.rate_limits import rate_limit_guard, send_rate_limit_headers
 from app.http.services import Services, provide_call, provide_services
 from app.lab_secrets import lab_secret
+from app.retention_job import run_forever
 from app.settings import Settings
 from app.spines import SpineRouter
 from app.usecases.control_plane import ControlPlaneService
@@ -148,6 +150,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 await background.start(services.fanout.run, services.draining)
                 app.state.services = services
                 background.start_soon(projector.follow, settings.poll_seconds)
+                if settings.retention_interval_seconds:
+                    background.start_soon(run_forever, services, settings.retention_interval_seconds)
                 views = services.views
                 app_metrics.watch_projections(
                     lambda: [(r.projection.name, max(r.head - r.position, 0)) for r in views.runners]
@@ -169,6 +173,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             ModesController,
             TenantsController,
             RateLimitsController,
+            RetentionController,
             RoutesController,
             MemoryController,
             SessionsController,

@@ -47,12 +47,18 @@ async def follow(
     draining: anyio.Event,
     named: bool = True,
     frame: Framing | None = None,
+    truncated_through: int = 0,
 ) -> AsyncIterator[bytes]:
-    """The SSE body of one follower; `frame` makes its frames instead of the stored events'."""
+    """The SSE body of one follower; `frame` makes its frames instead of the stored events'.
+
+    A cursor below `truncated_through` (retention may have removed events up to it) is told so by
+    a comment first: the catch-up then sends what survived, never an error."""
     metrics.sse_clients.inc()
     unreported = 0  # events sent and not yet counted: the counter is added to in batches
     try:
         yield b"retry: %d\n\n" % retry_ms
+        if after < truncated_through:
+            yield b": truncated through %d\n\n" % truncated_through
         cursor = after
         caught_up = False
         while not caught_up and not draining.is_set():  # catch-up: by itself, to the head

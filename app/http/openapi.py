@@ -104,6 +104,7 @@ class _Facts:
     position: bool
     etag: bool
     warning: bool
+    truncated: bool
     raw_body: bool  # the body is bytes the handler streams (`opt={"raw_body": True}`), not JSON
 
 
@@ -193,6 +194,7 @@ def declare(handler: HTTPRouteHandler, path: str) -> None:
         position=all(writes if spec.position is None else spec.position for spec in specs),
         etag=any(spec.etag for spec in specs),
         warning=data,
+        truncated=any(spec.truncated for spec in specs),
         raw_body=bool(opt.get("raw_body")),
     )
     handler.operation_class = _documented(facts)
@@ -290,6 +292,12 @@ def _success_headers(facts: _Facts) -> dict[str, OpenAPIHeader | Reference]:
         headers["ETag"] = _header(
             'the version, as `"3"`: send it back as If-Match',
             Schema(type=OpenAPIType.STRING, pattern='^"[0-9]+"$'),
+        )
+    if facts.truncated:
+        headers["X-Spine-Truncated"] = _header(
+            "retention removed events up to this position: the answer holds what survived of them",
+            Schema(type=OpenAPIType.INTEGER, minimum=1),
+            required=False,
         )
     if facts.warning:
         headers["X-Spine-Warning"] = _header(

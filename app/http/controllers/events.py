@@ -10,7 +10,7 @@ from litestar.params import HeaderParameter, JSONBody, Parameter, PathParameter,
 from litestar.response import Stream
 
 from app.http.follow import follow
-from app.http.services import CallDep
+from app.http.services import Call, CallDep
 from domain.append import MAX_EVENTS_PER_APPEND, AppendRequest
 from domain.cursor import MAX_POSITION, check_cursor, parse_cursor
 from domain.errors import InvalidRequest, StreamNotFound
@@ -28,6 +28,7 @@ from domain.events import (
 from domain.owned import owning_route
 
 MAX_PAGE = 1000
+TRUNCATED = "X-Spine-Truncated"
 _result_encoder = msgspec.json.Encoder()
 
 
@@ -89,11 +90,12 @@ class EventsController(Controller):
         types: TypeFilter = None,
     ) -> Response[Page]:
         spine = await call.spine()
+        cursor = parse_cursor(after)
         page = await spine.read_encoded(
-            call.ctx.partition, after=parse_cursor(after), limit=limit, stream=stream, types=types or ()
+            call.ctx.partition, after=cursor, limit=limit, stream=stream, types=types or ()
         )
         body = _page_json(page)  # a Page's JSON: the annotation documents its shape
-        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
+        return Response(body, media_type=MediaType.JSON, headers=_truncated(call, cursor))  # type: ignore[arg-type]
 
     @get(
         "/stream",
@@ -134,6 +136,7 @@ class EventsController(Controller):
             heartbeat_seconds=settings.heartbeat_seconds,
             draining=services.draining,
             named=named,
+            truncated_through=_truncated_through(call),
         )
         return Stream(
             events,
@@ -160,7 +163,21 @@ class StreamsController(Controller):
         )
         if version == 0:
             raise StreamNotFound(stream)
-        return Response(StreamPage(events=events, version=version))
+        # versions are dense: one missing from the page was removed by retention
+        skipped = any(e.version != after_version + 1 + i for i, e in enumerate(events))
+        headers = {TRUNCATED: str(_truncated_through(call))} if skipped else {}
+        return Response(StreamPage(events=events, version=version), headers=headers)
+
+
+def _truncated_through(call: Call) -> int:
+    """How far retention may have removed events from the caller's partition (0: never)."""
+    return call.services.control.state.truncated.get(call.ctx.partition.key, 0)
+
+
+def _truncated(call: Call, cursor: int) -> dict[str, str]:
+    """`X-Spine-Truncated` for a read from `cursor`: the page holds what survived up to it."""
+    through = _truncated_through(call)
+    return {TRUNCATED: str(through)} if cursor < through else {}
 
 
 def _page_json(page: EncodedPage) -> bytes:
