@@ -157,8 +157,9 @@ class ArchivedLog:
     """One partition's log as its archive file holds it: a `LogReader` for `copy_log` and `digests`.
 
     Read forward, one decompression pass; a read that asks for positions behind the last one read
-    starts the file again (a copy's first look at the target's head does, once). Positions must run
-    1, 2, 3… to the manifest's head: the copy lands each event at its position.
+    starts the file again (a copy's first look at the target's head does, once). Positions must
+    rise to the manifest's head; where retention removed events they skip (the copy fills those,
+    `app.usecases.move`), and the head's own event is always there (a stream's last event stays).
     """
 
     def __init__(self, root: Path, path: str, head: int) -> None:
@@ -192,7 +193,7 @@ class ArchivedLog:
             event = _event_decoder.decode(line)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise ArchiveInvalid(f"{self._path} line {number}: not an event ({exc})") from None
-        if event.position != self._at + 1:
+        if event.position <= self._at or event.position > self._head:
             raise ArchiveInvalid(f"{self._path} line {number}: position {event.position} after {self._at}")
         self._at = event.position
         return event

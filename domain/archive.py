@@ -39,6 +39,8 @@ from domain.control_plane import (
     decide_limits,
     decide_member,
     decide_project,
+    decide_retention,
+    decide_retention_applied,
     decide_surface,
     decide_tenant,
 )
@@ -46,6 +48,7 @@ from domain.errors import InvalidRequest, NotFound
 from domain.identifiers import Identifier
 from domain.partition import SYSTEM_TENANT, Partition
 from domain.rate_limits import LimitsSet
+from domain.retention import RetentionApplied, RetentionSet
 from domain.routing import WILDCARD, Registry, Route
 
 FORMAT: Final = "spine.tenant-archive"
@@ -55,7 +58,16 @@ CONTROL_PLANE: Final = "control_plane.jsonl.gz"
 ROUTES: Final = "routes.jsonl.gz"
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
-ControlRecord = TenantCreated | ProjectCreated | SurfaceCreated | AppCreated | MemberSet | LimitsSet
+ControlRecord = (
+    TenantCreated
+    | ProjectCreated
+    | SurfaceCreated
+    | AppCreated
+    | MemberSet
+    | LimitsSet
+    | RetentionSet
+    | RetentionApplied
+)
 RECORD_TYPES: Final[dict[str, type[ControlRecord]]] = {
     "tenant.created": TenantCreated,
     "project.created": ProjectCreated,
@@ -63,6 +75,8 @@ RECORD_TYPES: Final[dict[str, type[ControlRecord]]] = {
     "app.created": AppCreated,
     "member.set": MemberSet,
     "limits.set": LimitsSet,
+    "retention.set": RetentionSet,
+    "retention.applied": RetentionApplied,
 }
 _TYPE_OF: Final = {cls: name for name, cls in RECORD_TYPES.items()}
 
@@ -172,7 +186,17 @@ def records_of(state: ControlPlane, tenant_id: str, projects: list[str] | None) 
         for user, role in state.members_of(tenant_id).items()
     ]
     limits = state.limits.get(tenant_id)
-    return records if limits is None else [*records, limits]
+    records += [] if limits is None else [limits]
+    exported = {p.project_id for p in records if isinstance(p, ProjectCreated)}
+    records += [
+        rules for (t, p), rules in sorted(state.retention.items()) if t == tenant_id and p in exported
+    ]
+    # the marks: the target's readers are told what retention removed before the export, as here
+    return records + [
+        mark
+        for _, mark in sorted(state.marks.items())
+        if mark.tenant_id == tenant_id and mark.project_id in exported
+    ]
 
 
 def routes_of(registry: Registry, tenant_id: str, projects: list[str] | None) -> list[Route]:
@@ -238,6 +262,12 @@ def needed(state: ControlPlane, record: ControlRecord) -> bool:
             )  # fmt: skip
         case LimitsSet():
             held = state.limits.get(record.tenant_id)
+        case RetentionSet():
+            held = state.retention.get((record.tenant_id, record.project_id))
+        case RetentionApplied():  # a mark only moves forward: one as far or further is held
+            through = state.truncated_through(Partition(tenant_id=record.tenant_id, env=record.env,
+                                                        project_id=record.project_id).key)  # fmt: skip
+            return through < record.through
     if held is None:
         return True
     if held != record:
@@ -265,6 +295,10 @@ def decide_record(state: ControlPlane, record: ControlRecord) -> list[Decision]:
             return [decide_member(state, record)]
         case LimitsSet():
             return decide_limits(state, record)
+        case RetentionSet():
+            return decide_retention(state, record)
+        case RetentionApplied():
+            return decide_retention_applied(state, record)
 
 
 def route_needed(registry: Registry, route: Route) -> bool:

@@ -150,7 +150,7 @@ class ControlPlane:
         self.members: dict[tuple[str, str], Role] = {}
         self.limits: dict[str, LimitsSet] = {}  # rate limits, by tenant
         self.retention: dict[tuple[str, str], RetentionSet] = {}  # by (tenant, project)
-        self.truncated: dict[str, int] = {}  # by partition key: retention may have removed up to here
+        self.marks: dict[str, RetentionApplied] = {}  # by partition key: each one's furthest run
         self._listing: dict[str, set[tuple[str, str]]] = {}  # origin → the apps that list it
 
     def apply(self, event: Event) -> None:
@@ -179,7 +179,8 @@ class ControlPlane:
                     key = Partition(
                         tenant_id=applied.tenant_id, env=applied.env, project_id=applied.project_id
                     ).key
-                    self.truncated[key] = max(self.truncated.get(key, 0), applied.through)
+                    if applied.through > self.truncated_through(key):
+                        self.marks[key] = applied
         self.position = max(self.position, event.position)
 
     def _set_app(self, app: App) -> None:
@@ -193,6 +194,11 @@ class ControlPlane:
         for origin in app.origins:
             self._listing.setdefault(origin, set()).add(key)
         self.apps[key] = app
+
+    def truncated_through(self, partition_key: str) -> int:
+        """How far retention may have removed events of the partition (0: never)."""
+        mark = self.marks.get(partition_key)
+        return 0 if mark is None else mark.through
 
     def tenants_listing(self, origin: str) -> set[str]:
         """The tenants with an app that lists `origin` (compared as sent: origins are strings to CORS)."""
@@ -344,7 +350,7 @@ def decide_retention(state: ControlPlane, command: RetentionSet) -> list[Decisio
 def decide_retention_applied(state: ControlPlane, applied: RetentionApplied) -> list[Decision]:
     """A run's mark, before it removes anything; a mark that moves nothing is not written again."""
     partition = Partition(tenant_id=applied.tenant_id, env=applied.env, project_id=applied.project_id)
-    if state.truncated.get(partition.key, 0) >= applied.through:
+    if state.truncated_through(partition.key) >= applied.through:
         return []
     stream = f"retention:{applied.tenant_id}:{applied.project_id}:{applied.env}"
     return [_decision(stream, applied, "any")]

@@ -23,7 +23,7 @@ from app.cli import bars
 from app.cli.deployment import opened, require_system_store
 from app.settings import Settings
 from app.usecases.move import Progress as Done
-from app.usecases.move import RangeDigest, copy_log, digests
+from app.usecases.move import RangeDigest, copy_log, digests, fill_plan
 from app.views import project_known
 from domain.backend_url import Backend, parse_backend_url
 from domain.cursor import check_cursor
@@ -117,14 +117,15 @@ def replay(
 @asynccontextmanager
 async def _routed(
     settings: Settings, partition: Partition
-) -> AsyncIterator[tuple[Backends, EventSpine, Backend]]:
-    """The backends, and the spine (and its backend) the registry routes `partition` to."""
+) -> AsyncIterator[tuple[Backends, EventSpine, Backend, bool]]:
+    """The backends, the spine (and its backend) the registry routes `partition` to, and whether
+    retention removed events of it (a copy then fills their positions: `app.usecases.move`)."""
     async with opened(settings) as deployment:
         tenant = deployment.state.tenant(partition.tenant_id)  # NotFound: said, and exit 1
         if not project_known(deployment.state, partition):
             raise NotFound("project", partition.project_id)  # not an empty log: a typo, most likely
         spine, source = await deployment.spine_of(partition, tenant.mode)
-        yield deployment.backends, spine, source
+        yield deployment.backends, spine, source, partition.key in deployment.state.marks
 
 
 async def _print(
@@ -137,7 +138,7 @@ async def _print(
     show: bool,
 ) -> None:
     out = sys.stdout.buffer
-    async with _routed(settings, partition) as (_, spine, _):
+    async with _routed(settings, partition) as (_, spine, _, _):
         head = await spine.head(partition)
         check_cursor(after, head)
         remaining = limit if limit is not None else max(head - after, 0)
@@ -161,13 +162,14 @@ async def _move(
     settings: Settings, partition: Partition, target: Backend, range_size: int, show: bool
 ) -> None:
     console = Console(stderr=True)
-    async with _routed(settings, partition) as (backends, source, source_backend):
+    async with _routed(settings, partition) as (backends, source, source_backend, truncated):
         into = await backends.spine(target)
         if into is source:
             raise click.ClickException(f"the partition's log already lives in {target.url}")
         head = await source.head(partition)
         with bars.bars(show) as bar:
-            upto, copied = await copy_log(source, into, partition, bars.task(bar, "copy", head))
+            gaps = await fill_plan(source, partition) if truncated else {}
+            upto, copied = await copy_log(source, into, partition, bars.task(bar, "copy", head), gaps)
         console.print(f"copied {copied} events ({upto} in all) from {source_backend.url} into {target.url}")
         with bars.bars(show) as bar:
             update = bars.task(bar, "verify", 2 * upto)

@@ -22,7 +22,7 @@ import msgspec
 
 from app.archive_files import ArchivedLog, decode_lines, file_entry
 from app.usecases.control_plane import ControlPlaneService, system_meta
-from app.usecases.move import RangeDigest, copy_log, digests
+from app.usecases.move import Gaps, MoveRefused, RangeDigest, copy_log, digests, fill_plan, holds_the_start_of
 from domain.archive import (
     CONTROL_PLANE,
     MANIFEST,
@@ -135,8 +135,12 @@ async def import_archive(
         (_partition(manifest, entry), entry, ArchivedLog(root, entry.file, entry.head))
         for entry in manifest.partitions
     ]
+    gaps: dict[str, Gaps] = {}  # per log file, when retention had removed events before the export
     for partition, entry, log in logs:
-        await _check_target(entry, log, await spine_of(partition, tenant.mode, planned), partition)
+        gaps[entry.file] = await fill_plan(log, partition) if entry.events < entry.head else {}
+        await _check_target(
+            entry, log, await spine_of(partition, tenant.mode, planned), partition, gaps[entry.file]
+        )
 
     meta = system_meta(control.projector.partition.env, request_id="spine-import")
     for record in missing:
@@ -148,7 +152,7 @@ async def import_archive(
     update, base = bar("copy", total), 0
     for partition, entry, log in logs:
         spine = await spine_of(partition, tenant.mode, None)
-        _, copied[entry.file] = await copy_log(log, spine, partition, _after(update, base))
+        _, copied[entry.file] = await copy_log(log, spine, partition, _after(update, base), gaps[entry.file])
         base += entry.head
 
     update, base = bar("verify", 2 * total), 0
@@ -171,21 +175,13 @@ def _partition(manifest: Manifest, entry: PartitionEntry) -> Partition:
 
 
 async def _check_target(
-    entry: PartitionEntry, log: ArchivedLog, spine: EventSpine, partition: Partition
+    entry: PartitionEntry, log: ArchivedLog, spine: EventSpine, partition: Partition, gaps: Gaps
 ) -> None:
     """The target's log of the partition is empty, or the start of the archive's: else a conflict."""
-    head = await spine.head(partition)
-    if head > entry.head:
-        raise ImportConflict(
-            f"{entry.file}: the target holds {head} events of this partition, the archive {entry.head}"
-        )
-    if head:
-        [theirs] = (await spine.read(partition, after=head - 1, limit=1)).events
-        [ours] = (await log.read(partition, after=head - 1, limit=1)).events
-        if theirs.id != ours.id:
-            raise ImportConflict(
-                f"{entry.file}: the target's event at position {head} is not the archive's: it holds another log"
-            )
+    try:
+        await holds_the_start_of(log, spine, partition, gaps, name="archive")
+    except MoveRefused as exc:
+        raise ImportConflict(f"{entry.file}: {exc.message}") from None
 
 
 def _record_decider(record: ControlRecord) -> Callable[[ControlPlane], list[Decision]]:

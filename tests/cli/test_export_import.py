@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import anyio
 import httpx
@@ -233,6 +234,48 @@ def test_a_tenant_exported_and_imported_answers_the_same_and_exports_the_same_by
     assert system_head(run, target) == settled
     for env in ENVS:
         assert reads(target, env, "p1") == reads(source, env, "p1")
+
+
+def test_a_log_retention_thinned_out_lands_at_its_positions_and_exports_the_same_bytes(
+    run: Cli, source: Deployment, target: Deployment, tmp_path: Path
+) -> None:
+    """Removed positions stay gaps in the target (filled while copying, then removed), the rules
+    and the partition's mark go with the tenant, and the target's readers are told the same."""
+    provision(source)
+    write(source, "dev", "p1")
+    boss = source.member("dev", "p1", user="u2")  # an admin of t1
+    rules = {
+        "rules": [{"stream_prefix": "plan", "keep_last": 1}, {"stream_prefix": "blackboard:", "keep_last": 1}]
+    }
+    ok(source.http.put("/v1/retention", json=rules, headers=boss))
+    assert ok(source.http.post("/v1/retention/runs", json={}, headers=boss)).json()["removed"] == 3
+
+    archive = tmp_path / "archive"
+    run("export", "--tenant", "t1", "--project", "p1", "--env", "dev", "--out", str(archive), *source.args(),
+        token=None)  # fmt: skip
+    [entry] = json.loads((archive / "manifest.json").read_text())["partitions"]
+    assert (entry["head"], entry["events"]) == (10, 7)
+    imported = run("import", str(archive), "--with-routes", *target.args(), token=None)
+    assert (
+        "9 records and 1 routes created, 7 events copied (7 in 1 logs); every log verified" in imported.stdout
+    )
+    assert reads(target, "dev", "p1") == reads(source, "dev", "p1")
+    theirs, ours = source.member("dev", "p1"), target.member("dev", "p1")
+    for after in (0, 4, 9):
+        answers = [ok(spine.http.get("/v1/events", params={"after": after}, headers=who))
+                   for spine, who in ((source, theirs), (target, ours))]  # fmt: skip
+        assert answers[0].json() == answers[1].json()
+        assert answers[0].headers.get("x-spine-truncated") == answers[1].headers.get("x-spine-truncated")
+    assert ok(target.http.get("/v1/retention", headers=ours)).json() == ok(
+        source.http.get("/v1/retention", headers=theirs)
+    ).json() | {"position": ANY}
+
+    again = tmp_path / "again"
+    run("export", "--tenant", "t1", "--project", "p1", "--env", "dev", "--out", str(again), *target.args(),
+        token=None)  # fmt: skip
+    assert files(again) == files(archive)  # byte-equal, the gaps and the mark included
+    settled = run("import", str(archive), "--with-routes", *target.args(), token=None)
+    assert "0 records and 0 routes created, 0 events copied" in settled.stdout
 
 
 def test_an_import_killed_half_way_completes_when_run_again(

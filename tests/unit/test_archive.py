@@ -166,7 +166,15 @@ def test_the_same_lines_give_the_same_bytes(tmp_path: Path) -> None:
     assert b'{"a":1,"b":1}' in gzip.decompress(first)  # keys sorted
 
 
-def test_a_log_with_a_gap_is_refused(tmp_path: Path) -> None:
-    log = _log(tmp_path, [1, 3])
-    with pytest.raises(ArchiveInvalid, match="position 3 after 1"):
+def test_a_log_with_gaps_reads_its_survivors(tmp_path: Path) -> None:
+    """Retention removed 2 and 4: the positions skip, as the spine's reads do."""
+    log = _log(tmp_path, [1, 3, 5])
+    page = anyio.run(lambda: log.read(PARTITION, after=1, limit=10))
+    assert ([e.position for e in page.events], page.next, page.head) == ([3, 5], 5, 5)
+
+
+@pytest.mark.parametrize("positions", [[1, 3, 2, 4], [2, 2, 3]])
+def test_a_log_whose_positions_do_not_rise_is_refused(tmp_path: Path, positions: list[int]) -> None:
+    log = _log(tmp_path, positions)
+    with pytest.raises(ArchiveInvalid, match="after"):
         anyio.run(lambda: log.read(PARTITION, after=0, limit=10))

@@ -171,7 +171,7 @@ class StreamsController(Controller):
 
 def _truncated_through(call: Call) -> int:
     """How far retention may have removed events from the caller's partition (0: never)."""
-    return call.services.control.state.truncated.get(call.ctx.partition.key, 0)
+    return call.services.control.state.truncated_through(call.ctx.partition.key)
 
 
 def _truncated(call: Call, cursor: int) -> dict[str, str]:

@@ -78,7 +78,7 @@ class RetentionController(Controller):
             planned=outcome.planned,
             removed=outcome.removed,
             by_stream=outcome.by_stream,
-            truncated_through=services.control.state.truncated.get(ctx.partition.key, 0),
+            truncated_through=services.control.state.truncated_through(ctx.partition.key),
         )
 
     @get("/", summary="The project's retention rules, and how far they have removed")
@@ -93,6 +93,6 @@ def _view(state: ControlPlane, call: CallDep) -> RetentionView:
         tenant_id=ctx.tenant_id,
         project_id=ctx.project_id,
         rules=[] if record is None else record.rules,
-        truncated_through=state.truncated.get(ctx.partition.key, 0),
+        truncated_through=state.truncated_through(ctx.partition.key),
         position=state.position,
     )
