@@ -126,6 +126,7 @@ CALLS = [
     ("spine.append", "t1", "POST", "/v1/events",
      {"stream": "s", "expected_version": "any", "events": [{"type": "a.b", "data": {}}]}, "event_spine"),
     ("views.get", "t2", "GET", "/v1/memory/k", None, "memory_store"),
+    ("spine.read", "t1-admin", "POST", "/v1/retention/runs", {}, "event_spine"),  # a run reads, then removes
 ]  # fmt: skip
 
 
@@ -154,12 +155,13 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Routed]:
     adapters. (Embedded stores have no breaker, so each example's error really is raised. Two
     tenants, so that no projection runner in the background reads a log that is made to fail.)"""
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("append", "read", "read_encoded", "read_stream", "head"):
+        for name in ("append", "read", "read_encoded", "read_stream", "head", "remove"):
             patch.setattr(MemorySpine, name, _failing(getattr(MemorySpine, name)))
         patch.setattr(MemoryViewStore, "get", _failing(MemoryViewStore.get))
         config = Settings(data_dir=tmp_path_factory.mktemp("spine"), bootstrap_key=BOOTSTRAP_KEY)
         with TestClient(create_app(config)) as client:
             headers = {tenant: provision_sync(client, tenant=tenant) for tenant in ("t1", "t2")}
+            headers["t1-admin"] = provision_sync(client, tenant="t1", user="boss", role="admin")
             admin = admin_headers_sync(client)
             for tenant, kind in (("t1", "event_spine"), ("t2", "memory_store")):
                 route = {"resource_kind": kind, "tenant_id": tenant, "env": "dev", "project_id": "p1",
