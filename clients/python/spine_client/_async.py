@@ -19,7 +19,18 @@ from typing import IO, Any, Self, TypeVar
 import anyio
 import httpx
 
-from spine_client import _control, _events, _flags, _objects, _pages, _realtime, _records, _tables, _views
+from spine_client import (
+    _control,
+    _events,
+    _flags,
+    _lifecycle,
+    _objects,
+    _pages,
+    _realtime,
+    _records,
+    _tables,
+    _views,
+)
 from spine_client._calls import Call, Params, call, context_headers, with_token
 from spine_client._follow import Follower, decode_event, decode_flag_change, flags_stream_call, stream_call
 from spine_client._methods import async_method
@@ -257,6 +268,9 @@ class SpineClient:
     update_thread = async_method(_realtime.update_thread)
     post_message = async_method(_realtime.post_message)
     list_messages = async_method(_realtime.list_messages)
+    set_retention = async_method(_lifecycle.set_retention)
+    get_retention = async_method(_lifecycle.get_retention)
+    run_retention = async_method(_lifecycle.run_retention)
 
     # Control plane and operators
     bootstrap = async_method(_control.bootstrap)

@@ -12,7 +12,18 @@ from typing import IO, Any, Self, TypeVar
 
 import httpx
 
-from spine_client import _control, _events, _flags, _objects, _pages, _realtime, _records, _tables, _views
+from spine_client import (
+    _control,
+    _events,
+    _flags,
+    _lifecycle,
+    _objects,
+    _pages,
+    _realtime,
+    _records,
+    _tables,
+    _views,
+)
 from spine_client._calls import Call, Params, call, context_headers, with_token
 from spine_client._follow import Follower, decode_event, decode_flag_change, flags_stream_call, stream_call
 from spine_client._methods import sync_method
@@ -249,6 +260,9 @@ class SyncSpineClient:
     update_thread = sync_method(_realtime.update_thread)
     post_message = sync_method(_realtime.post_message)
     list_messages = sync_method(_realtime.list_messages)
+    set_retention = sync_method(_lifecycle.set_retention)
+    get_retention = sync_method(_lifecycle.get_retention)
+    run_retention = sync_method(_lifecycle.run_retention)
 
     # Control plane and operators
     bootstrap = sync_method(_control.bootstrap)
