@@ -32,6 +32,7 @@ from azure.core import MatchConditions
 from adapters.cosmos.client import CosmosContainer, Item, gather, status_of
 from adapters.cosmos.commits import part_id
 from adapters.cosmos.reads import EventHead, decode_item, head_of, stream_version
+from adapters.position_runs import runs_of
 
 _RUN_GAP = 1000  # positions further apart are looked up by separate queries
 _PARALLEL = 8  # items read or replaced at once
@@ -47,7 +48,7 @@ async def remove(store: CosmosContainer, key: str, positions: Collection[int]) -
     head = await head_of(store, key)
     wanted = sorted({p for p in positions if 1 <= p <= head})
     commits: dict[str, Item] = {}
-    for run in _runs(wanted):
+    for run in runs_of(wanted, _RUN_GAP):
         rows = await store.query(_OVERLAPPING, key, {"@p": key, "@a": run[0], "@b": run[-1]})
         commits.update((row["id"], row) for row in rows if row["id"] not in commits)
     versions: dict[str, int] = {}  # streams' versions as looked up during this call
@@ -60,16 +61,6 @@ async def remove(store: CosmosContainer, key: str, positions: Collection[int]) -
         )
     )
     return sum(counts)
-
-
-def _runs(wanted: list[int]) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for position in wanted:
-        if runs and position - runs[-1][-1] <= _RUN_GAP:
-            runs[-1].append(position)
-        else:
-            runs.append([position])
-    return runs
 
 
 def _held(commit: Item, wanted: list[int]) -> list[tuple[int, set[int]]]:

@@ -35,6 +35,7 @@ import msgspec
 from adapters.dynamodb.log import CHUNK_EVENTS, HEAD_SK, Chunk, log_pk, part_pk, pos, stream_pk
 from adapters.dynamodb.reads import chunk_bodies, chunk_holding, read_head
 from adapters.dynamodb.table import Cancelled, ConditionFailed, DynamoTable, Item, key, n, s
+from adapters.position_runs import runs_of
 
 _RUN_GAP = CHUNK_EVENTS  # positions further apart are looked up by separate queries
 _PARALLEL = 8  # chunk reads or writes in flight at once
@@ -57,7 +58,7 @@ async def remove(table: DynamoTable, partition: str, positions: Collection[int])
     if not wanted:
         return 0
     limit = anyio.Semaphore(_PARALLEL)
-    runs = await asyncio.gather(*(_chunks(table, partition, run, limit) for run in _runs(wanted)))
+    runs = await asyncio.gather(*(_chunks(table, partition, run, limit) for run in runs_of(wanted, _RUN_GAP)))
     chunks = [found for run in runs for found in run]
     owners: dict[int, _Owner] = {}
     present = set(wanted)
@@ -72,16 +73,6 @@ async def remove(table: DynamoTable, partition: str, positions: Collection[int])
         )
     )
     return sum(counts)
-
-
-def _runs(wanted: list[int]) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for position in wanted:
-        if runs and position - runs[-1][-1] <= _RUN_GAP:
-            runs[-1].append(position)
-        else:
-            runs.append([position])
-    return runs
 
 
 async def _chunks(
