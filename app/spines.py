@@ -4,6 +4,10 @@ Each distinct backend a route names is opened once (by `Backends`) and kept for 
 process, so a route switch takes effect on the next request without a restart: the registry
 changes, the next resolution names the new backend, and it is opened then.
 
+Requests read and write through `PersonalSpine` (one per backend), which seals and opens the
+personal fields of events (`domain.personal`); projections read the log as stored
+(`stored_for_*`), so views keep those fields sealed.
+
 Resolutions are kept per (partition, mode) until the control plane advances: the registry is
 part of it, so any change of a route moves its position first, and a request pays one dict
 lookup instead of the registry's three, the mode rules and the backend's key.
@@ -15,7 +19,9 @@ import logging
 
 from app.backends import EVENT_SPINE as KIND
 from app.backends import Backends
+from app.key_ring import KeyRing
 from app.lab_warnings import LabWarnings
+from app.personal_spine import PersonalSpine
 from domain.backend_url import Backend
 from domain.context import RequestContext
 from domain.partition import Partition
@@ -30,9 +36,16 @@ _MAX_RESOLVED = 10_000  # partitions whose resolution is kept; past that the cac
 
 class SpineRouter:
     def __init__(
-        self, *, lab_store: EventSpine, projector: ControlPlaneProjector, backends: Backends
+        self,
+        *,
+        lab_store: EventSpine,
+        projector: ControlPlaneProjector,
+        backends: Backends,
+        keys: KeyRing,
     ) -> None:
         self._lab_store = lab_store
+        self.keys = keys
+        self._personal: dict[int, PersonalSpine] = {}  # by the stored spine's id: those live for good
         self._projector = projector
         self._backends = backends
         self._warned: set[tuple[str, str, str]] = set()
@@ -40,16 +53,34 @@ class SpineRouter:
         self._resolved_at = -1  # the control plane's position the kept resolutions were made at
 
     async def for_context(self, ctx: RequestContext, warnings: LabWarnings | None = None) -> EventSpine:
-        """The spine of the request's partition; a lab fallback is noted in `warnings` when given."""
+        """The spine of the request's partition, personal fields sealed on the way in and opened on
+        the way out; a lab fallback is noted in `warnings` when given."""
+        return self.personal(await self.stored_for_context(ctx, warnings))
+
+    async def for_partition(self, partition: Partition, mode: str) -> EventSpine:
+        """The spine a partition is routed to under its tenant's `mode`, personal fields opened."""
+        return self.personal(await self.stored_for_partition(partition, mode))
+
+    async def stored_for_context(
+        self, ctx: RequestContext, warnings: LabWarnings | None = None
+    ) -> EventSpine:
+        """`for_context`'s spine as stored: personal fields sealed (what projections read)."""
         assert ctx.mode is not None  # the identity guard sets it from the tenant record
         spine, warning = await self._resolve(ctx.partition, ctx.mode)
         if warnings is not None:
             warnings.spine(warning)
         return spine
 
-    async def for_partition(self, partition: Partition, mode: str) -> EventSpine:
-        """The spine a partition is routed to under its tenant's `mode`."""
+    async def stored_for_partition(self, partition: Partition, mode: str) -> EventSpine:
+        """`for_partition`'s spine as stored: personal fields sealed (what projections read)."""
         spine, _ = await self._resolve(partition, mode)
+        return spine
+
+    def personal(self, stored: EventSpine) -> PersonalSpine:
+        """The one `PersonalSpine` over `stored` (SSE fan-out shares readers per spine object)."""
+        spine = self._personal.get(id(stored))
+        if spine is None:
+            spine = self._personal[id(stored)] = PersonalSpine(stored, self.keys)
         return spine
 
     async def _resolve(self, partition: Partition, mode: str) -> tuple[EventSpine, str | None]:

@@ -101,7 +101,7 @@ class ViewRouter:
             warnings.view(warning)
         partition = ctx.partition if source is None else source[0]
         runner = self._runners.get((projection.name, id(store), partition.key))
-        spine = await self._spines.for_context(ctx) if source is None else source[1]
+        spine = await self._spines.stored_for_context(ctx) if source is None else source[1]
         if runner is None:
             if not await self._env_known(partition, spine):
                 # Nothing was ever written in this env and no route names it: the view is empty, and
@@ -230,7 +230,7 @@ class ViewRouter:
         if partition.project_id == AUDIT_PROJECT:
             return self._system_spine
         tenant = self._projector.state.tenant(partition.tenant_id)
-        return await self._spines.for_partition(partition, tenant.mode)
+        return await self._spines.stored_for_partition(partition, tenant.mode)
 
     async def _store_for(self, kind: str, partition: Partition, mode: str) -> tuple[ViewStore, str | None]:
         resolution = resolve(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -157,7 +157,9 @@ class AnalyticsRecord(msgspec.Struct, frozen=True, kw_only=True):
     utm_campaign: str | None
     utm_term: str | None
     utm_content: str | None
-    properties: dict[str, Any] | None
+    # "[erased]" once the user's data key is destroyed (`domain.personal`); "[unreadable]" when
+    # a sealed value does not open under its key
+    properties: dict[str, Any] | Literal["[erased]", "[unreadable]"] | None
     attribution: Attribution
     request_id: str | None
 

@@ -3,7 +3,7 @@
 Records of a project come from two logs. The project's own partition gives one record per event
 (`write`; `client` for the `audit.recorded` events clients add with `POST /v1/audit`). The
 tenant's `_audit` partition (its audit trail) gives the `security` records: `auth.violation`,
-`route.backend_switched`. Both are keyed by time, so a reader merges them into one order:
+`route.backend_switched`, `user.data_erased`. Both are keyed by time, so a reader merges them into one order:
 
     {recorded_at, fixed-width UTC}|{position:019d}|{origin}
 
@@ -250,4 +250,6 @@ def _security_resource(event: Event) -> str:
             return path
         case "route.backend_switched", {"route": str(route)}:
             return f"route:{route}"
+        case "user.data_erased", {"user_id": str(user_id)}:
+            return f"user:{user_id}"
     return event.stream

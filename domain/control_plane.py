@@ -92,6 +92,14 @@ class MemberSet(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
 
 
+class UserDataErased(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's data key destroyed (`DELETE /v1/tenants/{t}/users/{u}/data`): every process drops
+    what it cached of the user's keys when it sees this. It holds no data of the user's."""
+
+    tenant_id: Identifier
+    user_id: Identifier
+
+
 Record = (
     ModeDefined
     | TenantCreated
@@ -103,6 +111,7 @@ Record = (
     | LimitsSet
     | RetentionSet
     | RetentionApplied
+    | UserDataErased
 )
 _TYPES: Final[dict[str, type[Record]]] = {
     "mode.defined": ModeDefined,
@@ -115,6 +124,7 @@ _TYPES: Final[dict[str, type[Record]]] = {
     "limits.set": LimitsSet,
     RETENTION_SET: RetentionSet,
     RETENTION_APPLIED: RetentionApplied,
+    "user.data_erased": UserDataErased,
 }
 _TYPE_OF: Final = {cls: name for name, cls in _TYPES.items()}
 HANDLES: Final = frozenset(_TYPES)
@@ -151,6 +161,7 @@ class ControlPlane:
         self.limits: dict[str, LimitsSet] = {}  # rate limits, by tenant
         self.retention: dict[tuple[str, str], RetentionSet] = {}  # by (tenant, project)
         self.marks: dict[str, RetentionApplied] = {}  # by partition key: each one's furthest run
+        self.erasures: dict[tuple[str, str], int] = {}  # (tenant, user) → how many erasures
         self._listing: dict[str, set[tuple[str, str]]] = {}  # origin → the apps that list it
 
     def apply(self, event: Event) -> None:
@@ -181,6 +192,9 @@ class ControlPlane:
                     ).key
                     if applied.through > self.truncated_through(key):
                         self.marks[key] = applied
+                case UserDataErased() as erased:
+                    who = (erased.tenant_id, erased.user_id)
+                    self.erasures[who] = self.erasures.get(who, 0) + 1
         self.position = max(self.position, event.position)
 
     def _set_app(self, app: App) -> None:
@@ -203,6 +217,10 @@ class ControlPlane:
     def tenants_listing(self, origin: str) -> set[str]:
         """The tenants with an app that lists `origin` (compared as sent: origins are strings to CORS)."""
         return {tenant for tenant, _ in self._listing.get(origin, ())}
+
+    def erasures_of(self, tenant_id: str, user_id: str) -> int:
+        """How many times the user's data was erased: a key cached under another count is stale."""
+        return self.erasures.get((tenant_id, user_id), 0)
 
     def role_of(self, tenant_id: str, user_id: str) -> Role | None:
         return self.members.get((tenant_id, user_id))
@@ -354,6 +372,11 @@ def decide_retention_applied(state: ControlPlane, applied: RetentionApplied) -> 
         return []
     stream = f"retention:{applied.tenant_id}:{applied.project_id}:{applied.env}"
     return [_decision(stream, applied, "any")]
+def decide_erasure(state: ControlPlane, command: UserDataErased) -> Decision:
+    """Record an erasure (its key is destroyed first): each request is recorded, as each is an
+    act an auditor may ask about; the record holds no data of the user's."""
+    state.tenant(command.tenant_id)
+    return _decision(f"erasure:{command.tenant_id}:{command.user_id}", command, "any")
 
 
 def require_admin(state: ControlPlane, caller_tenant: str, caller_user: str, tenant_id: str) -> None:

@@ -45,6 +45,7 @@ ResourceKind = Literal[
     "rate_limit",
     "object_store",
     "realtime_registry",
+    "key_store",
 ]
 RESOURCE_KINDS: Final[tuple[str, ...]] = ResourceKind.__args__  # type: ignore[attr-defined]
 # Outside lab, readiness needs a platform default for these. Kinds added later are optional: an

@@ -27,6 +27,7 @@ from app.http.controllers.client_js import client_js
 from app.http.controllers.console import console_asset, console_page
 from app.http.controllers.control_plane import ModesController, TenantsController, bootstrap
 from app.http.controllers.diagnostics import diagnostics
+from app.http.controllers.erasure import ErasureController
 from app.http.controllers.events import EventsController, StreamsController
 from app.http.controllers.flags import FlagsController
 from app.http.controllers.kpis import KpisController
@@ -59,6 +60,7 @@ from app.http.openapi import OpenAPIDeclarations, openapi_config
 from app.http.paths import encoded_slash_guard
 from app.http.rate_limits import rate_limit_guard, send_rate_limit_headers
 from app.http.services import Services, provide_call, provide_services
+from app.key_ring import KeyRing, routed_key_stores
 from app.lab_secrets import lab_secret
 from app.retention_job import run_forever
 from app.settings import Settings
@@ -104,7 +106,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             token_key = _lab_or(settings, settings.token_key, "token.key")
             tokens = TokenService(token_key, _external_issuer(settings))
             lab_views = await backends.views(lab_views_of(settings.system), "views")
-            spines = SpineRouter(lab_store=metered, projector=projector, backends=backends)
+            keys = KeyRing.following(routed_key_stores(projector, backends, lab_views), projector)
+            spines = SpineRouter(lab_store=metered, projector=projector, backends=backends, keys=keys)
             # Background work (projection runners, the control-plane follower) ends before any
             # store closes: stores, even those opened later by requests, live in the outer stack.
             async with anyio.create_task_group() as background:
@@ -174,6 +177,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             TenantsController,
             RateLimitsController,
             RetentionController,
+            ErasureController,
             RoutesController,
             MemoryController,
             SessionsController,

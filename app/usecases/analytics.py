@@ -16,8 +16,11 @@ from typing import Any, Final
 import msgspec
 
 from app.http.reads import Problem, reflecting, served_each
+from app.key_ring import KeyRing
+from app.personal_spine import open_documents
 from domain.analytics import (
     BY_ID,
+    RECORDED,
     AnalyticsRecord,
     DayCount,
     Query,
@@ -175,13 +178,14 @@ class CountsPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def events_page(
-    runner: Runner, query: Query, *, limit: int, app_id: str | None, surface_id: str | None
+    runner: Runner, query: Query, *, limit: int, app_id: str | None, surface_id: str | None, keys: KeyRing
 ) -> EventsPage:
     """One page of `query`'s range, keeping records of `app_id` and `surface_id` when given.
 
     Without those filters the page is exact: `limit + 1` keys say whether another page exists.
     With them, records are scanned `limit + 1` at a time for at most `MAX_SCANS` reads; a page
-    may then hold fewer records than `limit`, and `next` says where the scan stopped.
+    may then hold fewer records than `limit`, and `next` says where the scan stopped. The view
+    keeps personal fields (`properties`) sealed: they are opened here, with `keys`.
     """
     prefix, after = query.prefix, query.prefix + query.after
     found: list[tuple[str, dict[str, Any]]] = []
@@ -190,15 +194,17 @@ async def events_page(
         for doc in docs:
             key = doc.key[len(prefix) :]
             if query.before is not None and key >= query.before:
-                return _page(found, limit, more=False)
+                return await _page(found, limit, more=False, keys=keys, tenant_id=runner.partition.tenant_id)
             if _attributed(doc.data, app_id, surface_id):
                 found.append((key, doc.data))
                 if len(found) > limit:
-                    return _page(found, limit, more=True)
+                    return await _page(
+                        found, limit, more=True, keys=keys, tenant_id=runner.partition.tenant_id
+                    )
         if len(docs) <= limit:
-            return _page(found, limit, more=False)
+            return await _page(found, limit, more=False, keys=keys, tenant_id=runner.partition.tenant_id)
         after = docs[-1].key
-    page = _page(found, limit, more=False)
+    page = await _page(found, limit, more=False, keys=keys, tenant_id=runner.partition.tenant_id)
     return EventsPage(events=page.events, next=after[len(prefix) :])  # the scan's end: read on from it
 
 
@@ -209,9 +215,15 @@ def _attributed(data: dict[str, Any], app_id: str | None, surface_id: str | None
     )
 
 
-def _page(found: list[tuple[str, dict[str, Any]]], limit: int, *, more: bool) -> EventsPage:
+async def _page(
+    found: list[tuple[str, dict[str, Any]]], limit: int, *, more: bool, keys: KeyRing, tenant_id: str
+) -> EventsPage:
     page = found[:limit]
-    records = served_each([msgspec.convert(data, Record) for _, data in page])
+    opened = await open_documents(
+        keys, tenant_id, [data for _, data in page], event_type=RECORDED, field="properties",
+        user_of=lambda data: data["attribution"]["user_id"],
+    )  # fmt: skip
+    records = served_each([msgspec.convert(data, Record) for data in opened])
     return EventsPage(events=records, next=page[-1][0] if more and page else None)
 
 

@@ -121,7 +121,9 @@ class AnalyticsController(Controller):
     ) -> Response[EventsPage]:
         query = query_events(run_id=run_id, name=name, after=after, start=start, end=end)
         runner = await caught_up(call, VIEW, min_position)
-        page = await events_page(runner, query, limit=limit, app_id=app_id, surface_id=surface_id)
+        page = await events_page(
+            runner, query, limit=limit, app_id=app_id, surface_id=surface_id, keys=call.services.spines.keys
+        )
         return Response(page)
 
     @get("/counts", opt=APP, summary="Events per name per UTC day")

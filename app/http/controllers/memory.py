@@ -11,11 +11,13 @@ from litestar.params import JSONBody, PathParameter
 
 from app.http.reads import MinPosition, caught_up, served
 from app.http.services import Call, CallDep
+from app.personal_spine import open_documents
 from domain.append import AppendRequest
 from domain.events import NewEvent
 from domain.memory import (
     COLLECTION,
     KEY_PATTERN,
+    SET,
     deleted_event,
     doc_key,
     is_live,
@@ -60,7 +62,11 @@ class MemoryController(Controller):
         if doc is not None:
             expires_at = msgspec.convert(doc.data["expires_at"], datetime | None)
             if is_live(expires_at, call.services.clock()):
-                answer = MemoryValue(key=key, value=doc.data["value"], found=True, expires_at=expires_at)
+                [data] = await open_documents(
+                    call.services.spines.keys, call.ctx.tenant_id, [doc.data], event_type=SET, field="value",
+                    user_of=lambda _: call.ctx.user_id,
+                )  # fmt: skip
+                answer = MemoryValue(key=key, value=data["value"], found=True, expires_at=expires_at)
         return Response(served(answer))
 
     @delete("/{key:str}", status_code=200, summary="Delete a key of the caller's memory")

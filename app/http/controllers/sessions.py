@@ -10,9 +10,11 @@ from litestar.params import JSONBody, PathParameter
 
 from app.http.reads import MinPosition, Problem, caught_up, served_each
 from app.http.services import CallDep
+from app.personal_spine import open_documents
 from domain.append import AppendRequest
 from domain.sessions import (
     COLLECTION,
+    MESSAGE_ADDED,
     SESSION_PATTERN,
     Role,
     message_event,
@@ -89,5 +91,9 @@ class SessionsController(Controller):
             prefix=session_prefix(call.ctx.user_id, session_id),
             limit=MAX_MESSAGES,
         )
-        messages = served_each([msgspec.convert(doc.data, Message) for doc in docs])
+        opened = await open_documents(
+            call.services.spines.keys, call.ctx.tenant_id, [doc.data for doc in docs], event_type=MESSAGE_ADDED,
+            field="content", user_of=lambda _: call.ctx.user_id,
+        )  # fmt: skip
+        messages = served_each([msgspec.convert(data, Message) for data in opened])
         return Response(Session(session_id=session_id, messages=messages))

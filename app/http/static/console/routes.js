@@ -12,7 +12,7 @@ import { check, datalist, field, fill, form, h, problem, select, status, table, 
 export const title = "Routes";
 
 // The resource kinds and backends of `domain.routing` (a test holds these lists to it).
-export const KINDS = ["event_spine", "memory_store", "blackboard_store", "analytics_store", "seo_config_store", "budget_store", "audit", "tabular_store", "feature_flags", "kpi_store", "page_content_store", "rate_limit", "object_store", "realtime_registry"];
+export const KINDS = ["event_spine", "memory_store", "blackboard_store", "analytics_store", "seo_config_store", "budget_store", "audit", "tabular_store", "feature_flags", "kpi_store", "page_content_store", "rate_limit", "object_store", "realtime_registry", "key_store"];
 export const BACKENDS = ["sqlite", "memory", "dynamodb", "firestore", "cosmos", "redis", "s3", "azure_blob", "filesystem"];
 
 /** @param {HTMLElement} root @param {string[]} args */
