@@ -25,6 +25,7 @@ import anyio
 
 from adapters.data_keys import DataKey, new_key
 from app.backends import Backends
+from domain.archive import ArchivedKey
 from domain.backend_url import Backend
 from domain.errors import BackendUnavailable
 from domain.ports import ViewStore
@@ -35,6 +36,7 @@ from projections.control_plane import ControlPlaneProjector
 KIND = "key_store"
 COLLECTION = "data_keys"
 _CREATE_ATTEMPTS = 5  # a read-back that finds nothing (a destroy raced in) decides again
+_PAGE = 1000
 _MAX_CACHED = 100_000  # cached keys; past that the cache starts over
 
 StoreOf = Callable[[str], Awaitable[ViewStore]]
@@ -153,6 +155,36 @@ class KeyRing:
                 space, [Delete(collection=COLLECTION, key=user_id, position=position)], position
             )
         self.forget(tenant_id, user_id)
+
+    async def live_keys(self, tenant_id: str) -> list[ArchivedKey]:
+        """Every live key of the tenant's users, by user id (what a tenant archive carries)."""
+        store, space = await self._store_of(tenant_id), space_of(tenant_id)
+        keys: list[ArchivedKey] = []
+        after = ""
+        while docs := await store.list(space, COLLECTION, after=after, limit=_PAGE):
+            keys += [ArchivedKey(user_id=doc.key, key_id=str(doc.data["key_id"]), material=str(doc.data["material"]))
+                     for doc in docs]  # fmt: skip
+            after = docs[-1].key
+        return keys
+
+    async def live_key_id(self, tenant_id: str, user_id: str) -> str | None:
+        key = await _read(await self._store_of(tenant_id), space_of(tenant_id), user_id)
+        return None if key is None else key.key_id
+
+    async def adopt(self, key: ArchivedKey, tenant_id: str) -> bool:
+        """Make `key` the user's (an import): True once it is, False when the user holds another."""
+        store, space = await self._store_of(tenant_id), space_of(tenant_id)
+        position = await store.checkpoint(space) + 1
+        held = await _read(store, space, key.user_id)
+        if held is None:
+            data = {"key_id": key.key_id, "material": key.material}
+            await store.apply(
+                space,
+                [Upsert(collection=COLLECTION, key=key.user_id, data=data, position=position)],
+                position,
+            )
+            held = await _read(store, space, key.user_id)
+        return held is not None and held.key_id == key.key_id
 
     def forget(self, tenant_id: str, user_id: str) -> None:
         """Drop what this process cached of the user's keys (their erasure was seen)."""

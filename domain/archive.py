@@ -7,7 +7,11 @@ An archive is a directory. `manifest.json` names everything else with its SHA-25
   not records (they are minted, never stored), and no record holds a secret;
 - `routes.jsonl.gz`: the tenant's own routes (platform defaults are the deployment's), redacted
   as `GET /v1/routes` shows them;
-- `logs/<env>/<project>.jsonl.gz`: one partition's events in position order, one per line.
+- `logs/<env>/<project>.jsonl.gz`: one partition's events in position order, one per line, as
+  stored: personal fields sealed (`domain.personal`);
+- `data_keys.jsonl.gz` (only when the tenant has any): the live data keys of its users, one per
+  line as `{"user_id", "key_id", "material"}`, so the target opens the sealed fields. An erased
+  user has no key, so their fields stay erased in the archive and wherever it is imported.
 
 Every file is a pure function of the data: records and routes in key order, events in position
 order, JSON with sorted keys, and the manifest's `created_at` is the time of the newest event
@@ -56,6 +60,7 @@ FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
 CONTROL_PLANE: Final = "control_plane.jsonl.gz"
 ROUTES: Final = "routes.jsonl.gz"
+DATA_KEYS: Final = "data_keys.jsonl.gz"
 Sha256 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
 ControlRecord = (
@@ -142,6 +147,14 @@ class ArchivedRecord(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.convert(self.data, record_type)
 
 
+class ArchivedKey(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of `data_keys.jsonl.gz`: a user's live data key (`material`: its 32 bytes, base64)."""
+
+    user_id: Identifier
+    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    material: Annotated[str, msgspec.Meta(min_length=44, max_length=44)]
+
+
 def log_path(env: str, project_id: str) -> str:
     """A partition's file: its ids are identifiers, so never `/`, `.` or `..` (no path escapes)."""
     return f"logs/{env}/{project_id}.jsonl.gz"
@@ -156,7 +169,8 @@ def check_manifest(manifest: Manifest) -> None:
     if manifest.tenant_id == SYSTEM_TENANT:
         raise ArchiveInvalid(f"{SYSTEM_TENANT} is a deployment's own tenant, not one to import")
     paths = [entry.path for entry in manifest.files]
-    expected = [CONTROL_PLANE, ROUTES, *(p.file for p in manifest.partitions)]
+    keys = [DATA_KEYS] if DATA_KEYS in paths else []  # only a tenant with data keys has the file
+    expected = [CONTROL_PLANE, ROUTES, *keys, *(p.file for p in manifest.partitions)]
     if sorted(paths) != sorted(expected) or len(set(paths)) != len(paths):
         raise ArchiveInvalid(f"{MANIFEST} lists {sorted(paths)}, not the files its partitions need")
     for entry in manifest.partitions:

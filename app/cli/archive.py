@@ -113,6 +113,7 @@ def export(
                     envs=wanted_envs or None,
                     out=out,
                     found=lambda logs: bars.task(bar, "export", sum(head for _, head in logs)),
+                    keys=deployment.keys,
                 )
 
         manifest, skipped = _run(run)
@@ -180,6 +181,7 @@ def import_(
                     inside_data_dir=lambda path: _inside(settings.data_dir, path),
                     range_size=range_size,
                     bar=lambda label, total: bars.task(bar, label, total, _UNITS.get(label, "ev")),
+                    keys=deployment.keys,
                 )
 
         imported = _run(run)

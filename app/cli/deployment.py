@@ -5,6 +5,7 @@ The system spine is named by `SPINE_SYSTEM_URL` (`--system-url`), default the da
 `spine.db`; the routing registry in it sends each partition to its backend, which is opened on
 first use, as the service opens it. A lab tenant's partition without a route lives in the system
 spine's own store, as the service's lab fallback has it, and so does every tenant's audit trail.
+`keys` is the deployment's key ring (`app.key_ring`), for the commands that show personal fields.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 import click
 
 from adapters.local_notifier import LocalNotifier
-from app.backends import EVENT_SPINE, Backends, secrets_for
+from app.backends import EVENT_SPINE, Backends, lab_views_of, secrets_for
 from app.http.metrics import Metrics
+from app.key_ring import KeyRing, routed_key_stores
 from app.settings import Settings
 from app.usecases.audit import AUDIT_PROJECT
 from app.usecases.control_plane import ControlPlaneService
@@ -31,12 +33,18 @@ from projections.control_plane import ControlPlaneProjector
 
 class Deployment:
     def __init__(
-        self, settings: Settings, backends: Backends, system: EventSpine, control: ControlPlaneService
+        self,
+        settings: Settings,
+        backends: Backends,
+        system: EventSpine,
+        control: ControlPlaneService,
+        keys: KeyRing,
     ) -> None:
         self.settings = settings
         self.backends = backends
         self.system = system
         self.control = control
+        self.keys = keys
 
     @property
     def state(self) -> ControlPlane:
@@ -91,4 +99,6 @@ async def opened(settings: Settings) -> AsyncIterator[Deployment]:
         system = await backends.spine(settings.system)
         projector = ControlPlaneProjector(system, notifier, Partition.system(settings.default_env))
         await projector.catch_up()
-        yield Deployment(settings, backends, system, ControlPlaneService(system, projector))
+        lab_views = await backends.views(lab_views_of(settings.system), "views")
+        keys = KeyRing.following(routed_key_stores(projector, backends, lab_views), projector)
+        yield Deployment(settings, backends, system, ControlPlaneService(system, projector), keys)

@@ -2,6 +2,8 @@
 
 Both read the partition from where the routing registry sends it (the system spine holds the
 registry: `SPINE_SYSTEM_URL`, default the data dir's `spine.db`), so they work for any route.
+The lines show personal fields as the API does (opened, or `[erased]`); a move copies the log as
+stored, its personal fields sealed under keys that stay where they are.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.table import Table
 from app.backends import Backends
 from app.cli import bars
 from app.cli.deployment import opened, require_system_store
+from app.personal_spine import PersonalSpine
 from app.settings import Settings
 from app.usecases.move import Progress as Done
 from app.usecases.move import RangeDigest, copy_log, digests, fill_plan
@@ -116,15 +119,21 @@ def replay(
 
 @asynccontextmanager
 async def _routed(
-    settings: Settings, partition: Partition
+    settings: Settings,
+    partition: Partition,
+    *,
+    personal: bool = False,
 ) -> AsyncIterator[tuple[Backends, EventSpine, Backend, bool]]:
     """The backends, the spine (and its backend) the registry routes `partition` to, and whether
-    retention removed events of it (a copy then fills their positions: `app.usecases.move`)."""
+    retention removed events of it (a copy then fills their positions: `app.usecases.move`); with
+    `personal`, through `PersonalSpine` (personal fields opened)."""
     async with opened(settings) as deployment:
         tenant = deployment.state.tenant(partition.tenant_id)  # NotFound: said, and exit 1
         if not project_known(deployment.state, partition):
             raise NotFound("project", partition.project_id)  # not an empty log: a typo, most likely
         spine, source = await deployment.spine_of(partition, tenant.mode)
+        if personal:
+            spine = PersonalSpine(spine, deployment.keys)
         yield deployment.backends, spine, source, partition.key in deployment.state.marks
 
 
@@ -138,7 +147,7 @@ async def _print(
     show: bool,
 ) -> None:
     out = sys.stdout.buffer
-    async with _routed(settings, partition) as (_, spine, _, _):
+    async with _routed(settings, partition, personal=True) as (_, spine, _, _):
         head = await spine.head(partition)
         check_cursor(after, head)
         remaining = limit if limit is not None else max(head - after, 0)

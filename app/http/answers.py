@@ -254,15 +254,19 @@ _MIN_POSITION: tuple[Declared, ...] = (InvalidCursor, ProjectionLagging)
 _IF_MATCH: tuple[Declared, ...] = (PreconditionFailed, InvalidRequest)
 _ADMIN = (Forbidden, _tenant())
 _UNREADABLE = Unreadable("view", 0)  # a stored document nested deeper than Spine serves
+# Writes and reads of personal fields (`domain.personal`) open the tenant's routed key store.
+_PERSONAL = _routed("key_store")
 # A rebuild opens the partition's log and the view's store, wherever they are routed.
 _REBUILT = _routed("event_spine", *sorted({view.kind for view in VIEWS.values()}))
 
 OPERATIONS: dict[str, Spec] = {
     "POST /v1/events": Spec(errors=(VersionConflict, IdempotencyConflict)),
-    "GET /v1/events": Spec(errors=(InvalidCursor, TicketExpired), truncated=True),
-    "GET /v1/events/stream": Spec(errors=(InvalidCursor, TicketExpired)),
+    "GET /v1/events": Spec(errors=(InvalidCursor, TicketExpired, *_PERSONAL), truncated=True),
+    "GET /v1/events/stream": Spec(errors=(InvalidCursor, TicketExpired, *_PERSONAL)),
     "POST /v1/stream-tickets": Spec(errors=(MintingDisabled,), position=False),
-    "GET /v1/streams/{stream}": Spec(errors=(StreamNotFound, Unreadable("document", 0)), truncated=True),
+    "GET /v1/streams/{stream}": Spec(
+        errors=(StreamNotFound, Unreadable("document", 0), *_PERSONAL), truncated=True
+    ),
     "PUT /v1/retention": Spec(errors=(Forbidden, NotFound("project", ""))),
     "GET /v1/retention": Spec(),
     "POST /v1/retention/runs": Spec(
@@ -282,6 +286,7 @@ OPERATIONS: dict[str, Spec] = {
     "POST /v1/tenants/{tenant_id}/members": Spec(errors=_ADMIN),
     "PUT /v1/tenants/{tenant_id}/limits": Spec(errors=_ADMIN),
     "GET /v1/tenants/{tenant_id}/limits": Spec(errors=_ADMIN),
+    "DELETE /v1/tenants/{tenant_id}/users/{user_id}/data": Spec(errors=(*_ADMIN, *_routed("key_store"))),
     "POST /v1/tenants/{tenant_id}/tokens": Spec(
         errors=(*_ADMIN, NotFound("member", ""), MintingDisabled), position=False
     ),
@@ -297,11 +302,11 @@ OPERATIONS: dict[str, Spec] = {
         errors=(*_ADMIN, *(NotFound(kind, "") for kind in ("projection", "project", "env")), *_REBUILT),
         position=False,
     ),
-    "PUT /v1/memory/{key}": Spec(kind="memory_store"),
-    "GET /v1/memory/{key}": Spec(errors=(_UNREADABLE,), kind="memory_store"),
+    "PUT /v1/memory/{key}": Spec(errors=_PERSONAL, kind="memory_store"),
+    "GET /v1/memory/{key}": Spec(errors=(_UNREADABLE, *_PERSONAL), kind="memory_store"),
     "DELETE /v1/memory/{key}": Spec(kind="memory_store"),
-    "POST /v1/sessions/{session_id}/messages": Spec(kind="memory_store"),
-    "GET /v1/sessions/{session_id}": Spec(kind="memory_store"),
+    "POST /v1/sessions/{session_id}/messages": Spec(errors=_PERSONAL, kind="memory_store"),
+    "GET /v1/sessions/{session_id}": Spec(errors=_PERSONAL, kind="memory_store"),
     "PUT /v1/runs/{run_id}/blackboard/{key}": Spec(
         errors=(BlackboardConflict,), kind="blackboard_store", etag=True
     ),
@@ -361,9 +366,9 @@ OPERATIONS: dict[str, Spec] = {
         kind="tabular_store",
         etag=True,
     ),
-    "POST /v1/analytics/events": Spec(kind="analytics_store"),
-    "POST /v1/analytics/events/batch": Spec(kind="analytics_store"),
-    "GET /v1/analytics/events": Spec(errors=(InvalidCursor,), kind="analytics_store"),
+    "POST /v1/analytics/events": Spec(errors=_PERSONAL, kind="analytics_store"),
+    "POST /v1/analytics/events/batch": Spec(errors=_PERSONAL, kind="analytics_store"),
+    "GET /v1/analytics/events": Spec(errors=(InvalidCursor, *_PERSONAL), kind="analytics_store"),
     "GET /v1/analytics/counts": Spec(errors=(InvalidCursor,), kind="analytics_store"),
     "PUT /v1/seo/{page}": Spec(errors=(SeoConfigConflict,), kind="seo_config_store", etag=True),
     "GET /v1/seo/{page}": Spec(errors=(SeoConfigNotFound, _UNREADABLE), kind="seo_config_store", etag=True),

@@ -17,11 +17,14 @@ from pathlib import Path
 import msgspec
 
 from app.archive_files import LinesWriter, discard, encode_line, publish, staging_dir, write_bytes
+from app.key_ring import KeyRing
 from domain.archive import (
     CONTROL_PLANE,
+    DATA_KEYS,
     FORMAT_VERSION,
     MANIFEST,
     ROUTES,
+    ArchivedKey,
     FileEntry,
     Manifest,
     PartitionEntry,
@@ -61,9 +64,13 @@ async def export_tenant(
     envs: list[str] | None,
     out: Path,
     found: Found,
+    keys: KeyRing,
 ) -> tuple[Manifest, list[Skipped]]:
     """Write the archive of `tenant_id` (of `projects`, default all; in `envs`, default the
-    deployment's own and those its routes name) to `out`, which must not exist or be empty."""
+    deployment's own and those its routes name) to `out`, which must not exist or be empty.
+
+    Logs are written as stored, personal fields sealed, beside the live data keys of the tenant's
+    users (`keys`): an erased user's fields stay erased in the archive and wherever it goes."""
     records = records_of(state, tenant_id, projects)
     project_ids = partition_projects(state, tenant_id, projects)
     looked = sorted(set(envs) if envs else routed_envs(registry, tenant_id) | {default_env})
@@ -92,6 +99,12 @@ async def export_tenant(
             for route in routes_of(registry, tenant_id, projects):
                 routes.write(encode_line(route))
         files: list[FileEntry] = [control.entry, routes.entry]
+        data_keys = await _live_keys(keys, tenant_id)
+        if data_keys:
+            with LinesWriter(work, DATA_KEYS) as written:
+                for key in data_keys:
+                    written.write(encode_line(key))
+            files.append(written.entry)
         partitions: list[PartitionEntry] = []
         newest: datetime | None = None
         done = 0
@@ -131,6 +144,13 @@ async def export_tenant(
         discard(work)
         raise
     return manifest, skipped
+
+
+async def _live_keys(keys: KeyRing, tenant_id: str) -> list[ArchivedKey]:
+    try:
+        return await keys.live_keys(tenant_id)
+    except MissingRoute:  # no key store: nothing of the tenant's was ever sealed
+        return []
 
 
 def encode_manifest(manifest: Manifest) -> bytes:

@@ -5,7 +5,8 @@ In order, and each step only once the previous one held:
 2. the records and routes against the target's control plane, and each partition's log against
    the target's (a record or an event held otherwise: refused). Nothing is written before this;
 3. the records, through the decide rules the API uses (a record held alike is passed over), then
-   the routes (`with_routes` only: a route names the source deployment's backends);
+   the routes (`with_routes` only: a route names the source deployment's backends), then the
+   users' data keys (a user holding another key in the target is a conflict, found in step 2);
 4. each log, copied with its positions, ids, stream versions, metadata and times into the
    partition's routed spine by `copy_log` (from the target's head: an import cut short resumes);
 5. each log read again from the target and compared, per range, with the archive (`digests`).
@@ -21,12 +22,15 @@ from pathlib import Path
 import msgspec
 
 from app.archive_files import ArchivedLog, decode_lines, file_entry
+from app.key_ring import KeyRing
 from app.usecases.control_plane import ControlPlaneService, system_meta
 from app.usecases.move import Gaps, MoveRefused, RangeDigest, copy_log, digests, fill_plan, holds_the_start_of
 from domain.archive import (
     CONTROL_PLANE,
+    DATA_KEYS,
     MANIFEST,
     ROUTES,
+    ArchivedKey,
     ArchivedRecord,
     ArchiveInvalid,
     ControlRecord,
@@ -105,6 +109,7 @@ async def import_archive(
     inside_data_dir: Callable[[str], bool],
     range_size: int,
     bar: Bar,
+    keys: KeyRing,
 ) -> Imported:
     manifest = read_manifest(root)
     verify_files(root, manifest, bar)
@@ -141,12 +146,23 @@ async def import_archive(
         await _check_target(
             entry, log, await spine_of(partition, tenant.mode, planned), partition, gaps[entry.file]
         )
+    data_keys = list(decode_lines(root, DATA_KEYS, ArchivedKey)) if _holds(manifest, DATA_KEYS) else []
+    if tenant.tenant_id in state.tenants:  # a new tenant holds no keys yet
+        for key in data_keys:
+            held = await keys.live_key_id(tenant.tenant_id, key.user_id)
+            if held not in (None, key.key_id):
+                raise ImportConflict(
+                    f"{DATA_KEYS}: user {key.user_id!r} holds another data key in the target"
+                )
 
     meta = system_meta(control.projector.partition.env, request_id="spine-import")
     for record in missing:
         await control.execute(_record_decider(record), meta)
     for route in new_routes:
         await control.execute(_route_decider(control, route, tenant.mode, secret_files), meta)
+    for key in data_keys:
+        if not await keys.adopt(key, tenant.tenant_id):  # another key made there since the check
+            raise ImportConflict(f"{DATA_KEYS}: user {key.user_id!r} holds another data key in the target")
     copied: dict[str, int] = {}
     total = sum(entry.head for entry in manifest.partitions)
     update, base = bar("copy", total), 0
@@ -163,6 +179,10 @@ async def import_archive(
         base += 2 * entry.head
         _compare(entry, ours, theirs)
     return Imported(manifest=manifest, records=len(missing), routes=len(new_routes), copied=copied)
+
+
+def _holds(manifest: Manifest, path: str) -> bool:
+    return any(entry.path == path for entry in manifest.files)
 
 
 def _after(update: Progress, base: int) -> Progress:

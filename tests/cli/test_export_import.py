@@ -32,6 +32,7 @@ from app.settings import Settings
 from domain.append import AppendRequest
 from domain.events import EventMeta, NewEvent
 from domain.partition import Partition
+from domain.personal import PERSONAL_FIELDS
 from tests.cli.conftest import Cli
 from tests.http.conftest import LiveServer, start_live_server
 from tests.peers import dynamodb, free_port
@@ -157,6 +158,12 @@ def reads(spine: Deployment, env: str, project: str) -> dict[str, Any]:
     return {"events": events, **{path: ok(spine.http.get(path, headers=waited)).json() for path in paths}}
 
 
+def unsealed(event: dict[str, Any]) -> dict[str, Any]:
+    """An event with its personal fields left out: exported sealed, served opened."""
+    fields = PERSONAL_FIELDS.get(event["type"], ())
+    return {**event, "data": {k: v for k, v in event["data"].items() if k not in fields}}
+
+
 def files(root: Path) -> dict[str, bytes]:
     return {
         str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
@@ -176,7 +183,7 @@ def tampered(archive: Path, into: Path) -> Path:
         (into / path).parent.mkdir(parents=True, exist_ok=True)
         (into / path).write_bytes(data)
     log = into / "logs/dev/p1.jsonl.gz"
-    text = gzip.decompress(log.read_bytes()).replace(b"ship dev p1", b"sink dev p1")
+    text = gzip.decompress(log.read_bytes()).replace(b"Onboarding", b"Offboarding")  # not sealed: personal
     log.write_bytes(gzip.compress(text, mtime=0))
     return into
 
@@ -199,7 +206,8 @@ def test_a_tenant_exported_and_imported_answers_the_same_and_exports_the_same_by
     ]  # fmt: skip
     assert all(p["head"] == p["events"] == 10 for p in manifest["partitions"][:4])
     assert set(files(first)) == {"manifest.json", "control_plane.jsonl.gz", "routes.jsonl.gz",
-                                 *(p["file"] for p in manifest["partitions"])}  # fmt: skip
+                                 "data_keys.jsonl.gz", *(p["file"] for p in manifest["partitions"])}  # fmt: skip
+    assert b"ship dev p1" not in gzip.decompress((first / "logs/dev/p1.jsonl.gz").read_bytes())  # sealed
     records = [
         json.loads(line)
         for line in gzip.decompress((first / "control_plane.jsonl.gz").read_bytes()).splitlines()
@@ -465,7 +473,8 @@ def test_a_partition_routed_to_dynamodb_exports_the_events_it_serves(
         json.loads(line)
         for line in gzip.decompress((archive / "logs/dev/p1.jsonl.gz").read_bytes()).splitlines()
     ]
-    assert exported == served["events"]
+    assert [unsealed(event) for event in exported] == [unsealed(event) for event in served["events"]]
+    assert [e["data"]["value"]["$sealed"] for e in exported if e["type"] == "memory.set"] == ["v1"]
     routes = [
         json.loads(line) for line in gzip.decompress((archive / "routes.jsonl.gz").read_bytes()).splitlines()
     ]
@@ -501,3 +510,30 @@ def test_no_machine_path_is_in_an_archive(run: Cli, source: Deployment, tmp_path
     for path, data in files(archive).items():
         text = gzip.decompress(data) if path.endswith(".gz") else data
         assert str(tmp_path).encode() not in text, path
+
+
+def test_an_erased_user_stays_erased_in_the_archive_and_where_it_is_imported(
+    run: Cli, source: Deployment, target: Deployment, tmp_path: Path
+) -> None:
+    """The archive carries the live users' data keys, not the erased one's: in the target, the
+    live user's memory opens and the erased user's reads `[erased]`."""
+    provision(source)
+    for user in ("u1", "u2"):
+        headers = source.member("dev", "p1", user)
+        ok(source.http.put("/v1/memory/goal", json={"value": f"secret of {user}"}, headers=headers))
+    ok(source.http.delete("/v1/tenants/t1/users/u1/data", headers=source.admin))
+    archive = tmp_path / "archive"
+    run("export", "--tenant", "t1", "--project", "p1", "--env", "dev", "--out", str(archive), *source.args(),
+        token=None)  # fmt: skip
+    keys = [
+        json.loads(line)
+        for line in gzip.decompress((archive / "data_keys.jsonl.gz").read_bytes()).splitlines()
+    ]
+    assert [key["user_id"] for key in keys] == ["u2"]
+    assert not any(b"secret of" in data for data in files(archive).values())
+    run("import", str(archive), *target.args(), token=None)
+    for user, value in (("u1", "[erased]"), ("u2", "secret of u2")):
+        headers = target.member("dev", "p1", user)
+        head = ok(target.http.get("/v1/events", headers=headers)).json()["head"]
+        waited = {**headers, "X-Spine-Min-Position": str(head)}
+        assert ok(target.http.get("/v1/memory/goal", headers=waited)).json()["value"] == value

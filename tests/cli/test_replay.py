@@ -186,3 +186,18 @@ def test_replay_help_names_the_move() -> None:
     assert shown.exit_code == 0
     assert "--into URL" in shown.output
     assert "Last-Event-ID" in shown.output
+
+
+def test_replay_shows_personal_fields_as_the_api_does(
+    cli: Cli, http: httpx.Client, admin: str, member: str, tmp_path: Path
+) -> None:
+    """Opened while the user's key lives, `[erased]` once it is destroyed; never sealed text."""
+    headers = {"Authorization": f"Bearer {member}", "X-Project-Id": "p1", "X-Surface-Id": "web"}
+    assert http.put("/v1/memory/goal", json={"value": "ada@example.org"}, headers=headers).status_code == 200
+    args = ("replay", "--tenant", "t1", "--project", "p1", "--data-dir", str(tmp_path), "--no-progress")
+    [line] = cli(*args, token=None).stdout.splitlines()
+    assert json.loads(line)["data"]["value"] == "ada@example.org"
+    erased = http.delete("/v1/tenants/t1/users/u1/data", headers={"Authorization": f"Bearer {admin}"})
+    assert erased.status_code == 200, erased.text
+    [line] = cli(*args, token=None).stdout.splitlines()
+    assert json.loads(line)["data"]["value"] == "[erased]"

@@ -288,6 +288,7 @@ class SpineClient:
     delete_route = async_method(_control.delete_route)
     route_history = async_method(_control.route_history)
     set_limits = async_method(_control.set_limits)
+    erase_user_data = async_method(_control.erase_user_data)
     get_limits = async_method(_control.get_limits)
     diagnostics = async_method(_control.diagnostics)
     projections = async_method(_control.projections)

@@ -142,6 +142,13 @@ def get_limits(tenant_id: str) -> Call[Record]:
     return call("GET", f"{_tenant(tenant_id)}/limits", Record)
 
 
+def erase_user_data(tenant_id: str, user_id: str) -> Call[Record]:
+    """Erase a user's personal data (tenant admins, system admins): their data key is destroyed,
+    and every personal field sealed under it reads `"[erased]"` from then on. Idempotent:
+    `{"tenant_id", "user_id", "erased": true, "position"}`."""
+    return call("DELETE", f"{_tenant(tenant_id)}/users/{segment(user_id)}/data", Record, idempotent=True)
+
+
 def diagnostics(*, tenant_id: str | None = None, env: str | None = None) -> Call[Record]:
     """Per tenant, project and resource kind: the route, its status and round trip."""
     return call("GET", "/v1/diagnostics", Record, params={"tenant_id": tenant_id, "env": env})

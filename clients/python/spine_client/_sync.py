@@ -280,6 +280,7 @@ class SyncSpineClient:
     delete_route = sync_method(_control.delete_route)
     route_history = sync_method(_control.route_history)
     set_limits = sync_method(_control.set_limits)
+    erase_user_data = sync_method(_control.erase_user_data)
     get_limits = sync_method(_control.get_limits)
     diagnostics = sync_method(_control.diagnostics)
     projections = sync_method(_control.projections)
