@@ -8,7 +8,6 @@ Nothing here logs or raises with a key or a plaintext in it.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from typing import Any, Final
@@ -39,15 +38,13 @@ class DataKey:
     def seal(self, subject: Subject, value: Any) -> Sealed:
         nonce = os.urandom(_NONCE_BYTES)
         data = self._cipher.encrypt(nonce, _encoder.encode(value), subject.associated_data())
-        return Sealed(key=self.key_id, nonce=_b64(nonce), data=_b64(data))
+        return Sealed(key=self.key_id, nonce=nonce, data=data)
 
     def open(self, subject: Subject, sealed: Sealed) -> Any:
         """The value; raises `SealBroken` when the sealed value was altered or sealed for another subject."""
         try:
-            plain = self._cipher.decrypt(
-                base64.b64decode(sealed.nonce), base64.b64decode(sealed.data), subject.associated_data()
-            )
-        except (InvalidTag, ValueError) as exc:  # ValueError: bad base64, or a nonce of another size
+            plain = self._cipher.decrypt(sealed.nonce, sealed.data, subject.associated_data())
+        except (InvalidTag, ValueError) as exc:  # ValueError: a nonce of a size AES-GCM does not take
             raise SealBroken from exc
         return msgspec.json.decode(plain)
 
@@ -59,7 +56,3 @@ class SealBroken(Exception):
 def new_key() -> tuple[str, bytes]:
     """A fresh (key id, key material)."""
     return secrets.token_urlsafe(16), AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")

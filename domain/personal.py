@@ -42,12 +42,13 @@ SEALED_VERSION: Final = "v1"
 
 
 class Sealed(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A personal field as stored: its value's JSON encrypted under the data key `key`."""
+    """A personal field as stored: its value's JSON encrypted under the data key `key`. `nonce` and
+    `data` are bytes, which msgspec writes and reads as base64 (in C: it is on every read)."""
 
     version: Literal["v1"] = msgspec.field(name=SEALED_TAG, default=SEALED_VERSION)
     key: str
-    nonce: str
-    data: str
+    nonce: bytes
+    data: bytes
 
 
 class Subject(msgspec.Struct, frozen=True, kw_only=True):
