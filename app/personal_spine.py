@@ -121,21 +121,19 @@ class PersonalSpine:
         if not wanted:
             return events
         keys = await self._keys.find(tenant_id, wanted)
-        return [
-            msgspec.structs.replace(
-                event,
-                data=open_fields(
-                    event.data,
-                    tenant_id=tenant_id,
-                    user_id=event.meta.user_id,
-                    event_type=event.type,
-                    open_=lambda subject, sealed: open_sealed(keys, subject, sealed),
-                ),
-            )
-            if event.type in PERSONAL_FIELDS
-            else event
-            for event in events
-        ]
+
+        def open_(subject: Subject, sealed: Sealed) -> Any:
+            return open_sealed(keys, subject, sealed)
+
+        opened = []
+        for event in events:
+            data = event.data
+            if event.type in PERSONAL_FIELDS:
+                data = open_fields(
+                    data, tenant_id=tenant_id, user_id=event.meta.user_id, event_type=event.type, open_=open_
+                )
+            opened.append(event if data is event.data else msgspec.structs.replace(event, data=data))
+        return opened
 
 
 def _sealed_in(event: Event) -> Iterable[UserKey]:

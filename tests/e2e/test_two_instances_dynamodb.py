@@ -74,14 +74,15 @@ async def pair(tmp_path: Path, redis_url: str) -> AsyncIterator[Pair]:
 
 
 async def provision_routed(server: SpineServer, config: dict[str, Any]) -> dict[str, str]:
-    """A saas tenant whose log and memory view are routed to `config`, routed before its first
-    member exists, so an instance that knows the member knows the routes."""
+    """A saas tenant whose log, memory view and data keys (memory values are personal: sealed
+    under keys of the key store) are routed to `config`, routed before its first member exists,
+    so an instance that knows the member knows the routes."""
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
         admin = await admin_headers(http)
         tenant = {"tenant_id": TENANT, "name": TENANT, "mode": "saas"}
         assert (await http.post("/v1/tenants", json=tenant, headers=admin)).status_code == 201
-        for kind in ("event_spine", "memory_store"):
-            route = {"resource_kind": kind, "tenant_id": TENANT, "env": "dev", "project_id": PROJECT,
+        for kind, project in (("event_spine", PROJECT), ("memory_store", PROJECT), ("key_store", "*")):
+            route = {"resource_kind": kind, "tenant_id": TENANT, "env": "dev", "project_id": project,
                      "backend_type": "dynamodb", "config": config}  # fmt: skip
             answer = await http.put("/v1/routes", json=route, headers=admin)
             assert answer.status_code == 200, answer.text

@@ -20,7 +20,7 @@ from domain.partition import Partition
 from tests.http.conftest import LiveServer, sse_frames, start_live_server
 from tests.http.test_cloud_routes import cosmos_config, dynamodb_config, firestore_config
 from tests.http.test_events_api import assert_problem
-from tests.provision import admin_headers_sync, provision_sync
+from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision_sync
 
 ERASED = "[erased]"
 SECRET = "ada@example.org"  # a personal value that must never be stored in the clear
@@ -226,3 +226,19 @@ def _plaintext_in(root: Path) -> list[Path]:
 
 def _files(root: Path) -> Iterator[Path]:
     return (path for path in root.rglob("*") if path.is_file())
+
+
+def test_another_process_drops_its_cached_key_once_it_sees_the_erasure(tmp_path: Path) -> None:
+    """Two services on one deployment. The first has the user's key cached; once its control
+    plane reaches the second's erasure record (its follower does this on the notification, or the
+    poll; here the test makes it catch up at once), it reads `[erased]` too, without a restart."""
+    settings = Settings(data_dir=tmp_path, bootstrap_key=BOOTSTRAP_KEY)
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        headers = provision_sync(first)
+        written = ok(first.put("/v1/memory/goal", json={"value": SECRET}, headers=headers))
+        wait = {**headers, "X-Spine-Min-Position": str(written["position"])}
+        assert ok(first.get("/v1/memory/goal", headers=wait))["value"] == SECRET  # cached in the first
+        erased = ok(erase(second, admin_headers_sync(second)))
+        projector = first.app.state.services.control.projector
+        assert first.blocking_portal.call(projector.catch_up) >= erased["position"]
+        assert ok(first.get("/v1/memory/goal", headers=wait))["value"] == ERASED
