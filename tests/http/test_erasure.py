@@ -112,7 +112,11 @@ def assert_erasure_everywhere(
 
 def test_erasure_reaches_every_read_path_and_a_rebuilt_view(client: TestClient, settings: Settings) -> None:
     headers, other = provision_sync(client), provision_sync(client, user="u2")
+    namesake = provision_sync(client, tenant="t2")  # another tenant's user of the same id
+    kept = ok(client.put("/v1/memory/goal", json={"value": "t2's own"}, headers=namesake))
     assert_erasure_everywhere(client, headers, other)
+    wait = {**namesake, "X-Spine-Min-Position": str(kept["position"])}
+    assert ok(client.get("/v1/memory/goal", headers=wait))["value"] == "t2's own"
     assert not _plaintext_in(settings.data_dir)  # sealed in the log and in the views, on disk
 
 
