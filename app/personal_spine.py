@@ -115,6 +115,9 @@ class PersonalSpine:
     async def head(self, partition: Partition) -> int:
         return await self.inner.head(partition)
 
+    async def remove(self, partition: Partition, positions: Collection[int]) -> int:
+        return await self.inner.remove(partition, positions)
+
     async def _opened(self, tenant_id: str, events: list[Event]) -> list[Event]:
         """`events` with their sealed fields opened; the same list when none has any."""
         wanted = {pair for event in events for pair in _sealed_in(event)}

@@ -372,6 +372,8 @@ def decide_retention_applied(state: ControlPlane, applied: RetentionApplied) -> 
         return []
     stream = f"retention:{applied.tenant_id}:{applied.project_id}:{applied.env}"
     return [_decision(stream, applied, "any")]
+
+
 def decide_erasure(state: ControlPlane, command: UserDataErased) -> Decision:
     """Record an erasure (its key is destroyed first): each request is recorded, as each is an
     act an auditor may ask about; the record holds no data of the user's."""
