@@ -25,7 +25,8 @@ async def run_once(services: Services) -> list[retention.Outcome]:
     state = services.control.state
 
     async def spine_of(partition: Partition) -> EventSpine:
-        return await services.spines.for_partition(partition, state.tenant(partition.tenant_id).mode)
+        # as stored: a run reads every event and needs none of their personal fields opened
+        return await services.spines.stored_for_partition(partition, state.tenant(partition.tenant_id).mode)
 
     outcomes = await retention.run(
         state,

@@ -70,8 +70,10 @@ class RetentionController(Controller):
         rules = state.retention.get((ctx.tenant_id, ctx.project_id)) or RetentionSet(
             tenant_id=ctx.tenant_id, project_id=ctx.project_id, rules=[]
         )
+        # the log as stored: planning reads every event, and opens none of their personal fields
+        spine = await services.spines.stored_for_context(ctx, call.warnings)
         outcome = await retention.run_partition(
-            await call.spine(), services.control, ctx.partition, rules, services.clock(), dry_run=data.dry_run
+            spine, services.control, ctx.partition, rules, services.clock(), dry_run=data.dry_run
         )
         return RunView(
             scanned=outcome.scanned,
