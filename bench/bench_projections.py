@@ -290,6 +290,14 @@ class TimedProjection:
     def handles(self) -> frozenset[str] | None:
         return self._projection.handles
 
+    @property
+    def collections(self) -> frozenset[str]:
+        return self._projection.collections
+
+    @property
+    def version(self) -> int:
+        return self._projection.version
+
     def apply(self, event: Event) -> list[ViewOp]:
         started = time.perf_counter()
         try:

@@ -274,6 +274,8 @@ class AnalyticsProjection:
 
     name = "analytics"
     handles = frozenset({RECORDED})
+    collections = frozenset({EVENTS, BY_NAME, BY_RUN, BY_RUN_NAME, BY_ID, COUNTS, COUNTS_BY_NAME})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         record = record_of(event)

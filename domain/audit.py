@@ -139,6 +139,8 @@ class AuditProjection:
 
     name = "audit"
     handles: frozenset[str] | None = None
+    collections = frozenset({COLLECTION, BY_ACTOR, BY_ACTION, BY_ACTOR_ACTION, BY_ID})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         record = record_of(event)

@@ -46,6 +46,8 @@ def written_event(run_id: str, key: str, value: Any, written_by: str | None) -> 
 class BlackboardProjection:
     name = "blackboard"
     handles = frozenset({WRITTEN})
+    collections = frozenset({COLLECTION})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         entry = msgspec.convert(event.data, EntryWritten)

@@ -287,6 +287,8 @@ class BudgetProjection:
 
     name = "budget"
     handles = frozenset({USAGE_RECORDED, LIMIT_SET, TOTALS_KEPT})
+    collections = frozenset({LEDGER, TOTALS, LIMITS})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         if event.type == USAGE_RECORDED:

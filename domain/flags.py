@@ -167,6 +167,8 @@ class FlagsProjection:
 
     name = "flags"
     handles = frozenset({CHANGED, DELETED})
+    collections = frozenset({CURRENT, LIVE, HISTORY})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         deleted = event.type == DELETED

@@ -221,6 +221,8 @@ class KpisProjection:
 
     name = "kpis"
     handles = frozenset({DEFINED, RECORDED})
+    collections = frozenset({DEFINITIONS, ROLLUPS, DIMENSION_VALUES})
+    version = 1
 
     def reads(self, event: Event) -> list[tuple[str, str]]:
         if event.type != RECORDED:

@@ -61,6 +61,8 @@ class MemoryProjection:
 
     name = "memory"
     handles = frozenset({SET, DELETED})
+    collections = frozenset({COLLECTION})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         if event.type == SET:

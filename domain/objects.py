@@ -194,6 +194,8 @@ class ObjectsProjection:
 
     name = "objects"
     handles = frozenset({STORED, DELETED})
+    collections = frozenset({OBJECTS, USAGE})
+    version = 1
 
     def reads(self, event: Event) -> list[tuple[str, str]]:
         return [(USAGE, USAGE_KEY)]

@@ -268,6 +268,8 @@ class PagesProjection:
 
     name = "pages"
     handles = frozenset(CHANGES)
+    collections = frozenset({PAGES, VERSIONS})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         record = msgspec.convert(event.data, PageWritten)

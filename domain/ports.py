@@ -186,6 +186,18 @@ class Projection(Protocol):
         """The event types it reads; None: every event of the partition."""
         ...
 
+    @property
+    def collections(self) -> frozenset[str]:
+        """Every collection its ops write: what a snapshot of its view copies. The runtime refuses
+        an op naming another (`projections.runtime.UndeclaredCollection`)."""
+        ...
+
+    @property
+    def version(self) -> int:
+        """Bumped whenever what `apply` (or `fold`) makes of an event changes: a snapshot taken
+        under another version is ignored, and the view is rebuilt from position 0."""
+        ...
+
     def apply(self, event: Event) -> list[ViewOp]: ...
 
 

@@ -364,6 +364,8 @@ class RealtimeProjection:
 
     name = "realtime"
     handles = REGISTRY_TYPES
+    collections = frozenset({REGISTRY, BY_MEMBER})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         record = msgspec.convert(event.data, Registered)

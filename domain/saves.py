@@ -108,6 +108,8 @@ class SavesProjection:
 
     name = "saves"
     handles = frozenset(_CHANGES)
+    collections = frozenset({LATEST, LIVE, VERSIONS})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         written = msgspec.convert(event.data, SaveWritten)

@@ -265,6 +265,8 @@ class SeoProjection:
 
     name = "seo"
     handles = frozenset({SAVED, DELETED})
+    collections = frozenset({COLLECTION})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         if event.type == DELETED:

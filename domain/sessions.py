@@ -58,6 +58,8 @@ class SessionsProjection:
 
     name = "sessions"
     handles = frozenset({MESSAGE_ADDED})
+    collections = frozenset({COLLECTION})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         message = msgspec.convert(event.data, MessageAdded)

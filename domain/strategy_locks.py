@@ -49,6 +49,8 @@ class StrategyLocksProjection:
 
     name = "strategy_locks"
     handles = frozenset({SNAPSHOT_TAKEN})
+    collections = frozenset({LATEST, SNAPSHOTS})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         taken = msgspec.convert(event.data, SnapshotTaken)

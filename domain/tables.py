@@ -135,6 +135,8 @@ class TablesProjection:
 
     name = "tables"
     handles = frozenset({DEFINED, *_CHANGES})
+    collections = frozenset({DEFINITIONS, LATEST, LIVE, VERSIONS})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         stamp = {

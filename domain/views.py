@@ -8,7 +8,8 @@ tombstone with its position, so an older upsert delivered again cannot bring the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -54,3 +55,24 @@ class Generations(msgspec.Struct, frozen=True, kw_only=True):
 def space_of(partition_key: str, projection: str, generation: int) -> str:
     """Where one generation of one projection of one partition keeps its documents and checkpoint."""
     return f"{partition_key}/{projection}/{generation}"
+
+
+SNAPSHOT_META: Final = "spine.snapshot"  # the collection of a snapshot's meta document: no projection's
+SNAPSHOT_META_KEY: Final = "meta"
+
+
+class SnapshotMeta(msgspec.Struct, frozen=True, kw_only=True):
+    """What a snapshot of a view holds, written after its documents: without it, a snapshot is
+    incomplete. `position` is the view's checkpoint when the copy began: every event up to it
+    is in the documents (some may reflect later ones, which replaying after it leaves alone)."""
+
+    projection_version: int
+    position: int
+    taken_at: datetime
+    documents: int
+
+
+def snapshot_space(partition_key: str, projection: str) -> str:
+    """Where the snapshot of one projection of one partition keeps its copy of the view: a space
+    beside the generations (which are numbered), in the view's own store."""
+    return f"{partition_key}/{projection}/snapshot"

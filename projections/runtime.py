@@ -13,8 +13,9 @@ events left them, or else as the store has them, and the fold leaves any documen
 reflects the event unchanged, so re-delivery counts nothing twice there either.
 
 Of several processes, the one holding a space's lease projects it; the others read the view and
-follow its checkpoint. A rebuild builds the next generation from position 0 in a space of its own
-while the serving one keeps answering reads, then swaps it in once it has caught up.
+follow its checkpoint. A rebuild builds the next generation in a space of its own (from the
+partition's snapshot of the view when one is valid, else from position 0) while the serving one
+keeps answering reads, then swaps it in once it has caught up.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from domain.errors import BackendUnavailable
 from domain.events import Event
 from domain.partition import Partition
 from domain.ports import EventSpine, FoldingProjection, Notifier, Projection, ViewStore
-from domain.views import Delete, Generations, ViewDoc, ViewOp, space_of
+from domain.views import SNAPSHOT_META, Delete, Generations, ViewDoc, ViewOp, snapshot_space, space_of
+from projections.leases import LEASE_SECONDS, Lease
+from projections.snapshots import seed, seeded_from
 
 log = logging.getLogger(f"spine.{__name__}")
 
 PAGE = 500
 READS_AT_ONCE = 16  # documents a folding projection's page fetches from the store concurrently
-LEASE_SECONDS = 10.0
 FOLLOW_SECONDS = 0.05  # how often a process that does not hold the lease looks at the checkpoint
 _Docs = list[ViewDoc]  # named here: inside Runner, `list` is the method
 # Leases are held in the name of a process, or of an instance that keeps its name across restarts
@@ -68,12 +70,30 @@ async def project(
             each = await _folds(projection, views, space, page.events)
         else:
             each = [_ops(projection, event) for event in page.events]
+        _check_declared(projection, each)
         for checkpoint, events, ops in _batches(views, page.events, each, page.next):
             await views.apply(space, ops, checkpoint=checkpoint)
             position = checkpoint
             on_batch(position, page.head, events)
         if position >= page.head:
             return position
+
+
+class UndeclaredCollection(TypeError):
+    """A projection's op writes a collection its `collections` does not declare: a bug of the
+    projection, never of a caller (a snapshot would leave that collection out). The view stops
+    advancing, loudly, instead of being copied without it."""
+
+
+def _check_declared(projection: Projection, each: list[list[ViewOp]]) -> None:
+    declared = projection.collections
+    for ops in each:
+        for op in ops:
+            if op.collection not in declared or op.collection == SNAPSHOT_META:
+                raise UndeclaredCollection(
+                    f"projection {projection.name!r} wrote collection {op.collection!r}, which its"
+                    f" `collections` ({', '.join(sorted(declared))}) does not declare"
+                )
 
 
 _Batch = tuple[int, list[Event], list[ViewOp]]  # (checkpoint, events, their ops: one per document)
@@ -211,37 +231,6 @@ def _ops(projection: Projection, event: Event) -> list[ViewOp]:
             exc_info=True,
         )
         return []
-
-
-class Lease:
-    """A space's lease, renewed when a third of it is left; asks the store only then."""
-
-    def __init__(self, views: ViewStore, space: str, holder: str) -> None:
-        self._views = views
-        self.space = space
-        self._holder = holder
-        self._renew_at = 0.0
-
-    @property
-    def due(self) -> bool:
-        """Whether the next `held` asks the store."""
-        return time.monotonic() >= self._renew_at
-
-    async def held(self) -> bool:
-        now = time.monotonic()
-        if now < self._renew_at:
-            return True
-        if await self._views.lease(self.space, self._holder, LEASE_SECONDS):
-            self._renew_at = now + LEASE_SECONDS * 2 / 3
-            return True
-        self._renew_at = 0.0
-        return False
-
-    async def release(self) -> None:
-        """Let the lease lapse now (a zero-length renewal), so another holder may take it at once."""
-        if self._renew_at:
-            await self._views.lease(self.space, self._holder, 0.0)
-        self._renew_at = 0.0
 
 
 class Runner:
@@ -419,23 +408,38 @@ def retry_delay(failures: int, poll_seconds: float) -> float:
 
 
 RebuildState = Literal["building", "swapped", "elsewhere", "failed"]
+RebuildFrom = Literal["snapshot", "start"]
 
 
 class Rebuild:
-    """Builds the next generation of a runner's view from position 0, then swaps it in.
+    """Builds the next generation of a runner's view, then swaps it in.
+
+    From the partition's snapshot when one is valid (`projections.snapshots`) and `from_` allows
+    it: the new generation starts as a copy of the snapshot at its position C and projects the
+    events after C. Otherwise from position 0. A rebuild because the partition's log was routed
+    elsewhere always starts from 0, and drops the snapshot: its positions are the old log's.
 
     Resumable: the building generation and its checkpoint are in the view store, so a rebuild
-    that was interrupted (or a process that died) continues where it stopped. The retired
-    generation is dropped after a grace period, so that other processes still reading it have
-    switched by then.
+    that was interrupted (or a process that died) continues where it stopped; one stopped before
+    its checkpoint moved (mid-copy of a snapshot, at most) starts its generation again. The
+    retired generation is dropped after a grace period, so that other processes still reading it
+    have switched by then.
     """
 
     def __init__(
-        self, runner: Runner, *, spine: EventSpine | None = None, grace_seconds: float = 2 * LEASE_SECONDS
+        self,
+        runner: Runner,
+        *,
+        spine: EventSpine | None = None,
+        grace_seconds: float = 2 * LEASE_SECONDS,
+        from_: RebuildFrom = "snapshot",
     ) -> None:
         self.runner = runner
         self.spine = spine or runner.spine  # another when the partition's log was routed elsewhere
         self._grace_seconds = grace_seconds
+        self.wanted: RebuildFrom = from_
+        self.source: RebuildFrom = "start"  # where the building generation began
+        self.snapshot_position: int | None = None  # the snapshot's position, when it began from one
         self.state: RebuildState = "building"
         self.generation: int | None = None
         self.position = 0
@@ -459,18 +463,19 @@ class Rebuild:
             generations = await views.generations(key, name)
             if generations.serving > 0:  # a retired generation whose drop a stop interrupted
                 await views.drop(space_of(key, name, generations.serving - 1))
-            if generations.building is not None and self.spine is not runner.spine:
-                await views.drop(space_of(key, name, generations.building))  # built from the old log
-                generations = Generations(serving=generations.serving)
+            moved = self.spine is not runner.spine
+            if moved:  # the snapshot's positions, like a building generation's, are the old log's
+                await views.drop(snapshot_space(key, name))
+                if generations.building is not None:
+                    await views.drop(space_of(key, name, generations.building))
+                    generations = Generations(serving=generations.serving)
             target = generations.serving + 1 if generations.building is None else generations.building
             self.generation = target
             space = space_of(key, name, target)
-            lease = Lease(views, space, f"{runner.holder}:rebuild")
-            if not await lease.held():
+            lease = await self._begin(space, generations, target, wanted="start" if moved else self.wanted)
+            if lease is None:
                 self.state = "elsewhere"  # another process is building this generation
                 return
-            await views.set_generations(key, name, Generations(serving=generations.serving, building=target))
-            self.position = self._resumed_at = await views.checkpoint(space)
             self.head = await self.spine.head(runner.partition)
             self._started = time.monotonic()
             while self.position < self.head:  # the bulk, while the serving generation keeps running
@@ -498,6 +503,42 @@ class Rebuild:
             log.exception("rebuild failed", extra={"projection": name, "partition": key})
         finally:
             self.done.set()
+
+    async def _begin(self, space: str, generations: Generations, target: int, *,
+                     wanted: RebuildFrom) -> Lease | None:  # fmt: skip
+        """Take the building generation's lease and set where it starts: at its own checkpoint
+        (resumed), else at a snapshot's copy, else at 0. None when another process holds it."""
+        runner, views = self.runner, self.runner.views
+        key, projection = runner.partition.key, runner.projection
+        lease = Lease(views, space, f"{runner.holder}:rebuild")
+        if not await lease.held():
+            return None
+        await views.set_generations(
+            key, projection.name, Generations(serving=generations.serving, building=target)
+        )
+        checkpoint = await views.checkpoint(space)
+        seeded = await seeded_from(views, space, projection) if checkpoint else None
+        if checkpoint == 0 or (seeded is not None and wanted == "start"):
+            # nothing to resume (part of a copy at most), or a copy of a snapshot the caller does
+            # not want: the generation starts again, empty; dropping it dropped the lease too
+            await views.drop(space)
+            lease = Lease(views, space, f"{runner.holder}:rebuild")
+            if not await lease.held():
+                return None
+            checkpoint, seeded = 0, None
+            if wanted == "snapshot":
+                seeded = await seed(views, key, projection, space, lease)
+                if seeded is None:  # none valid (or replaced under the copy): from 0, on an empty space
+                    await views.drop(space)
+                    lease = Lease(views, space, f"{runner.holder}:rebuild")
+                    if not await lease.held():
+                        return None
+                else:
+                    checkpoint = seeded.position
+        if seeded is not None:
+            self.source, self.snapshot_position = "snapshot", seeded.position
+        self.position = self._resumed_at = checkpoint
+        return lease
 
     def _progress(self, position: int, head: int, events: list[Event]) -> None:
         self.position, self.head = position, max(head, self.head)

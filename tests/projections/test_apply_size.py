@@ -79,6 +79,8 @@ class Fan:
 
     name = "kv"
     handles = frozenset({"kv.set", "kv.fan", "kv.deleted"})
+    collections = frozenset({"kv"})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         data, at = event.data, event.position

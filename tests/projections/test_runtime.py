@@ -48,6 +48,8 @@ class KeyValue:
 
     name = "kv"
     handles = frozenset({"kv.set", "kv.deleted"})
+    collections = frozenset({"kv"})
+    version = 1
 
     def apply(self, event: Event) -> list[ViewOp]:
         key = str(event.data["key"])
