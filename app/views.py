@@ -15,6 +15,7 @@ is stored never keeps the service from starting.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import anyio.abc
@@ -34,7 +35,8 @@ from domain.ports import EventSpine, Notifier, Projection, ViewStore
 from domain.routing import Route, resolve, routed_envs
 from projections.catalog import VIEWS, View
 from projections.control_plane import ControlPlaneProjector
-from projections.runtime import Rebuild, Runner
+from projections.runtime import Rebuild, RebuildFrom, Runner
+from projections.snapshots import TakeSnapshot
 
 log = logging.getLogger(f"spine.{__name__}")
 
@@ -183,8 +185,31 @@ class ViewRouter:
         }
         return partition.env in declared or await spine.head(partition) > 0
 
-    async def rebuild(self, name: str, partitions: list[Partition]) -> list[Runner]:
+    async def rebuild(
+        self, name: str, partitions: list[Partition], *, from_: RebuildFrom = "snapshot"
+    ) -> list[Runner]:
         """Start rebuilding view `name` of each partition (one already under way goes on)."""
+        runners = []
+        for runner, spine in await self._runners_of(name, partitions):
+            if runner.rebuild is None or runner.rebuild.done.is_set():
+                runner.rebuild = Rebuild(runner, spine=spine, from_=from_)
+                self._task_group.start_soon(runner.rebuild.run)
+            runners.append(runner)
+        return runners
+
+    async def snapshot(self, name: str, partitions: list[Partition], now: datetime) -> list[Runner]:
+        """Start taking a snapshot of view `name` of each partition (one under way goes on)."""
+        runners = []
+        for runner, _ in await self._runners_of(name, partitions):
+            if runner.snapshot is None or runner.snapshot.done.is_set():
+                runner.snapshot = TakeSnapshot(runner, now=now)
+                self._task_group.start_soon(runner.snapshot.run)
+            runners.append(runner)
+        return runners
+
+    async def _runners_of(self, name: str, partitions: list[Partition]) -> list[tuple[Runner, EventSpine]]:
+        """The runner of view `name` for each partition (started if need be: 404 for a partition
+        that does not exist, before any starts), with the log the partition is routed to now."""
         view = VIEWS[name]
         partitions = list(dict.fromkeys(partitions))
         for partition in partitions:  # all of them, before anything starts
@@ -195,15 +220,12 @@ class ViewRouter:
             runner = next(
                 (r for r in self.runners if r.projection.name == name and r.partition == partition), None
             )
-            spine = await self._spine_of(partition)  # the log the partition is routed to now
+            spine = await self._spine_of(partition)
             if runner is None:
                 tenant = self._projector.state.tenant(partition.tenant_id)  # 404 for an unknown tenant
                 store, _ = await self._store_for(view.kind, partition, tenant.mode)
                 runner = self._start(view.projection, partition, spine, store)
-            if runner.rebuild is None or runner.rebuild.done.is_set():
-                runner.rebuild = Rebuild(runner, spine=spine)
-                self._task_group.start_soon(runner.rebuild.run)
-            runners.append(runner)
+            runners.append((runner, spine))
         return runners
 
     def _start(

@@ -35,7 +35,7 @@ from domain.partition import Partition
 from domain.ports import EventSpine, FoldingProjection, Notifier, Projection, ViewStore
 from domain.views import SNAPSHOT_META, Delete, Generations, ViewDoc, ViewOp, snapshot_space, space_of
 from projections.leases import LEASE_SECONDS, Lease
-from projections.snapshots import seed, seeded_from
+from projections.snapshots import TakeSnapshot, seed, seeded_from
 
 log = logging.getLogger(f"spine.{__name__}")
 
@@ -258,6 +258,7 @@ class Runner:
         self.head = 0  # the partition's head as of the last read
         self.leading = False  # whether this process projects the view (holds the lease)
         self.rebuild: Rebuild | None = None
+        self.snapshot: TakeSnapshot | None = None  # the last snapshot this process took or is taking
         self.holder = holder
         self._lease = Lease(views, self.space, holder)
         self._opened = False  # generations recorded (the view is known) and loaded

@@ -181,7 +181,7 @@ class TakeSnapshot:
                     lease: Lease) -> SnapshotMeta | None:  # fmt: skip
         """One attempt: None when a swap retired the generation under the copy (or the lease was
         lost: then `state` says `elsewhere`)."""
-        await self.runner.open()
+        await self.runner.catch_up()  # the view as of now, as far as this process can tell
         generations = await views.generations(key, projection.name)
         serving = space_of(key, projection.name, generations.serving)
         position = await views.checkpoint(serving)  # before the copy: see the module's docstring

@@ -256,7 +256,8 @@ _ADMIN = (Forbidden, _tenant())
 _UNREADABLE = Unreadable("view", 0)  # a stored document nested deeper than Spine serves
 # Writes and reads of personal fields (`domain.personal`) open the tenant's routed key store.
 _PERSONAL = _routed("key_store")
-# A rebuild opens the partition's log and the view's store, wherever they are routed.
+# A rebuild or a snapshot opens the partition's log and the view's store, wherever they are routed
+# (so does the status, which reads each view's checkpoint and snapshot).
 _REBUILT = _routed("event_spine", *sorted({view.kind for view in VIEWS.values()}))
 
 OPERATIONS: dict[str, Spec] = {
@@ -297,8 +298,12 @@ OPERATIONS: dict[str, Spec] = {
     "DELETE /v1/routes": Spec(errors=(Forbidden, NotFound("route", ""))),
     "GET /v1/routes/history": Spec(errors=_ADMIN),
     "GET /v1/diagnostics": Spec(errors=_ADMIN),
-    "GET /v1/projections": Spec(errors=(*_ADMIN, NotFound("projection", ""))),
+    "GET /v1/projections": Spec(errors=(*_ADMIN, NotFound("projection", ""), *_REBUILT)),
     "POST /v1/projections/{name}/rebuild": Spec(
+        errors=(*_ADMIN, *(NotFound(kind, "") for kind in ("projection", "project", "env")), *_REBUILT),
+        position=False,
+    ),
+    "POST /v1/projections/{name}/snapshots": Spec(
         errors=(*_ADMIN, *(NotFound(kind, "") for kind in ("projection", "project", "env")), *_REBUILT),
         position=False,
     ),

@@ -36,7 +36,7 @@ from app.http.controllers.object_urls import ObjectDownloadsController, ObjectUp
 from app.http.controllers.objects import ObjectsController
 from app.http.controllers.ops import health, metrics, ready
 from app.http.controllers.pages import PagesController
-from app.http.controllers.projections import projections, rebuild
+from app.http.controllers.projections import projections, rebuild, snapshot
 from app.http.controllers.rate_limits import RateLimitsController
 from app.http.controllers.realtime import CanvasesController, ThreadsController
 from app.http.controllers.retention import RetentionController
@@ -201,6 +201,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             diagnostics,
             projections,
             rebuild,
+            snapshot,
             client_js,
             console_page,
             console_asset,
