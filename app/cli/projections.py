@@ -1,4 +1,5 @@
-"""`spine projections status|rebuild`: how far each view is, and blue-green rebuilds, over HTTP.
+"""`spine projections status|rebuild|snapshot`: how far each view is, blue-green rebuilds, and the
+snapshots they start from, over HTTP.
 
 A rebuild runs inside the service (it owns the views and their runners); this command starts it
 and shows its progress until every partition's new generation has swapped in. Stopping the
@@ -59,20 +60,30 @@ def status(api: Api, tenant: str | None, name: str | None, as_json: bool) -> Non
 @click.option("--project", default=None, help="Only this project (needs --tenant, or a tenant token).")
 @click.option("--env", default=None, help="Only this environment.")
 @click.option(
+    "--from",
+    "from_",
+    type=click.Choice(["snapshot", "start"]),
+    default="snapshot",
+    show_default=True,
+    help="snapshot: from the partition's snapshot when one is valid (else position 0); start: position 0.",
+)
+@click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal]."
 )
 @connection
-def rebuild(api: Api, name: str, tenant: str | None, project: str | None, env: str | None,
+def rebuild(api: Api, name: str, tenant: str | None, project: str | None, env: str | None, from_: str,
             progress: bool | None) -> None:  # fmt: skip
-    """Rebuild view NAME from position 0 beside the serving one; swap it in once caught up.
+    """Rebuild view NAME beside the serving one; swap it in once caught up.
 
-    Reads keep being served by the current generation until the swap. Interrupted (the service
-    stopped), the rebuild resumes from its own checkpoint when this command is run again.
+    The new generation starts as a copy of the partition's snapshot (`spine projections snapshot`)
+    and replays the events after it, or, with --from start or without a valid snapshot, replays
+    the log from position 0. Reads keep being served by the current generation until the swap.
+    Interrupted (the service stopped), the rebuild resumes from its own checkpoint when this
+    command is run again.
     """
-    body = {
-        key: value for key, value in (("tenant_id", tenant), ("project_id", project), ("env", env)) if value
-    }
-    started = api.call("POST", f"/v1/projections/{name}/rebuild", body=body).json()["projections"]
+    path = f"/v1/projections/{name}/rebuild"
+    answer = api.call("POST", path, params={"from": from_}, body=_partitions(tenant, project, env))
+    started = answer.json()["projections"]
     if not started:
         click.echo(f"no partition runs the {name} view (yet): nothing to rebuild", err=True)
         return
@@ -104,6 +115,40 @@ def rebuild(api: Api, name: str, tenant: str | None, project: str | None, env: s
                    f"position {view['position']}")  # fmt: skip
     if failed:
         raise click.ClickException(f"rebuild failed for {', '.join(failed)}; run it again to resume")
+
+
+@projections.command("snapshot")
+@click.argument("name")
+@click.option("--tenant", default=None, help="Only this tenant's partitions (tenant admins: their own).")
+@click.option("--project", default=None, help="Only this project (needs --tenant, or a tenant token).")
+@click.option("--env", default=None, help="Only this environment.")
+@connection
+def snapshot(api: Api, name: str, tenant: str | None, project: str | None, env: str | None) -> None:
+    """Snapshot view NAME of each partition: later rebuilds start from it instead of position 0.
+
+    Take one before a retention run to keep, through later rebuilds, what the removed events did.
+    """
+    path = f"/v1/projections/{name}/snapshots"
+    taken = api.call("POST", path, params={"wait": "true"}, body=_partitions(tenant, project, env))
+    snapshots = taken.json()["snapshots"]
+    if not snapshots:
+        click.echo(f"no partition runs the {name} view (yet): nothing to snapshot", err=True)
+        return
+    for shot in snapshots:
+        where = f"{shot['name']} {shot['tenant_id']}/{shot['env']}/{shot['project_id']}"
+        if shot["state"] == "taken":
+            click.echo(f"{where}: taken at position {shot['position']}, {shot['documents']} documents")
+        else:
+            click.echo(f"{where}: {shot['state']}" + (f" ({shot['error']})" if shot.get("error") else ""))
+    failed = [s["project_id"] for s in snapshots if s["state"] != "taken"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} snapshot(s) not taken; run the command again")
+
+
+def _partitions(tenant: str | None, project: str | None, env: str | None) -> dict[str, str]:
+    return {
+        key: value for key, value in (("tenant_id", tenant), ("project_id", project), ("env", env)) if value
+    }
 
 
 def _views(api: Api, name: str, tenant: str | None) -> list[dict[str, Any]]:

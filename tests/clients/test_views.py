@@ -182,3 +182,8 @@ async def test_the_control_plane_and_operators(
         assert {v["name"] for v in views["projections"]} >= {"memory"}
         rebuilt = await admin.rebuild_projection("memory", tenant_id=TENANT, project_id=PROJECT, wait=True)
         assert [v["rebuild"]["state"] for v in rebuilt["projections"]] == ["swapped"]
+        taken = await admin.snapshot_projection("memory", tenant_id=TENANT, project_id=PROJECT, wait=True)
+        assert [s["state"] for s in taken["snapshots"]] == ["taken"]
+        rebuilt = await admin.rebuild_projection("memory", tenant_id=TENANT, project_id=PROJECT, wait=True,
+                                                 from_="start")  # fmt: skip
+        assert [v["rebuild"]["from"] for v in rebuilt["projections"]] == ["start"]

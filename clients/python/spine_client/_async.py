@@ -293,6 +293,7 @@ class SpineClient:
     diagnostics = async_method(_control.diagnostics)
     projections = async_method(_control.projections)
     rebuild_projection = async_method(_control.rebuild_projection)
+    snapshot_projection = async_method(_control.snapshot_projection)
 
     async def put_object(
         self,

@@ -166,11 +166,31 @@ def rebuild_projection(
     project_id: str | None = None,
     env: str | None = None,
     wait: bool = False,
+    from_: Literal["snapshot", "start"] | None = None,
 ) -> Call[Record]:
-    """Rebuild a view from position 0 beside the serving one; `wait`: answer once swapped in."""
+    """Rebuild a view beside the serving one, then swap it in; `wait`: answer once swapped in.
+    `from_`: `snapshot` (the server's default) starts from the partition's snapshot when one is
+    valid, `start` from position 0."""
     sent = present(tenant_id=tenant_id, project_id=project_id, env=env)
     params = {"wait": "true"} if wait else {}
+    if from_ is not None:
+        params["from"] = from_
     return call("POST", f"/v1/projections/{segment(name)}/rebuild", Record, json=sent, params=params)
+
+
+def snapshot_projection(
+    name: str,
+    *,
+    tenant_id: str | None = None,
+    project_id: str | None = None,
+    env: str | None = None,
+    wait: bool = False,
+) -> Call[Record]:
+    """`{"snapshots": […]}`: snapshot each matching partition's serving view, which later
+    rebuilds start from; `wait`: answer once taken (partition, position, documents)."""
+    sent = present(tenant_id=tenant_id, project_id=project_id, env=env)
+    params = {"wait": "true"} if wait else {}
+    return call("POST", f"/v1/projections/{segment(name)}/snapshots", Record, json=sent, params=params)
 
 
 def _tenant(tenant_id: str) -> str:

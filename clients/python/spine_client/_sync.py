@@ -285,6 +285,7 @@ class SyncSpineClient:
     diagnostics = sync_method(_control.diagnostics)
     projections = sync_method(_control.projections)
     rebuild_projection = sync_method(_control.rebuild_projection)
+    snapshot_projection = sync_method(_control.snapshot_projection)
 
     def put_object(
         self,
