@@ -16,6 +16,11 @@
     `--seconds`. For each event: the time from its append being acknowledged to the runner's batch
     holding it being written to the view (the runner's `on_batch`). Append latency is the baseline.
 
+(3) rebuild from 0 vs from a snapshot: a partition of long streams (`--snapshot-keys` blackboard
+    keys x `--snapshot-writes` writes each), its view snapshotted, then a tail of writes (one per
+    key and ten); the real `Rebuild` with `from_="start"` (replays every event) beside one with
+    `from_="snapshot"` (copies the snapshot's documents, replays the tail), in the same run.
+
 `--smoke` runs every case and code path at tiny sizes (partitions of 3,000 events, built in a
 temporary directory and removed afterwards unless `--data-dir` is given; two rebuilds per view;
 2 s of lag test per view) so that CI notices when the bench stops running; its figures mean
@@ -53,6 +58,7 @@ from domain.ports import Projection
 from domain.views import ViewOp, space_of
 from projections.catalog import VIEWS
 from projections.runtime import PAGE, Rebuild, Runner
+from projections.snapshots import TakeSnapshot
 
 SYNCHRONOUS = Settings().sqlite_synchronous  # what the service uses unless told otherwise
 LAYOUT = "v1"  # part of the cached files' names: bump it when the generated events change
@@ -71,10 +77,11 @@ UNITS = (("tokens", 0.6), ("usd", 0.25), ("calls", 0.15))  # budget units and th
 TARGET_REBUILD = 50_000  # events/s, blackboard and memory
 TARGET_LAG_P99_MS = 50.0
 LAG_VIEWS = ("memory", "blackboard")
+SNAPSHOT_KEYS = 20  # blackboard keys of the snapshot case, each written --snapshot-writes times
 WARMUP_SECONDS = 1.0
 # The size knobs' defaults, and what `--smoke` uses instead (an explicit flag wins over both).
-FULL = {"events": 1_000_000, "runs": 1, "rate": 1000.0, "seconds": 10.0}
-SMOKE = {"events": 3 * CHUNK, "runs": 2, "rate": 200.0, "seconds": 1.0}
+FULL = {"events": 1_000_000, "runs": 1, "rate": 1000.0, "seconds": 10.0, "snapshot_writes": 1000}
+SMOKE = {"events": 3 * CHUNK, "runs": 2, "rate": 200.0, "seconds": 1.0, "snapshot_writes": 20}
 DEFAULT_DATA_DIR = Path(tempfile.gettempdir()) / "spine-bench-data"
 
 Decision = tuple[str, NewEvent, str | None]  # (stream, event, the user whose request appended it)
@@ -454,6 +461,74 @@ def print_rebuilds(rows: list[RebuildRow], page: int) -> None:
         )
 
 
+# (3) rebuild from 0 vs from a snapshot
+
+
+@dataclass
+class SnapshotRow:
+    keys: int
+    writes: int  # per key, before the snapshot
+    tail: int  # events after the snapshot
+    documents: int
+    take_seconds: float
+    start_seconds: float
+    snapshot_seconds: float
+
+
+async def rebuild_from_snapshot(keys: int, writes: int, work_dir: Path) -> SnapshotRow:
+    """Long streams (every write of a key carries the entry), a snapshot, a short tail; both rebuilds."""
+    partition = partition_of("blackboard")
+    meta = meta_of(partition, "u1")
+    with tempfile.TemporaryDirectory(prefix="snapshot-", dir=work_dir) as directory:
+        spine = SQLiteSpine(Path(directory) / "spine.db", synchronous=SYNCHRONOUS)
+        views = SQLiteViewStore(Path(directory) / "views.db", synchronous=SYNCHRONOUS)
+        async with spine, views:
+
+            async def write(per_key: int) -> None:
+                for start in range(0, per_key, 100):
+                    for k in range(keys):
+                        events = [blackboard.written_event("run-1", f"k{k}", {"n": n, "pad": "x" * 64}, "u1")
+                                  for n in range(start, min(start + 100, per_key))]  # fmt: skip
+                        await spine.append(partition, AppendRequest(
+                            stream=blackboard.stream_of("run-1", f"k{k}"), events=events, meta=meta))  # fmt: skip
+
+            await write(writes)
+            runner = Runner(VIEWS["blackboard"].projection, partition, spine, views, LocalNotifier())
+            await runner.catch_up()
+            started = time.perf_counter()
+            taking = TakeSnapshot(runner, now=datetime.now(UTC))
+            await taking.run()
+            take_seconds = time.perf_counter() - started
+            if taking.meta is None:
+                raise RuntimeError(f"snapshot not taken: {taking.state} {taking.error}")
+            before = await spine.head(partition)
+            await write(1)  # the tail: one more write per key
+            tail = await spine.head(partition) - before
+            await runner.catch_up()
+            seconds = {}
+            for source in ("start", "snapshot"):
+                rebuild = Rebuild(runner, grace_seconds=0, from_=source)  # type: ignore[arg-type]
+                started = time.perf_counter()
+                await rebuild.run()
+                seconds[source] = time.perf_counter() - started
+                if (rebuild.state, rebuild.source) != ("swapped", source):
+                    raise RuntimeError(
+                        f"rebuild from {source}: {rebuild.state} {rebuild.source} {rebuild.error}"
+                    )
+    return SnapshotRow(keys, writes, tail, taking.meta.documents, take_seconds, seconds["start"],
+                       seconds["snapshot"])  # fmt: skip
+
+
+def print_snapshot(row: SnapshotRow) -> None:
+    events = row.keys * row.writes + row.tail
+    print(f"\n(3) rebuild of the blackboard view from 0 vs from a snapshot ({row.keys} keys x {row.writes:,}"
+          f" writes, then {row.tail} more; the snapshot holds {row.documents} documents)")  # fmt: skip
+    print(f"  {'from':<10} {'events replayed':>15} {'seconds':>9}")
+    print(f"  {'start':<10} {events:>15,} {row.start_seconds:>9.3f}")
+    print(f"  {'snapshot':<10} {row.tail:>15,} {row.snapshot_seconds:>9.3f}"
+          f"   (taking the snapshot: {row.take_seconds:.3f} s)")  # fmt: skip
+
+
 # (2) live lag
 
 
@@ -626,6 +701,9 @@ async def measure(args: argparse.Namespace, views: list[str], data_dir: Path) ->
             rebuilds.append(await rebuild_view(view, paths[SOURCE[view]], args.runs, data_dir))
         print_rebuilds(rebuilds, PAGE)
 
+    if not args.skip_snapshot:
+        print_snapshot(await rebuild_from_snapshot(SNAPSHOT_KEYS, args.snapshot_writes, data_dir))
+
     lags: list[LagRow] = []
     if not args.skip_lag:
         for view in LAG_VIEWS:
@@ -670,12 +748,19 @@ if __name__ == "__main__":
         help="where partitions are cached between runs, and views built (default: $TMPDIR/spine-bench-data;"
         " --smoke: a temporary directory, removed afterwards)",
     )
+    parser.add_argument(
+        "--snapshot-writes",
+        type=int,
+        help=f"writes per key of the snapshot case's {SNAPSHOT_KEYS} keys (default 1000; --smoke: 20)",
+    )
+    parser.add_argument("--skip-snapshot", action="store_true", help="leave out rebuild from a snapshot")
     parser.add_argument("--skip-rebuild", action="store_true", help="only the lag test")
     parser.add_argument("--skip-lag", action="store_true", help="only the rebuilds")
     arguments = parser.parse_args()
     for knob, default in (SMOKE if arguments.smoke else FULL).items():
         if getattr(arguments, knob) is None:
             setattr(arguments, knob, default)
-    if arguments.events < 1 or arguments.runs < 1 or arguments.rate <= 0 or arguments.seconds <= 0:
-        parser.error("--events, --runs, --rate and --seconds must be positive")
+    if (arguments.events < 1 or arguments.runs < 1 or arguments.rate <= 0 or arguments.seconds <= 0
+            or arguments.snapshot_writes < 1):  # fmt: skip
+        parser.error("--events, --runs, --rate, --seconds and --snapshot-writes must be positive")
     anyio.run(main, arguments)
