@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from app.usecases import kpis
@@ -19,6 +20,7 @@ from projections.snapshots import TakeSnapshot, stored_snapshot
 from tests.contract.test_event_spine import P
 from tests.projections import test_folding
 from tests.projections.test_runtime import (
+    GatedSpine,
     KeyValue,
     ReadRecorder,
     Stores,
@@ -222,3 +224,28 @@ async def test_no_projection_may_write_the_snapshot_meta(stores: Stores) -> None
     with pytest.raises(UndeclaredCollection):
         await project(MetaWriter(), P, stores.spine, stores.views, f"{P.key}/kv/0", 0)
     assert all(SNAPSHOT_META not in view.projection.collections for view in VIEWS.values())
+
+
+async def test_an_interrupted_rebuild_from_a_snapshot_resumes_where_it_stopped(stores: Stores) -> None:
+    history = await churn(stores.spine, 300)
+    runner = Runner(KeyValue(), P, stores.spine, stores.views, stores.notifier)
+    position = await runner.catch_up()
+    await take(runner)
+    history.extend(await churn(stores.spine, 1200))
+    await runner.catch_up()
+    gated = GatedSpine(stores.spine, gate_at=position + 500)
+    runner.spine = gated  # type: ignore[assignment]  # the rebuild reads through the runner's spine
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(Rebuild(runner, grace_seconds=0).run)
+        await gated.waiting.wait()  # the copy and one page after the snapshot are written
+        tg.cancel_scope.cancel()  # the process stops mid-rebuild
+
+    recorder = ReadRecorder(stores.spine)
+    restarted = Runner(KeyValue(), P, recorder, stores.views, stores.notifier)  # type: ignore[arg-type]
+    await restarted.catch_up()
+    recorder.cursors.clear()
+    resumed = Rebuild(restarted, grace_seconds=0)
+    await resumed.run()
+    assert recorder.cursors[0] == position + 500  # neither from 0 nor from the snapshot again
+    assert (resumed.state, resumed.source, resumed.snapshot_position) == ("swapped", "snapshot", position)
+    assert await view_of(restarted) == model(history)
