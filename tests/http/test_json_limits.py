@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from litestar.testing import TestClient
 
 from app.http.factory import create_app
 from app.settings import Settings
+from domain.personal import PERSONAL_FIELDS
 from tests.http.conftest import start_live_server
 from tests.provision import BOOTSTRAP_KEY, admin_headers_sync, provision, provision_sync
 
@@ -264,6 +266,16 @@ def deepen(path: Path, table: str, column: str, depth: int = DEEP) -> int:
         ).rowcount
 
 
+@contextmanager
+def before_erasure() -> Iterator[None]:
+    """Writes as a version of Spine before erasure stored them: personal fields in the clear (a
+    sealed value hides its marker, and an older version's documents are what these tests are about)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for event_type in list(PERSONAL_FIELDS):
+            patch.delitem(PERSONAL_FIELDS, event_type)
+        yield
+
+
 def restarted(settings: Settings, *, views: bool = True, events: bool = False) -> TestClient:
     """The app started again after its stored documents were deepened."""
     if views:
@@ -324,7 +336,7 @@ def test_audit_records_stored_too_deep(settings: Settings, member: dict[str, str
 
 
 def test_session_messages_stored_too_deep(settings: Settings, member: dict[str, str]) -> None:
-    with TestClient(create_app(settings)) as client:
+    with before_erasure(), TestClient(create_app(settings)) as client:
         write(client, "POST", "/v1/sessions/s1/messages", {"role": "user", "content": MARKER}, member)
         last = write(client, "POST", "/v1/sessions/s1/messages",
                      {"role": "user", "content": "fine", "metadata": {"deep": MARKER}}, member)  # fmt: skip
@@ -341,7 +353,7 @@ def test_session_messages_stored_too_deep(settings: Settings, member: dict[str, 
 
 
 def test_analytics_events_stored_too_deep(settings: Settings, member: dict[str, str]) -> None:
-    with TestClient(create_app(settings)) as client:
+    with before_erasure(), TestClient(create_app(settings)) as client:
         write(client, "POST", "/v1/analytics/events", {"name": "deep", "platform": "web",
                                                        "properties": {"m": MARKER}}, member)  # fmt: skip
         last = write(client, "POST", "/v1/analytics/events", {"name": "fine", "platform": "web"}, member)
@@ -386,7 +398,7 @@ def test_strategy_lock_snapshots_stored_too_deep(settings: Settings, member: dic
 
 def test_single_documents_stored_too_deep(settings: Settings, member: dict[str, str]) -> None:
     """Memory, saves and SEO configs are read one at a time; their lists carry no payload."""
-    with TestClient(create_app(settings)) as client:
+    with before_erasure(), TestClient(create_app(settings)) as client:
         write(client, "PUT", "/v1/memory/deep", {"value": MARKER}, member)
         write(client, "PUT", "/v1/memory/fine", {"value": 1}, member)
         write(client, "POST", "/v1/saves/flows", {"id": "f1", "name": "flow", "body": MARKER}, member)
