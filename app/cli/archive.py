@@ -11,19 +11,22 @@ stderr says why: nothing was written when it is a checksum or a conflict), 2 a u
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
-import anyio
 import click
-import msgspec
 
 from app.backends import secret_files
 from app.cli import bars
-from app.cli.deployment import Deployment, opened, require_system_store
+from app.cli.deployment import (
+    data_dir_option,
+    offline_settings,
+    opened,
+    progress_option,
+    require_system_store,
+    routed_by,
+    run_offline,
+)
 from app.cli.replay import system_url_option
-from app.settings import Settings
 from app.usecases.export import Skipped, export_tenant
 from app.usecases.import_archive import Imported, import_archive
 from domain.archive import Manifest
@@ -33,15 +36,7 @@ from domain.partition import Partition, normalize_env
 from domain.ports import EventSpine
 from domain.routing import Registry
 
-_data_dir = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the embedded store lives [env SPINE_DATA_DIR; default ./spine-data].",
-)
-T = TypeVar("T")
 _UNITS = {"checksums": "B"}  # the import's checksums go by bytes; its other bars by events
-_progress = click.option("--progress/--no-progress", default=None, help=bars.PROGRESS_HELP)
 
 
 @click.command("export")
@@ -65,9 +60,9 @@ _progress = click.option("--progress/--no-progress", default=None, help=bars.PRO
     type=click.Path(path_type=Path),
     help="The archive's directory: it must not exist, or be empty.",
 )
-@_data_dir
+@data_dir_option
 @system_url_option
-@_progress
+@progress_option
 def export(
     tenant: str,
     projects: tuple[str, ...],
@@ -88,7 +83,7 @@ def export(
     Exporting the same data again gives the same bytes. Exit codes: 0 done, 1 refused or
     failed (one line says why), 2 usage.
     """
-    settings = _settings(data_dir, system_url)
+    settings = offline_settings(data_dir, system_url)
     try:
         check("tenant_id", tenant)
         for project in projects:
@@ -106,7 +101,7 @@ def export(
                 return await export_tenant(
                     state=deployment.state,
                     registry=deployment.registry,
-                    spine_of=_routed_by(deployment),
+                    spine_of=routed_by(deployment),
                     default_env=settings.default_env,
                     tenant_id=tenant,
                     projects=sorted(set(projects)) or None,
@@ -116,7 +111,7 @@ def export(
                     keys=deployment.keys,
                 )
 
-        manifest, skipped = _run(run)
+        manifest, skipped = run_offline(run)
     for skip in skipped:
         click.echo(f"skipped {skip.partition.key}: {skip.reason}", err=True)
     events = sum(p.events for p in manifest.partitions)
@@ -141,9 +136,9 @@ def export(
     type=click.IntRange(min=1),
     help="Positions per verified range (count + SHA-256) when the logs are compared afterwards.",
 )
-@_data_dir
+@data_dir_option
 @system_url_option
-@_progress
+@progress_option
 def import_(
     archive: Path,
     with_routes: bool,
@@ -162,7 +157,7 @@ def import_(
     bootstrapped. Run it again after an interruption: it goes on where it stopped, and once it
     completed it changes nothing. Exit codes: 0 done, 1 refused or failed, 2 usage.
     """
-    settings = _settings(data_dir, system_url)
+    settings = offline_settings(data_dir, system_url)
     require_system_store(settings)
     with bars.bars(bars.shown(progress)) as bar:
 
@@ -184,7 +179,7 @@ def import_(
                     keys=deployment.keys,
                 )
 
-        imported = _run(run)
+        imported = run_offline(run)
     copied = sum(imported.copied.values())
     events = sum(p.events for p in imported.manifest.partitions)
     click.echo(
@@ -194,34 +189,6 @@ def import_(
     )
 
 
-def _settings(data_dir: Path | None, system_url: str | None) -> Settings:
-    settings = Settings.from_env(data_dir=data_dir, system_url=system_url)
-    try:
-        settings.system  # noqa: B018  # a wrong URL is a usage error, said before anything opens
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--system-url' / SPINE_SYSTEM_URL") from None
-    return settings
-
-
-def _routed_by(deployment: Deployment) -> Callable[[Partition], Awaitable[EventSpine]]:
-    async def spine_of(partition: Partition) -> EventSpine:
-        tenant = deployment.state.tenant(partition.tenant_id)
-        return (await deployment.spine_of(partition, tenant.mode))[0]
-
-    return spine_of
-
-
 def _inside(data_dir: Path, path: str) -> bool:
     root = data_dir.resolve()
     return bool(path) and (root / path).resolve().is_relative_to(root)
-
-
-def _run(main: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return anyio.run(main)
-    except SpineError as exc:
-        raise click.ClickException(f"{exc.error_code}: {exc.message}") from None
-    except msgspec.ValidationError as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None

@@ -1,5 +1,6 @@
-"""A deployment as the offline commands open it (`replay`, `export`, `import`): its system spine
-and control plane, and the event spine each partition is routed to.
+"""A deployment as the offline commands open it (`replay`, `export`, `import`, `retention run`): its
+system spine and control plane, and the event spine each partition is routed to; and the options,
+settings and error handling those commands share.
 
 The system spine is named by `SPINE_SYSTEM_URL` (`--system-url`), default the data dir's
 `spine.db`; the routing registry in it sends each partition to its backend, which is opened on
@@ -10,14 +11,18 @@ spine's own store, as the service's lab fallback has it, and so does every tenan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
+import anyio
 import click
+import msgspec
 
 from adapters.local_notifier import LocalNotifier
 from app.backends import EVENT_SPINE, Backends, lab_views_of, secrets_for
+from app.cli import bars
 from app.http.metrics import Metrics
 from app.key_ring import KeyRing, routed_key_stores
 from app.settings import Settings
@@ -25,6 +30,7 @@ from app.usecases.audit import AUDIT_PROJECT
 from app.usecases.control_plane import ControlPlaneService
 from domain.backend_url import Backend
 from domain.control_plane import ControlPlane
+from domain.errors import SpineError
 from domain.partition import SYSTEM_PROJECT, Partition
 from domain.ports import EventSpine
 from domain.routing import Registry, resolve
@@ -102,3 +108,41 @@ async def opened(settings: Settings) -> AsyncIterator[Deployment]:
         lab_views = await backends.views(lab_views_of(settings.system), "views")
         keys = KeyRing.following(routed_key_stores(projector, backends, lab_views), projector)
         yield Deployment(settings, backends, system, ControlPlaneService(system, projector), keys)
+
+
+T = TypeVar("T")
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the embedded store lives [env SPINE_DATA_DIR; default ./spine-data].",
+)
+progress_option = click.option("--progress/--no-progress", default=None, help=bars.PROGRESS_HELP)
+
+
+def offline_settings(data_dir: Path | None, system_url: str | None) -> Settings:
+    settings = Settings.from_env(data_dir=data_dir, system_url=system_url)
+    try:
+        settings.system  # noqa: B018  # a wrong URL is a usage error, said before anything opens
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--system-url' / SPINE_SYSTEM_URL") from None
+    return settings
+
+
+def routed_by(deployment: Deployment) -> Callable[[Partition], Awaitable[EventSpine]]:
+    async def spine_of(partition: Partition) -> EventSpine:
+        tenant = deployment.state.tenant(partition.tenant_id)
+        return (await deployment.spine_of(partition, tenant.mode))[0]
+
+    return spine_of
+
+
+def run_offline(main: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return anyio.run(main)
+    except SpineError as exc:
+        raise click.ClickException(f"{exc.error_code}: {exc.message}") from None
+    except msgspec.ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None

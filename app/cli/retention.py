@@ -13,8 +13,15 @@ from pathlib import Path
 import click
 
 from app.cli import bars
-from app.cli.archive import _data_dir, _progress, _routed_by, _run, _settings
-from app.cli.deployment import opened, require_system_store
+from app.cli.deployment import (
+    data_dir_option,
+    offline_settings,
+    opened,
+    progress_option,
+    require_system_store,
+    routed_by,
+    run_offline,
+)
 from app.cli.replay import system_url_option
 from app.usecases import retention as usecase
 from domain.partition import Partition
@@ -28,9 +35,9 @@ def retention() -> None:
 @retention.command("run")
 @click.option("--tenant", default=None, help="Only this tenant's projects [default: every tenant].")
 @click.option("--dry-run", is_flag=True, help="Plan and print what would be removed; remove nothing.")
-@_data_dir
+@data_dir_option
 @system_url_option
-@_progress
+@progress_option
 def run(
     tenant: str | None, dry_run: bool, data_dir: Path | None, system_url: str | None, progress: bool | None
 ) -> None:
@@ -40,7 +47,7 @@ def run(
     how far events were removed (X-Spine-Truncated) before any is. Safe to run beside the service
     and to run again: a run that was stopped is finished by the next.
     """
-    settings = _settings(data_dir, system_url)
+    settings = offline_settings(data_dir, system_url)
     require_system_store(settings)
     with bars.bars(bars.shown(progress)) as bar:
 
@@ -57,7 +64,7 @@ def run(
                     state,
                     deployment.registry,
                     settings.default_env,
-                    _routed_by(deployment),
+                    routed_by(deployment),
                     deployment.control,
                     datetime.now(UTC),
                     dry_run=dry_run,
@@ -65,7 +72,7 @@ def run(
                     only_tenant=tenant,
                 )
 
-        outcomes = _run(main)
+        outcomes = run_offline(main)
     verb = "would remove" if dry_run else "removed"
     for outcome in outcomes:
         key = outcome.partition.key
